@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/pgtemp"
+	"github.com/spf13/cobra"
+)
+
+type demoOptions struct {
+	events  int
+	workers int
+	slow    time.Duration
+	keep    bool
+}
+
+func newDemoCmd(g *globals) *cobra.Command {
+	o := demoOptions{}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run an audit-log workload through the driver and print its report",
+		Long: `demo runs a realistic audit-log workload through the auditpg driver: event
+writes, reads by organization and correlation id, small transactions, and a
+few deliberately slow reports. It then prints the driver's report: the pool,
+a table per fingerprint and the slow queries.
+
+Without --dsn or DATABASE_URL it starts a temporary PostgreSQL cluster from
+the local binaries and removes it at the end. On a database of yours it works
+in a schema of its own, auditpg_demo, dropped at the end unless --keep.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), g, o) },
+	}
+	cmd.Flags().IntVar(&o.events, "events", 3000, "audit events to write")
+	cmd.Flags().IntVar(&o.workers, "workers", 4, "concurrent clients")
+	cmd.Flags().DurationVar(&o.slow, "slow", 50*time.Millisecond, "slow-query threshold")
+	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the auditpg_demo schema")
+	return cmd
+}
+
+func runDemo(ctx context.Context, g *globals, o demoOptions) error {
+	if o.events < 1 || o.workers < 1 {
+		return fmt.Errorf("--events and --workers must be at least 1 (got %d and %d)", o.events, o.workers)
+	}
+	dsn := g.dsnOrEnv()
+	if dsn == "" {
+		g.progress("starting a temporary PostgreSQL cluster...")
+		cluster, err := pgtemp.Start(ctx)
+		if err != nil {
+			return fmt.Errorf("no --dsn or DATABASE_URL, and a temporary cluster could not start: %w", err)
+		}
+		defer cluster.Stop()
+		dsn = cluster.DSN()
+	}
+	db, err := auditpg.Open(dsn, auditpg.WithSlowQueryThreshold(o.slow), auditpg.WithMaxOpenConns(o.workers))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return err
+	}
+	if err := createDemoSchema(ctx, db); err != nil {
+		return err
+	}
+	if !o.keep {
+		defer db.ExecContext(context.WithoutCancel(ctx), `DROP SCHEMA auditpg_demo CASCADE`)
+	}
+	if err := auditpg.ResetStats(db); err != nil { // report the workload, not the set-up
+		return err
+	}
+	start := time.Now()
+	if err := runWorkload(ctx, g, db, o); err != nil {
+		return err
+	}
+	snap, err := auditpg.Stats(db)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return g.printJSON(snap)
+	}
+	fmt.Fprintf(g.stdout, "auditpg demo: %d events, %d workers, in %v\n\n", o.events, o.workers, time.Since(start).Round(time.Millisecond))
+	return writeReport(g.stdout, snap)
+}
+
+func createDemoSchema(ctx context.Context, db *sql.DB) error {
+	for _, q := range []string{
+		`CREATE SCHEMA IF NOT EXISTS auditpg_demo`,
+		`CREATE TABLE IF NOT EXISTS auditpg_demo.audit_log (
+			id bigint GENERATED ALWAYS AS IDENTITY,
+			"timestamp" timestamptz NOT NULL DEFAULT now(),
+			principal_id text,
+			organization_id text,
+			action text NOT NULL,
+			target_resource_type text,
+			target_resource_id text,
+			status text NOT NULL,
+			outcome_description text,
+			correlation_id text,
+			data_classification text NOT NULL DEFAULT 'INTERNAL',
+			details jsonb,
+			PRIMARY KEY (id, "timestamp"))`,
+		`CREATE INDEX IF NOT EXISTS audit_log_org_ts_idx ON auditpg_demo.audit_log (organization_id, "timestamp")`,
+		`CREATE INDEX IF NOT EXISTS audit_log_correlation_idx ON auditpg_demo.audit_log (correlation_id)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("creating the demo schema: %w", err)
+		}
+	}
+	return nil
+}
+
+var (
+	demoOrgs    = []string{"org-acme", "org-globex", "org-initech", "org-umbrella", "org-hooli"}
+	demoActions = []string{"auth.login", "auth.logout", "data.read", "data.update", "data.export", "admin.role_change"}
+	demoStatus  = []string{"success", "success", "success", "failure", "attempt"}
+)
+
+// runWorkload spreads the events over the workers; each worker mixes
+// writes, reads, transactions and, now and then, a slow report.
+func runWorkload(ctx context.Context, g *globals, db *sql.DB, o demoOptions) error {
+	var (
+		done     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	go func() {
+		defer close(next)
+		for i := range o.events {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for w := range o.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 42))
+			for i := range next {
+				if err := demoStep(ctx, db, rng, i, o.slow); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+				if n := done.Add(1); n%100 == 0 {
+					g.progress("workload: %d/%d events", n, o.events)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	g.progressDone()
+	return firstErr
+}
+
+func demoStep(ctx context.Context, db *sql.DB, rng *rand.Rand, i int, slow time.Duration) error {
+	org := demoOrgs[rng.IntN(len(demoOrgs))]
+	corr := fmt.Sprintf("req-%d", i/3) // a few events share a request
+	insert := `INSERT INTO auditpg_demo.audit_log
+		(principal_id, organization_id, action, target_resource_type, target_resource_id, status, correlation_id, details)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	args := []any{fmt.Sprintf("user-%d", rng.IntN(200)), org, demoActions[rng.IntN(len(demoActions))],
+		"document", fmt.Sprintf("doc-%d", rng.IntN(5000)), demoStatus[rng.IntN(len(demoStatus))], corr,
+		fmt.Sprintf(`{"ip": "10.0.%d.%d", "agent": "demo"}`, rng.IntN(255), rng.IntN(255))}
+
+	var err error
+	switch r := rng.IntN(100); {
+	case r < 60:
+		_, err = db.ExecContext(ctx, insert, args...)
+	case r < 75:
+		err = drain(db.QueryContext(ctx, `SELECT id, "timestamp", action, status FROM auditpg_demo.audit_log
+			WHERE organization_id = $1 ORDER BY "timestamp" DESC LIMIT 50`, org))
+	case r < 85:
+		err = drain(db.QueryContext(ctx, `SELECT action, count(*) FROM auditpg_demo.audit_log
+			WHERE organization_id = $1 GROUP BY action`, org))
+	case r < 92:
+		err = drain(db.QueryContext(ctx, `SELECT * FROM auditpg_demo.audit_log WHERE correlation_id = $1`, corr))
+	case r < 99:
+		err = inTx(ctx, db, func(tx *sql.Tx) error {
+			for range 3 {
+				if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	default: // a deliberately slow compliance report
+		err = drain(db.QueryContext(ctx, `SELECT pg_sleep($1::float8), count(*) FROM auditpg_demo.audit_log
+			WHERE details->>'ip' LIKE '10.0.1.%'`, (2 * slow).Seconds()))
+	}
+	return err
+}
+
+func drain(rows *sql.Rows, err error) error {
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	return rows.Err()
+}
+
+func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,93 @@
+// Command auditpg is the command line of the auditpg driver: a demo of the
+// driver's report today, and the partition, preset and monitor commands.
+//
+// Every command takes --dsn and falls back to DATABASE_URL; commands that
+// produce data take --json and then print one JSON document on stdout.
+// Errors go to stderr with a non-zero exit status.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "auditpg:", err)
+		os.Exit(1)
+	}
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	dsn     string
+	json    bool
+	stdout  io.Writer
+	stderr  io.Writer
+	isTerm  bool // stderr is a terminal: show progress
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{stdout: os.Stdout, stderr: os.Stderr, isTerm: isTerminal(os.Stderr)}
+	root := &cobra.Command{
+		Use:           "auditpg",
+		Short:         "The auditpg PostgreSQL driver's command line",
+		SilenceUsage:  true,
+		SilenceErrors: true, // main prints the error once, to stderr
+	}
+	root.PersistentFlags().StringVar(&g.dsn, "dsn", "", "PostgreSQL connection string (URL or key=value); default $DATABASE_URL")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print one JSON document on stdout instead of text")
+	root.AddCommand(newDemoCmd(g))
+	return root
+}
+
+// dsnOrEnv returns --dsn, else $DATABASE_URL, else "".
+func (g *globals) dsnOrEnv() string {
+	if g.dsn != "" {
+		return g.dsn
+	}
+	return os.Getenv("DATABASE_URL")
+}
+
+// requireDSN is for commands that cannot start a cluster of their own.
+func (g *globals) requireDSN() (string, error) {
+	if dsn := g.dsnOrEnv(); dsn != "" {
+		return dsn, nil
+	}
+	return "", errors.New("no database: pass --dsn or set DATABASE_URL")
+}
+
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// progress writes a one-line progress report, redrawn in place, when stderr
+// is a terminal; elsewhere (CI logs, pipes) it stays silent.
+func (g *globals) progress(format string, args ...any) {
+	if g.isTerm {
+		fmt.Fprintf(g.stderr, "\r\033[K"+format, args...)
+	}
+}
+
+func (g *globals) progressDone() {
+	if g.isTerm {
+		fmt.Fprint(g.stderr, "\r\033[K")
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

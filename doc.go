@@ -1,0 +1,51 @@
+// Package auditpg is a database/sql driver for PostgreSQL, registered as
+// "auditpg", that wraps pgx v5's stdlib driver with sqlmw interceptors so
+// that every call is timed, classified and observed, with nothing else to
+// change in the application:
+//
+//	db, err := sql.Open("auditpg", dsn) // was: sql.Open("pgx", dsn)
+//
+// GORM (postgres.New(postgres.Config{DriverName: "auditpg", DSN: dsn})) and
+// sqlx (sqlx.Open("auditpg", dsn), after sqlx.BindDriver("auditpg",
+// sqlx.DOLLAR)) keep working unchanged.
+//
+// # What every call gets
+//
+//   - Timing of connect, ping, prepare, exec, query (from the query to
+//     Rows.Close, iteration included), begin, commit and rollback, with rows
+//     returned or affected and the SQLSTATE of errors.
+//   - Classification of the SQL by a lexer (see Classify): kind, tables read
+//     and written, volatility, a pg_stat_statements-style fingerprint and an
+//     OpenTelemetry-style summary, memoized per SQL text.
+//   - Statistics per fingerprint and a slow-query tracker (see Stats), with
+//     bounded memory.
+//   - Observers (see Observer and WithObserver): the seam through which
+//     tracing and caching plug in.
+//
+// # Configuration
+//
+// Options can be given in code (NewConnector, Open) or as DSN parameters
+// prefixed auditpg_, which are removed before pgx sees the DSN; options in
+// code win. An unknown auditpg_ parameter or a bad value fails Open with an
+// error that names it and the accepted form:
+//
+//	auditpg_slow_query=500ms        WithSlowQueryThreshold (default 1s; 0 = off)
+//	auditpg_log_args=true           WithLogArgs (default false: values are sensitive)
+//	auditpg_max_fingerprints=1000   WithMaxFingerprints
+//	auditpg_slow_samples=100        WithSlowSamples
+//	auditpg_retry_attempts=3        WithConnectRetry (attempts)
+//	auditpg_retry_delay=1s          WithConnectRetry (first delay)
+//	auditpg_max_open_conns=20       WithMaxOpenConns     (Open only)
+//	auditpg_max_idle_conns=20       WithMaxIdleConns     (Open only)
+//	auditpg_conn_max_idle_time=30s  WithConnMaxIdleTime  (Open only)
+//	auditpg_conn_max_lifetime=0     WithConnMaxLifetime  (Open only)
+//
+// The pool parameters need Open, which applies them to the *sql.DB it
+// returns; sql.Open cannot, and so refuses them rather than ignore them.
+//
+// # Guarantees
+//
+// Argument values and passwords never reach logs, errors or statistics
+// unless WithLogArgs is set. The library never prints: it logs only through
+// the *slog.Logger given to WithLogger. Memory is bounded everywhere.
+package auditpg
