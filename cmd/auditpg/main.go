@@ -30,11 +30,11 @@ func main() {
 
 // globals are the flags every command shares.
 type globals struct {
-	dsn     string
-	json    bool
-	stdout  io.Writer
-	stderr  io.Writer
-	isTerm  bool // stderr is a terminal: show progress
+	dsn    string
+	json   bool
+	stdout io.Writer
+	stderr io.Writer
+	isTerm bool // stderr is a terminal: show progress
 }
 
 func newRootCmd() *cobra.Command {
