@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -57,14 +56,6 @@ func (g *globals) dsnOrEnv() string {
 		return g.dsn
 	}
 	return os.Getenv("DATABASE_URL")
-}
-
-// requireDSN is for commands that cannot start a cluster of their own.
-func (g *globals) requireDSN() (string, error) {
-	if dsn := g.dsnOrEnv(); dsn != "" {
-		return dsn, nil
-	}
-	return "", errors.New("no database: pass --dsn or set DATABASE_URL")
 }
 
 func (g *globals) printJSON(v any) error {
