@@ -182,8 +182,8 @@ func defaultConfig() config {
 	return config{
 		stats: statsConfig{
 			slowThreshold:   time.Second,
-			maxFingerprints: 1000,
-			maxSlowSamples:  100,
+			maxFingerprints: defaultMaxFingerprints,
+			maxSlowSamples:  defaultMaxSlowSamples,
 		},
 		pool: poolConfig{
 			maxOpen:     20,
