@@ -18,6 +18,60 @@ import (
 	"github.com/ngrok/sqlmw"
 )
 
+// Op is the kind of database/sql call an Event describes.
+type Op uint8
+
+const (
+	OpConnect Op = iota
+	OpPing
+	OpPrepare
+	OpExec
+	OpQuery // from the query to Rows.Close, iteration included
+	OpBegin
+	OpCommit
+	OpRollback
+)
+
+// Event is one timed database call, handed to every Observer. The
+// interceptor owns it; observers must not keep it after End returns.
+type Event struct {
+	Op        Op
+	Query     string              // SQL text as sent (empty for connect, ping, begin, commit, rollback)
+	Statement *Statement          // classification of Query (nil when Query is empty)
+	Args      []driver.NamedValue // argument values: sensitive, never log them by default
+	Prepared  bool                // executed through a prepared statement
+	InTx      bool                // executed inside a transaction
+	Start     time.Time
+	Duration  time.Duration
+	Rows      int64  // rows returned (query) or affected (exec)
+	Err       error  // nil on success; io.EOF at the end of rows is not an error
+	SQLState  string // the SQLSTATE of Err, when the server sent one
+	// Cache is how the result cache answered a query: CacheHit (no
+	// network call was made), CacheMiss (it ran, and may fill the cache),
+	// CacheBypass (not eligible; CacheReason says why), or "" when the cache
+	// had no part in the call.
+	Cache       CacheOutcome
+	CacheReason string
+}
+
+// CacheOutcome is how the result cache answered one query.
+type CacheOutcome string
+
+const (
+	CacheHit    CacheOutcome = "hit"
+	CacheMiss   CacheOutcome = "miss"
+	CacheBypass CacheOutcome = "bypass"
+)
+
+// Observer is the seam through which statistics, the result cache and
+// OpenTelemetry see every call. Start runs before the call and may return a
+// derived context (a span); End runs once the call is over (for a query,
+// when its rows are closed) with the context Start returned.
+type Observer interface {
+	Start(ctx context.Context, ev *Event) context.Context
+	End(ctx context.Context, ev *Event)
+}
+
 // Connect opens one connection: pgx stdlib's, wrapped by sqlmw with an
 // interceptor of its own, so that per-connection state (the open
 // transaction) needs no lookup and no lock on the query path.

@@ -8,12 +8,15 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 
+	"github.com/auditpg/auditpg"
 	"github.com/spf13/cobra"
 )
 
@@ -46,9 +49,16 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.dsn, "dsn", "", "PostgreSQL connection string (URL or key=value); default $DATABASE_URL")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print one JSON document on stdout instead of text")
-	root.AddCommand(newDemoCmd(g))
+	for _, newCmd := range commands {
+		root.AddCommand(newCmd(g))
+	}
 	return root
 }
+
+// commands are the top-level commands. Each command's file adds its
+// constructor in an init function, so that adding a command touches no
+// other file.
+var commands = []func(*globals) *cobra.Command{newDemoCmd}
 
 // dsnOrEnv returns --dsn, else $DATABASE_URL, else "".
 func (g *globals) dsnOrEnv() string {
@@ -56,6 +66,24 @@ func (g *globals) dsnOrEnv() string {
 		return g.dsn
 	}
 	return os.Getenv("DATABASE_URL")
+}
+
+// openDB opens the database named by --dsn or DATABASE_URL through the
+// auditpg driver, and checks that it answers.
+func (g *globals) openDB(ctx context.Context, opts ...auditpg.Option) (*sql.DB, error) {
+	dsn := g.dsnOrEnv()
+	if dsn == "" {
+		return nil, errors.New("no database: give --dsn or set DATABASE_URL")
+	}
+	db, err := auditpg.Open(dsn, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 func (g *globals) printJSON(v any) error {
