@@ -22,7 +22,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := newRootCmd().ExecuteContext(ctx)
+	err := newRootCmd(&globals{stdout: os.Stdout, stderr: os.Stderr, isTerm: isTerminal(os.Stderr)}).ExecuteContext(ctx)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "auditpg:", err)
@@ -39,8 +39,7 @@ type globals struct {
 	isTerm bool // stderr is a terminal: show progress
 }
 
-func newRootCmd() *cobra.Command {
-	g := &globals{stdout: os.Stdout, stderr: os.Stderr, isTerm: isTerminal(os.Stderr)}
+func newRootCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "auditpg",
 		Short:         "The auditpg PostgreSQL driver's command line",
