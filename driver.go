@@ -62,6 +62,7 @@ type Connector struct {
 	stats      *collector
 	classifier *classifier
 	observers  []Observer // stats first, then the user's
+	target     *Target    // nil for a non-pgx inner connector
 }
 
 // NewConnector returns a Connector for sql.OpenDB. The DSN takes every form
@@ -108,7 +109,17 @@ func newConnector(dsn string, poolAllowed bool, opts ...Option) (*Connector, err
 	if pc.ConnectTimeout == 0 {
 		pc.ConnectTimeout = cfg.connectTimeout
 	}
-	return wrapConnector(stdlib.GetConnector(*pc), cfg), nil
+	c := wrapConnector(stdlib.GetConnector(*pc), cfg)
+	c.target = &Target{Host: pc.Host, Port: pc.Port, Database: pc.Database, User: pc.User}
+	return c, nil
+}
+
+// Target returns the server and database this connector connects to.
+func (c *Connector) Target() Target {
+	if c.target == nil {
+		return Target{}
+	}
+	return *c.target
 }
 
 // wrapConnector builds a Connector around a driver.Connector: pgx stdlib's

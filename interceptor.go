@@ -52,6 +52,18 @@ type Event struct {
 	// had no part in the call.
 	Cache       CacheOutcome
 	CacheReason string
+	// Target is the server and database the connector connects to; nil for
+	// a connector built around a driver other than pgx's.
+	Target *Target
+}
+
+// Target names the server and database of a connector, for spans
+// (server.address, server.port, db.namespace) and reports.
+type Target struct {
+	Host     string // host name, IP address or Unix socket directory
+	Port     uint16
+	Database string
+	User     string
 }
 
 // CacheOutcome is how the result cache answered one query.
@@ -171,7 +183,7 @@ type interceptor struct {
 // within the context's deadline.
 func (ic *interceptor) ConnectorConnect(ctx context.Context, connector driver.Connector) (driver.Conn, error) {
 	c := ic.c
-	ev := &Event{Op: OpConnect, Start: time.Now()}
+	ev := &Event{Op: OpConnect, Start: time.Now(), Target: ic.c.target}
 	ctx = c.start(ctx, ev)
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = c.cfg.retryDelay
@@ -251,7 +263,7 @@ func sqlState(err error) string {
 
 // call times one call that returns no rows.
 func (ic *interceptor) call(ctx context.Context, op Op, query string, fn func(context.Context) error) error {
-	ev := &Event{Op: op, Query: query, InTx: ic.inTx, Start: time.Now()}
+	ev := &Event{Op: op, Query: query, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
 	if query != "" {
 		ev.Statement = ic.c.classifier.classify(query)
 	}
@@ -311,7 +323,7 @@ func (ic *interceptor) StmtExecContext(ctx context.Context, stmt driver.StmtExec
 // that captures costs an allocation.)
 func (ic *interceptor) exec(ctx context.Context, conn driver.ExecerContext, stmt driver.StmtExecContext, query string, args []driver.NamedValue) (driver.Result, error) {
 	ev := &Event{Op: OpExec, Query: query, Statement: ic.c.classifier.classify(query), Args: args,
-		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now()}
+		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
 	ctx = ic.c.start(ctx, ev)
 	var res driver.Result
 	var err error
@@ -343,7 +355,7 @@ func (ic *interceptor) StmtQueryContext(ctx context.Context, stmt driver.StmtQue
 func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, stmt driver.StmtQueryContext, query string, args []driver.NamedValue) (context.Context, driver.Rows, error) {
 	r := &rows{c: ic.c}
 	r.ev = Event{Op: OpQuery, Query: query, Statement: ic.c.classifier.classify(query), Args: args,
-		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now()}
+		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
 	ctx = ic.c.start(ctx, &r.ev)
 	r.ctx = ctx
 	var err error
