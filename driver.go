@@ -181,6 +181,7 @@ type config struct {
 	connectTimeout time.Duration
 	classifierSize int
 	observers      []Observer
+	rewriter       func(ctx context.Context, query string) string
 }
 
 type poolConfig struct {
@@ -277,6 +278,18 @@ func WithConnectRetry(attempts int, delay time.Duration) Option {
 			return fmt.Errorf("auditpg: WithConnectRetry(%d, %v): want at least 1 attempt and a delay of 0 or more", attempts, delay)
 		}
 		c.retryAttempts, c.retryDelay = attempts, delay
+		return nil
+	}
+}
+
+// WithQueryRewriter sets a function that rewrites each SQL text just before
+// it is sent to the server, with the context of the call (its span, once
+// the observers' Start has run): for sqlcommenter-style comments. The
+// classification, fingerprint, statistics, cache key and every Event keep
+// the original text. A prepared statement is rewritten once, when prepared.
+func WithQueryRewriter(fn func(ctx context.Context, query string) string) Option {
+	return func(c *config) error {
+		c.rewriter = fn
 		return nil
 	}
 }

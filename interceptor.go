@@ -246,6 +246,15 @@ func (c *Connector) start(ctx context.Context, ev *Event) context.Context {
 	return ctx
 }
 
+// rewrite applies WithQueryRewriter's function, if any, to the text about
+// to be sent; classification, statistics and cache keys keep the original.
+func (c *Connector) rewrite(ctx context.Context, query string) string {
+	if c.cfg.rewriter == nil {
+		return query
+	}
+	return c.cfg.rewriter(ctx, query)
+}
+
 func (c *Connector) end(ctx context.Context, ev *Event) {
 	for i := len(c.observers) - 1; i >= 0; i-- {
 		c.observers[i].End(ctx, ev)
@@ -304,7 +313,7 @@ func (ic *interceptor) TxRollback(ctx context.Context, tx driver.Tx) error {
 func (ic *interceptor) ConnPrepareContext(ctx context.Context, conn driver.ConnPrepareContext, query string) (context.Context, driver.Stmt, error) {
 	var stmt driver.Stmt
 	err := ic.call(ctx, OpPrepare, query, func(ctx context.Context) (err error) {
-		stmt, err = conn.PrepareContext(ctx, query)
+		stmt, err = conn.PrepareContext(ctx, ic.c.rewrite(ctx, query))
 		return err
 	})
 	return ctx, stmt, err
@@ -330,7 +339,7 @@ func (ic *interceptor) exec(ctx context.Context, conn driver.ExecerContext, stmt
 	if stmt != nil {
 		res, err = stmt.ExecContext(ctx, args)
 	} else {
-		res, err = conn.ExecContext(ctx, query, args)
+		res, err = conn.ExecContext(ctx, ic.c.rewrite(ctx, query), args)
 	}
 	ev.Duration = time.Since(ev.Start)
 	if err != nil {
@@ -362,7 +371,7 @@ func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, st
 	if stmt != nil {
 		r.Rows, err = stmt.QueryContext(ctx, args)
 	} else {
-		r.Rows, err = conn.QueryContext(ctx, query, args)
+		r.Rows, err = conn.QueryContext(ctx, ic.c.rewrite(ctx, query), args)
 	}
 	if err != nil {
 		r.ev.Duration = time.Since(r.ev.Start)
