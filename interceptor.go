@@ -57,6 +57,14 @@ type Event struct {
 	Target *Target
 }
 
+// InvalidationObserver is an optional interface of an Observer: the result
+// cache calls Invalidated once for each write that invalidates cached
+// results, with the tables it wrote, or with none when the write could not
+// name them and everything was invalidated.
+type InvalidationObserver interface {
+	Invalidated(ctx context.Context, tables []string)
+}
+
 // Target names the server and database of a connector, for spans
 // (server.address, server.port, db.namespace) and reports.
 type Target struct {
