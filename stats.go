@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"math"
 	"math/bits"
@@ -167,6 +168,9 @@ type SlowQuery struct {
 	// Args holds the argument values as text, each cut to 256 bytes, at most
 	// 32 of them; nil unless argument logging is enabled.
 	Args []string `json:"args,omitempty"`
+	// TraceID is the OpenTelemetry trace the call ran in, when it ran in
+	// one (hex), so that a report leads to the trace.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // PoolStats are the database/sql pool figures (sql.DBStats) together with the
@@ -421,6 +425,9 @@ func (c *collector) pushFront(e *statEntry) {
 // a snapshot themselves.
 func (c *collector) endSlow(ctx context.Context, ev *Event) {
 	sq := c.slowQuery(ev)
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		sq.TraceID = sc.TraceID().String()
+	}
 	c.mu.Lock()
 	c.record(ev)
 	c.totals.Slow++

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -772,5 +773,26 @@ func BenchmarkSnapshot(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c.snapshot(sql.DBStats{})
+	}
+}
+
+// A slow sample keeps the trace it ran in, so a report leads to the trace.
+func TestSlowQueryTraceID(t *testing.T) {
+	cfg := statsTestConfig()
+	cfg.slowThreshold = time.Millisecond
+	c := newCollector(cfg)
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(context.Background(),
+		trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
+	st := statsStmt(1, "users")
+	c.End(ctx, statsEvent(OpQuery, st, 5*time.Millisecond))
+	c.End(context.Background(), statsEvent(OpQuery, st, 6*time.Millisecond))
+	slow := c.snapshot(sql.DBStats{}).SlowQueries // newest first
+	if len(slow) != 2 {
+		t.Fatalf("%d slow samples, want 2", len(slow))
+	}
+	if slow[1].TraceID != tid.String() || slow[0].TraceID != "" {
+		t.Errorf("trace ids %q, %q; want %q, then none", slow[1].TraceID, slow[0].TraceID, tid)
 	}
 }
