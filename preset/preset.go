@@ -1,0 +1,394 @@
+package preset
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DefaultOrg is the organization id of the defaults: a preset with it is seen
+// by every organization that has no preset of the same name.
+const DefaultOrg = "*"
+
+// Limits on what a preset may hold. Names, organization ids, actions, authors
+// and field names are bounded by MaxNameLen characters (the varchar(255)
+// columns); the JSON of the default values by MaxDefaultValuesBytes.
+const (
+	MaxNameLen            = 255
+	MaxDescriptionLen     = 4000
+	MaxDefaultValuesBytes = 64 << 10
+	MaxRequiredFields     = 100
+	// MaxCustomFieldDepthLimit bounds Validation.MaxCustomFieldDepth.
+	MaxCustomFieldDepthLimit = 32
+)
+
+// Errors that callers test with errors.Is. Every error the package returns
+// for one of these cases wraps the sentinel and says which preset or which
+// field was at fault.
+var (
+	// ErrInvalid: the preset, a field or an argument breaks a rule; nothing
+	// was written.
+	ErrInvalid = errors.New("invalid preset")
+	// ErrNotFound: no preset with that name for that organization.
+	ErrNotFound = errors.New("preset not found")
+	// ErrExists: Create found a preset with that name for that organization
+	// and left it as it was.
+	ErrExists = errors.New("preset already exists")
+)
+
+// Classification is the data classification of the audit events a preset
+// describes.
+type Classification string
+
+// The allowed classifications, from the least to the most sensitive.
+const (
+	Public       Classification = "PUBLIC"
+	Internal     Classification = "INTERNAL"
+	Confidential Classification = "CONFIDENTIAL"
+	PHI          Classification = "PHI"
+)
+
+// Classifications returns the allowed classifications, from the least to the
+// most sensitive.
+func Classifications() []Classification {
+	return []Classification{Public, Internal, Confidential, PHI}
+}
+
+// Valid says whether c is one of [Classifications].
+func (c Classification) Valid() bool { return slices.Contains(Classifications(), c) }
+
+// Validation holds the rules an audit event made from a preset must pass.
+// Its JSON keys are those of the seed system's validation column.
+type Validation struct {
+	MaxStringLength            int              `json:"maxStringLength"`
+	AllowedDataClassifications []Classification `json:"allowedDataClassifications"`
+	RequiredFields             []string         `json:"requiredFields"`
+	MaxCustomFieldDepth        int              `json:"maxCustomFieldDepth"`
+	AllowedEventVersions       []string         `json:"allowedEventVersions"`
+}
+
+// DefaultValidation returns the validation column's default: strings of at
+// most 10000 characters, every classification, timestamp, action and status
+// required, custom fields nested at most 3 deep, event versions 1.0, 1.1 and
+// 2.0.
+func DefaultValidation() Validation {
+	return Validation{
+		MaxStringLength:            10000,
+		AllowedDataClassifications: Classifications(),
+		RequiredFields:             []string{"timestamp", "action", "status"},
+		MaxCustomFieldDepth:        3,
+		AllowedEventVersions:       []string{"1.0", "1.1", "2.0"},
+	}
+}
+
+// isZero reports whether v is the zero Validation, which writes take to mean
+// DefaultValidation.
+func (v Validation) isZero() bool {
+	return v.MaxStringLength == 0 && v.AllowedDataClassifications == nil && v.RequiredFields == nil &&
+		v.MaxCustomFieldDepth == 0 && v.AllowedEventVersions == nil
+}
+
+// Preset is one row of audit_preset. JSON keys are those of the seed system's
+// API (camelCase).
+type Preset struct {
+	// ID, CreatedAt and UpdatedAt are set by the server; writes ignore them.
+	ID          int64  `json:"id,omitempty"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// OrganizationID is the owner; DefaultOrg for a default.
+	OrganizationID     string         `json:"organizationId"`
+	Action             string         `json:"action"`
+	DataClassification Classification `json:"dataClassification"`
+	// RequiredFields are the fields an event must carry; nil is stored as [].
+	RequiredFields []string `json:"requiredFields"`
+	// DefaultValues are the values an event gets when it does not set them;
+	// nil is stored as {}. Numbers read back as json.Number, exactly.
+	DefaultValues map[string]any `json:"defaultValues"`
+	// Validation: the zero value is written as DefaultValidation().
+	Validation Validation `json:"validation"`
+	CreatedAt  time.Time  `json:"createdAt,omitzero"`
+	// CreatedBy is required by Create, Upsert and UpsertDefault; Upsert also
+	// records it as the updater of a preset that already existed.
+	CreatedBy string    `json:"createdBy"`
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+	// UpdatedBy is empty until the preset is first updated.
+	UpdatedBy string `json:"updatedBy,omitempty"`
+}
+
+// IsDefault says whether p is a default, seen by every organization.
+func (p Preset) IsDefault() bool { return p.OrganizationID == DefaultOrg }
+
+// Patch is what Update changes: a nil field is left as it is. RequiredFields
+// and DefaultValues follow the same rule: nil keeps, an empty non-nil value
+// empties.
+type Patch struct {
+	Description        *string
+	Action             *string
+	DataClassification *Classification
+	RequiredFields     []string
+	DefaultValues      map[string]any
+	Validation         *Validation
+	// UpdatedBy is required: who made the change.
+	UpdatedBy string
+}
+
+func (p Patch) empty() bool {
+	return p.Description == nil && p.Action == nil && p.DataClassification == nil &&
+		p.RequiredFields == nil && p.DefaultValues == nil && p.Validation == nil
+}
+
+// Validate checks p as Create would, the organization aside: names, action
+// and author non-empty and bounded, a known classification, required fields
+// that are distinct non-empty names, default values that encode as a JSON
+// object of bounded size, and a sound Validation (or the zero one). The error
+// wraps ErrInvalid and lists every problem.
+func (p Preset) Validate() error {
+	var ps problems
+	ps.identifier("name", p.Name)
+	ps.identifier("organizationId", p.OrganizationID)
+	ps.identifier("action", p.Action)
+	ps.identifier("createdBy", p.CreatedBy)
+	ps.description(p.Description)
+	ps.classification("dataClassification", p.DataClassification)
+	ps.fieldNames("requiredFields", p.RequiredFields)
+	ps.defaultValues(p.DefaultValues)
+	if !p.Validation.isZero() {
+		ps.validation(p.Validation)
+	}
+	return ps.err()
+}
+
+// validate checks a patch as Update would.
+func (p Patch) validate() error {
+	var ps problems
+	ps.identifier("updatedBy", p.UpdatedBy)
+	if p.empty() {
+		ps.add("the patch changes nothing: set at least one field")
+	}
+	if p.Description != nil {
+		ps.description(*p.Description)
+	}
+	if p.Action != nil {
+		ps.identifier("action", *p.Action)
+	}
+	if p.DataClassification != nil {
+		ps.classification("dataClassification", *p.DataClassification)
+	}
+	ps.fieldNames("requiredFields", p.RequiredFields)
+	ps.defaultValues(p.DefaultValues)
+	if p.Validation != nil {
+		ps.validation(*p.Validation)
+	}
+	return ps.err()
+}
+
+// problems collects what is wrong with a preset, so that one error can say
+// everything at once.
+type problems []string
+
+func (ps *problems) add(format string, args ...any) { *ps = append(*ps, fmt.Sprintf(format, args...)) }
+
+func (ps problems) err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(ps, "; "))
+}
+
+// identifier checks a bounded one-line name: not empty, valid UTF-8, at most
+// MaxNameLen characters, no control characters, no surrounding spaces.
+func (ps *problems) identifier(field, s string) {
+	switch n := utf8.RuneCountInString(s); {
+	case s == "":
+		ps.add("%s must not be empty", field)
+	case !utf8.ValidString(s):
+		ps.add("%s is not valid UTF-8", field)
+	case n > MaxNameLen:
+		ps.add("%s is %d characters long, at most %d allowed", field, n, MaxNameLen)
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		ps.add("%s must not contain control characters (newlines, tabs...)", field)
+	case strings.TrimSpace(s) != s:
+		ps.add("%s must not begin or end with spaces", field)
+	}
+}
+
+func (ps *problems) description(s string) {
+	switch n := utf8.RuneCountInString(s); {
+	case !utf8.ValidString(s):
+		ps.add("description is not valid UTF-8")
+	case n > MaxDescriptionLen:
+		ps.add("description is %d characters long, at most %d allowed", n, MaxDescriptionLen)
+	case strings.ContainsRune(s, 0):
+		ps.add("description must not contain NUL characters")
+	}
+}
+
+func (ps *problems) classification(field string, c Classification) {
+	if !c.Valid() {
+		ps.add("%s must be one of %s (got %q)", field, classificationList(), truncate(string(c), 40))
+	}
+}
+
+func classificationList() string {
+	var b strings.Builder
+	for i, c := range Classifications() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(c))
+	}
+	return b.String()
+}
+
+// fieldNames checks a list of event field names: each a bounded identifier,
+// no duplicates, at most MaxRequiredFields of them.
+func (ps *problems) fieldNames(field string, names []string) {
+	if len(names) > MaxRequiredFields {
+		ps.add("%s has %d entries, at most %d allowed", field, len(names), MaxRequiredFields)
+		return
+	}
+	for i, n := range names {
+		ps.identifier(fmt.Sprintf("%s[%d]", field, i), n)
+		if slices.Contains(names[:i], n) {
+			ps.add("%s[%d] repeats %q", field, i, truncate(n, 40))
+		}
+	}
+}
+
+func (ps *problems) defaultValues(m map[string]any) {
+	if m == nil {
+		return
+	}
+	for k := range m {
+		if k == "" {
+			ps.add("defaultValues has an empty key")
+		}
+	}
+	b, err := json.Marshal(m)
+	switch {
+	case err != nil:
+		ps.add("defaultValues does not encode as JSON: %v", err)
+	case len(b) > MaxDefaultValuesBytes:
+		ps.add("defaultValues is %d bytes of JSON, at most %d allowed", len(b), MaxDefaultValuesBytes)
+	}
+}
+
+func (ps *problems) validation(v Validation) {
+	if v.MaxStringLength < 1 {
+		ps.add("validation.maxStringLength must be at least 1 (got %d)", v.MaxStringLength)
+	}
+	if len(v.AllowedDataClassifications) == 0 {
+		ps.add("validation.allowedDataClassifications must list at least one of %s", classificationList())
+	}
+	for i, c := range v.AllowedDataClassifications {
+		ps.classification(fmt.Sprintf("validation.allowedDataClassifications[%d]", i), c)
+	}
+	ps.fieldNames("validation.requiredFields", v.RequiredFields)
+	if v.MaxCustomFieldDepth < 0 || v.MaxCustomFieldDepth > MaxCustomFieldDepthLimit {
+		ps.add("validation.maxCustomFieldDepth must be between 0 and %d (got %d)", MaxCustomFieldDepthLimit, v.MaxCustomFieldDepth)
+	}
+	if len(v.AllowedEventVersions) == 0 {
+		ps.add("validation.allowedEventVersions must list at least one version")
+	}
+	ps.fieldNames("validation.allowedEventVersions", v.AllowedEventVersions)
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "..."
+}
+
+// Decode reads one preset from JSON, strictly: an unknown key, a value of the
+// wrong type (requiredFields not an array of strings, defaultValues not an
+// object, validation not an object of the seed's keys and types) or trailing
+// data is an error wrapping ErrInvalid. Validation keys left out keep their
+// DefaultValidation value. Decode checks the shape only; the store validates
+// the content when it writes.
+func Decode(r io.Reader) (Preset, error) {
+	p := Preset{Validation: DefaultValidation()}
+	if err := decodeStrict(r, &p); err != nil {
+		return Preset{}, err
+	}
+	return p, nil
+}
+
+// DecodeValidation reads a validation object from JSON, strictly (see
+// Decode); keys left out keep their DefaultValidation value.
+func DecodeValidation(data []byte) (Validation, error) {
+	v := DefaultValidation()
+	if err := decodeStrict(bytes.NewReader(data), &v); err != nil {
+		return Validation{}, fmt.Errorf("validation: %w", err)
+	}
+	return v, nil
+}
+
+// DecodeDefaultValues reads default values from JSON: an object, with
+// numbers kept exactly as json.Number.
+func DecodeDefaultValues(data []byte) (map[string]any, error) {
+	var m map[string]any
+	if err := decodeStrict(bytes.NewReader(data), &m); err != nil {
+		return nil, fmt.Errorf("defaultValues: %w", err)
+	}
+	if m == nil {
+		return nil, fmt.Errorf("defaultValues: %w: must be a JSON object, not null", ErrInvalid)
+	}
+	return m, nil
+}
+
+// decodeStrict decodes exactly one JSON value from r into v and turns
+// decoding errors into ErrInvalid errors that name the offending field.
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, tokErr := dec.Token(); tokErr != io.EOF {
+			err = errors.New("trailing data after the JSON value")
+		}
+	}
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "the document"
+		}
+		return fmt.Errorf("%w: %s must be %s, not a JSON %s", ErrInvalid, field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return fmt.Errorf("%w: not valid JSON (at byte %d): %w", ErrInvalid, syntaxErr.Offset, err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: not valid JSON: the document is empty or cut short", ErrInvalid)
+	default:
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+}
+
+// jsonKind names a Go kind the way a JSON author thinks of it.
+func jsonKind(kind string) string {
+	switch kind {
+	case "slice", "array":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	case "string":
+		return "a string"
+	case "int", "int64", "int32", "float64":
+		return "a number"
+	case "bool":
+		return "a boolean"
+	}
+	return "a " + kind
+}
