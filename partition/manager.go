@@ -1,0 +1,458 @@
+package partition
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Manager creates, moves data into and removes the time-range partitions of
+// one table. It is safe for concurrent use; its mutating methods serialize
+// on a session advisory lock per table, so several processes may call them.
+type Manager struct {
+	db  *sql.DB
+	cfg config
+}
+
+// New returns a Manager for db (a *sql.DB of any PostgreSQL driver, server
+// 14 or later), audit_log by default.
+func New(db *sql.DB, opts ...Option) (*Manager, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Manager{db: db, cfg: cfg}, nil
+}
+
+// Report says what one call did.
+type Report struct {
+	Table    string        `json:"table"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
+	DryRun   bool          `json:"dry_run,omitempty"`
+	// Created lists the partitions made (the default one included).
+	Created []string `json:"created"`
+	// Moved counts rows moved out of the default partition.
+	Moved int64 `json:"moved"`
+	// Removed lists the partitions retention removed (or, in a dry run,
+	// would remove).
+	Removed []Removal `json:"removed"`
+	// Warnings are what could not be done and why (ranges that overlap an
+	// existing partition, rows with a NULL key in the default partition).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Removal is one partition that retention removed.
+type Removal struct {
+	Name   string        `json:"name"`
+	From   time.Time     `json:"from"`
+	To     time.Time     `json:"to"`
+	Mode   RetentionMode `json:"mode"`
+	Moved  string        `json:"archived_as,omitempty"` // Archive: the new qualified name
+	Detach string        `json:"detach"`                // "concurrently" or "plain" (a default partition exists)
+}
+
+func (m *Manager) newReport() *Report {
+	return &Report{Table: m.cfg.table.String(), Started: m.cfg.now().UTC(), Created: []string{}, Removed: []Removal{}}
+}
+
+// parent is the resolved partitioned table.
+type parent struct {
+	oid     int64
+	table   Table // Schema always set
+	column  string
+	colType string // timestamp with time zone | timestamp without time zone
+}
+
+// resolve finds the table and its partition key. It returns ErrNoTable,
+// ErrNotPartitioned or ErrUnsupportedKey when it cannot be managed.
+func (m *Manager) resolve(ctx context.Context, q querier) (*parent, error) {
+	var p parent
+	var kind string
+	err := q.QueryRowContext(ctx, `SELECT c.oid::int8, n.nspname, c.relname, c.relkind::text
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.oid = to_regclass($1)`, m.cfg.table.String()).Scan(&p.oid, &p.table.Schema, &p.table.Name, &kind)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s (create it with Create or `auditpg partition create`)", ErrNoTable, m.cfg.table)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("partition: look up %s: %w", m.cfg.table, err)
+	}
+	if kind != "p" {
+		return nil, fmt.Errorf("%w: %s (convert it with Convert or `auditpg partition convert`)", ErrNotPartitioned, p.table)
+	}
+	var strategy string
+	var natts int
+	err = q.QueryRowContext(ctx, `SELECT pt.partstrat::text, pt.partnatts, coalesce(a.attname::text, ''), coalesce(a.atttypid::regtype::text, '')
+		FROM pg_partitioned_table pt
+		LEFT JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
+		WHERE pt.partrelid = $1`, p.oid).Scan(&strategy, &natts, &p.column, &p.colType)
+	if err != nil {
+		return nil, fmt.Errorf("partition: partition key of %s: %w", p.table, err)
+	}
+	if strategy != "r" || natts != 1 || p.column == "" ||
+		(p.colType != "timestamp with time zone" && p.colType != "timestamp without time zone") {
+		return nil, fmt.Errorf("%w: %s must be partitioned BY RANGE on one timestamptz or timestamp column", ErrUnsupportedKey, p.table)
+	}
+	return &p, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (p *parent) col() string { return pgx.Identifier{p.column}.Sanitize() }
+
+// utcExpr is the key as a UTC timestamp without time zone, for date_trunc.
+func (p *parent) utcExpr() string {
+	if p.colType == "timestamp with time zone" {
+		return "(" + p.col() + " AT TIME ZONE 'UTC')"
+	}
+	return p.col()
+}
+
+// PartitionName returns the name of the partition whose range starts at
+// from: <table>_pYYYYMMDD, the UTC date of the range's first day, for every
+// interval (as pg_partman does), so names sort by time. A table name too
+// long for the suffix is shortened to fit PostgreSQL's 63 bytes.
+func PartitionName(table string, from time.Time) string {
+	return withSuffix(table, "_p"+from.UTC().Format("20060102"))
+}
+
+// Create makes sure the table, its default partition (unless turned off)
+// and the current partition plus premake future ones exist. A missing table
+// is created from AuditLogSchema when the column is "timestamp". Rows of a
+// new partition's range found in the default partition are moved into it
+// first. Create is idempotent.
+func (m *Manager) Create(ctx context.Context) (*Report, error) {
+	return m.locked(ctx, true, func(r *Report) error { return m.create(ctx, r) })
+}
+
+// MoveDefault moves the rows of the default partition into partitions of
+// their own, creating them (rows whose range overlaps an existing partition
+// of another interval stay, with a warning). Each batch is its own
+// committed transaction; a new partition's rows are not visible through the
+// parent between its first batch and its attach.
+func (m *Manager) MoveDefault(ctx context.Context) (*Report, error) {
+	return m.locked(ctx, true, func(r *Report) error {
+		p, err := m.resolve(ctx, m.db)
+		if err != nil {
+			return err
+		}
+		return m.moveDefault(ctx, p, r)
+	})
+}
+
+// Maintain runs a full maintenance: table and default partition, rows out
+// of the default partition, premade partitions, then retention. It waits
+// for the table's maintenance lock if another session holds it.
+func (m *Manager) Maintain(ctx context.Context) (*Report, error) {
+	return m.locked(ctx, true, func(r *Report) error { return m.maintain(ctx, r) })
+}
+
+func (m *Manager) maintain(ctx context.Context, r *Report) error {
+	if err := m.create(ctx, r); err != nil {
+		return err
+	}
+	if m.cfg.retention > 0 {
+		p, err := m.resolve(ctx, m.db)
+		if err != nil {
+			return err
+		}
+		return m.cleanup(ctx, p, r, false)
+	}
+	return nil
+}
+
+// locked runs f under the table's maintenance lock and times it.
+func (m *Manager) locked(ctx context.Context, wait bool, f func(*Report) error) (*Report, error) {
+	r := m.newReport()
+	t0 := time.Now()
+	key := lockKey(m.cfg.table.Schema, m.cfg.table.Name)
+	lock, err := m.acquireLock(ctx, key, wait)
+	if err != nil {
+		return r, err
+	}
+	defer lock.release()
+	err = f(r)
+	r.Duration = time.Since(t0)
+	return r, err
+}
+
+func (m *Manager) create(ctx context.Context, r *Report) error {
+	p, err := m.resolve(ctx, m.db)
+	if errors.Is(err, ErrNoTable) && m.cfg.column == "timestamp" {
+		if err = m.createTable(ctx); err == nil {
+			p, err = m.resolve(ctx, m.db)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	parts, err := m.partitions(ctx, p)
+	if err != nil {
+		return err
+	}
+	if m.cfg.defaultPartition && defaultOf(parts) == nil {
+		name := defaultName(p.table.Name)
+		if err := m.attachNew(ctx, p, name, nil, time.Time{}, time.Time{}); err != nil {
+			return err
+		}
+		r.Created = append(r.Created, name)
+	}
+	if err := m.moveDefault(ctx, p, r); err != nil {
+		return err
+	}
+	start := m.cfg.interval.Floor(m.cfg.now())
+	for i := 0; i <= m.cfg.premake; i++ {
+		from := m.cfg.interval.Add(start, i)
+		if err := m.ensureRange(ctx, p, from, m.cfg.interval.Add(from, 1), r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createTable applies AuditLogSchema without its default partition (made
+// the gentle way afterwards), in one transaction.
+func (m *Manager) createTable(ctx context.Context) error {
+	ddl := AuditLogSchema(m.cfg.table, WithoutDefaultPartition())
+	return m.inTx(ctx, "create table "+m.cfg.table.String(), func(tx *sql.Tx) error {
+		for stmt := range strings.SplitSeq(strings.TrimSpace(ddl), ";\n") {
+			if _, err := tx.ExecContext(ctx, strings.TrimSuffix(stmt, ";")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ensureRange creates the partition [from, to) unless one with exactly that
+// range exists; a range overlapping another partition is skipped with a
+// warning (the interval was changed, say).
+func (m *Manager) ensureRange(ctx context.Context, p *parent, from, to time.Time, r *Report) error {
+	parts, err := m.partitions(ctx, p)
+	if err != nil {
+		return err
+	}
+	for _, q := range parts {
+		if q.Default {
+			continue
+		}
+		if q.From.Equal(from) && q.To.Equal(to) {
+			return nil
+		}
+		if q.overlaps(from, to) {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("range [%s, %s) overlaps partition %s [%s, %s): not created",
+				from.Format(time.RFC3339), to.Format(time.RFC3339), q.Name, fmtBound(q.From), fmtBound(q.To)))
+			return nil
+		}
+	}
+	name := PartitionName(p.table.Name, from)
+	moved := int64(0)
+	if err := m.attachNew(ctx, p, name, &moved, from, to); err != nil {
+		return err
+	}
+	r.Created = append(r.Created, name)
+	r.Moved += moved
+	m.cfg.logger.InfoContext(ctx, "partition: created", "table", p.table.String(), "partition", name, "moved_from_default", moved)
+	return nil
+}
+
+// attachNew builds a partition standalone, moves the rows of its range out
+// of the default partition, then attaches it. from and to zero mean the
+// default partition (moved is then nil).
+//
+// Lock order, here and everywhere: parent, then default partition, then the
+// partition being changed. The CHECK constraint matching the bounds lets
+// ATTACH skip its validation scan; ATTACH takes SHARE UPDATE EXCLUSIVE on
+// the parent, which does not block inserts.
+func (m *Manager) attachNew(ctx context.Context, p *parent, name string, moved *int64, from, to time.Time) error {
+	child := p.table.sibling(name)
+	isDefault := from.IsZero()
+	check := pgx.Identifier{withSuffix(name, "_bounds")}.Sanitize()
+	err := m.inTx(ctx, "create "+child.String(), func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS
+			INCLUDING INDEXES INCLUDING STORAGE INCLUDING COMMENTS INCLUDING GENERATED)`, child, p.table)); err != nil {
+			return err
+		}
+		if isDefault {
+			return nil
+		}
+		var has bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2)`,
+			child.String(), withSuffix(name, "_bounds")).Scan(&has); err != nil || has {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s CHECK (%[3]s IS NOT NULL AND %[3]s >= %[4]s AND %[3]s < %[5]s)`,
+			child, check, p.col(), literal(boundText(from)), literal(boundText(to))))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	def, err := m.defaultPartition(ctx, p)
+	if err != nil {
+		return err
+	}
+	if !isDefault && def != nil {
+		n, err := m.moveRows(ctx, p, *def, child, from, to)
+		*moved += n
+		if err != nil {
+			return err
+		}
+	}
+	return m.inTx(ctx, "attach "+child.String(), func(tx *sql.Tx) error {
+		locks := []string{fmt.Sprintf("LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE", p.table)}
+		if def != nil {
+			locks = append(locks, fmt.Sprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", *def))
+		}
+		locks = append(locks, fmt.Sprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", child))
+		for _, l := range locks {
+			if _, err := tx.ExecContext(ctx, l); err != nil {
+				return err
+			}
+		}
+		if isDefault {
+			_, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ATTACH PARTITION %s DEFAULT`, p.table, child))
+			return err
+		}
+		if def != nil { // rows that reached the default since the batches
+			n, err := m.moveBatch(ctx, tx, p, *def, child, from, to, math.MaxInt32)
+			*moved += n
+			if err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)`,
+			p.table, child, literal(boundText(from)), literal(boundText(to)))); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s DROP CONSTRAINT %s`, child, check)) // redundant once attached
+		return err
+	})
+}
+
+// defaultPartition returns the default partition of p, or nil.
+func (m *Manager) defaultPartition(ctx context.Context, p *parent) (*Table, error) {
+	var t Table
+	err := m.db.QueryRowContext(ctx, `SELECT n.nspname, c.relname FROM pg_partitioned_table pt
+		JOIN pg_class c ON c.oid = pt.partdefid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE pt.partrelid = $1`, p.oid).Scan(&t.Schema, &t.Name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("partition: default partition of %s: %w", p.table, err)
+	}
+	return &t, nil
+}
+
+// moveRows moves the rows of [from, to) from def into child in committed
+// batches of the configured size.
+func (m *Manager) moveRows(ctx context.Context, p *parent, def, child Table, from, to time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := m.inTx(ctx, "move rows from "+def.String(), func(tx *sql.Tx) error {
+			var err error
+			n, err = m.moveBatch(ctx, tx, p, def, child, from, to, m.cfg.batchSize)
+			return err
+		})
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+		m.cfg.progress(Progress{Step: "move " + child.Name, Done: total})
+	}
+}
+
+// moveBatch moves up to limit rows of [from, to) from def into child, in tx.
+func (m *Manager) moveBatch(ctx context.Context, tx *sql.Tx, p *parent, def, child Table, from, to time.Time, limit int) (int64, error) {
+	cols, err := columnList(ctx, tx, p.oid)
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, fmt.Sprintf(`WITH moved AS (
+			DELETE FROM ONLY %[1]s WHERE ctid = ANY (ARRAY (
+				SELECT ctid FROM ONLY %[1]s WHERE %[2]s >= $1 AND %[2]s < $2 LIMIT $3))
+			RETURNING %[3]s)
+		INSERT INTO %[4]s (%[3]s) SELECT %[3]s FROM moved`, def, p.col(), cols, child),
+		boundText(from), boundText(to), limit)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// columnList is the parent's stored columns, quoted, in order.
+func columnList(ctx context.Context, q querier, oid int64) (string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT attname FROM pg_attribute
+		WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum`, oid)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var cols []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return "", err
+		}
+		cols = append(cols, pgx.Identifier{c}.Sanitize())
+	}
+	return strings.Join(cols, ", "), rows.Err()
+}
+
+// moveDefault creates a partition for each range the default partition has
+// rows of, moving them.
+func (m *Manager) moveDefault(ctx context.Context, p *parent, r *Report) error {
+	def, err := m.defaultPartition(ctx, p)
+	if err != nil || def == nil {
+		return err
+	}
+	rows, err := m.db.QueryContext(ctx, fmt.Sprintf(`SELECT extract(epoch FROM date_trunc(%s, %s))::float8, count(*)
+		FROM ONLY %s GROUP BY 1 ORDER BY 1 NULLS LAST`, literal(m.cfg.interval.postgresUnit()), p.utcExpr(), def))
+	if err != nil {
+		return fmt.Errorf("partition: ranges of the rows in %s: %w", def, err)
+	}
+	type bucket struct {
+		from  time.Time
+		count int64
+	}
+	var buckets []bucket
+	for rows.Next() {
+		var epoch sql.NullFloat64
+		var count int64
+		if err := rows.Scan(&epoch, &count); err != nil {
+			rows.Close()
+			return err
+		}
+		if !epoch.Valid {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%d rows in %s have a NULL %s: no partition can take them", count, def, p.column))
+			continue
+		}
+		buckets = append(buckets, bucket{time.Unix(int64(epoch.Float64), 0).UTC(), count})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i, b := range buckets {
+		m.cfg.progress(Progress{Step: "move rows out of " + def.Name, Done: int64(i), Total: int64(len(buckets))})
+		if err := m.ensureRange(ctx, p, b.from, m.cfg.interval.Add(b.from, 1), r); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,178 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Sentinel errors, for errors.Is.
+var (
+	// ErrInvalidInterval: the interval name is not one of the five.
+	ErrInvalidInterval = errors.New("partition: invalid interval")
+	// ErrNoTable: the table does not exist.
+	ErrNoTable = errors.New("partition: table does not exist")
+	// ErrNotPartitioned: the table exists but is not partitioned; Convert
+	// turns it into a partitioned one.
+	ErrNotPartitioned = errors.New("partition: table is not partitioned")
+	// ErrAlreadyPartitioned: Convert was asked to convert a partitioned table.
+	ErrAlreadyPartitioned = errors.New("partition: table is already partitioned")
+	// ErrUnsupportedKey: the table is not partitioned by RANGE on a single
+	// timestamptz or timestamp column.
+	ErrUnsupportedKey = errors.New("partition: unsupported partition key")
+	// ErrLockTimeout: a lock could not be taken within the lock timeout, after
+	// every retry. Nothing was changed by the step that failed.
+	ErrLockTimeout = errors.New("partition: lock not acquired within lock_timeout")
+	// ErrCountMismatch: Convert found different row counts in the old and the
+	// new table, and swapped nothing.
+	ErrCountMismatch = errors.New("partition: row counts differ")
+	// ErrBusy: another session holds the table's maintenance lock (a
+	// Scheduler elsewhere, say).
+	ErrBusy = errors.New("partition: maintenance already running in another session")
+)
+
+// RetentionMode says what happens to a partition past the retention.
+type RetentionMode int
+
+const (
+	// Drop detaches the partition and drops it.
+	Drop RetentionMode = iota
+	// Detach detaches the partition and keeps it as a plain table.
+	Detach
+	// Archive detaches the partition and moves it into the archive schema.
+	Archive
+)
+
+var retentionModeNames = map[RetentionMode]string{Drop: "drop", Detach: "detach", Archive: "archive"}
+
+func (r RetentionMode) String() string { return retentionModeNames[r] }
+
+// MarshalText makes a RetentionMode print by name in JSON.
+func (r RetentionMode) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// ParseRetentionMode parses drop, detach or archive.
+func ParseRetentionMode(s string) (RetentionMode, error) {
+	for m, name := range retentionModeNames {
+		if s == name {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("partition: invalid retention mode %q (want drop, detach or archive)", s)
+}
+
+// Progress reports long work: Step names it, Done counts what is done of
+// Total (Total is 0 when unknown).
+type Progress struct {
+	Step  string
+	Done  int64
+	Total int64
+}
+
+// Option configures a Manager.
+type Option func(*config)
+
+type config struct {
+	table            Table
+	column           string
+	interval         Interval
+	premake          int
+	retention        time.Duration
+	retentionMode    RetentionMode
+	archiveSchema    string
+	defaultPartition bool
+	lockTimeout      time.Duration
+	retries          int
+	batchSize        int
+	now              func() time.Time
+	logger           *slog.Logger
+	progress         func(Progress)
+}
+
+func defaultConfig() config {
+	return config{
+		table:            DefaultTable,
+		column:           "timestamp",
+		interval:         Monthly,
+		premake:          4,
+		archiveSchema:    "archive",
+		defaultPartition: true,
+		lockTimeout:      2 * time.Second,
+		retries:          5,
+		batchSize:        10000,
+		now:              time.Now,
+		logger:           slog.New(slog.DiscardHandler),
+		progress:         func(Progress) {},
+	}
+}
+
+// WithTable sets the partitioned table (default audit_log).
+func WithTable(t Table) Option { return func(c *config) { c.table = t } }
+
+// WithColumn sets the time column a table is partitioned on, used when the
+// Manager creates or converts a table (default "timestamp"). An existing
+// partitioned table's own key always wins.
+func WithColumn(name string) Option { return func(c *config) { c.column = name } }
+
+// WithInterval sets the interval of new partitions (default Monthly).
+func WithInterval(iv Interval) Option { return func(c *config) { c.interval = iv } }
+
+// WithPremake sets how many partitions after the current one are kept ready
+// (default 4), created even when no data arrives.
+func WithPremake(n int) Option { return func(c *config) { c.premake = n } }
+
+// WithRetention sets how long data is kept: a partition whose whole range is
+// older than now-d is removed by Cleanup. Zero (the default) keeps all.
+func WithRetention(d time.Duration) Option { return func(c *config) { c.retention = d } }
+
+// WithRetentionMode sets what Cleanup does with expired partitions (default Drop).
+func WithRetentionMode(m RetentionMode) Option { return func(c *config) { c.retentionMode = m } }
+
+// WithArchiveSchema sets the schema Archive moves partitions into (default
+// "archive"); it is created if missing.
+func WithArchiveSchema(s string) Option { return func(c *config) { c.archiveSchema = s } }
+
+// WithDefaultPartition turns the default partition on (the default) or off.
+// Rows outside every partition's range land in it instead of failing.
+func WithDefaultPartition(on bool) Option { return func(c *config) { c.defaultPartition = on } }
+
+// WithLockTimeout sets the lock_timeout of every DDL step (default 2s): no
+// concurrent insert waits on a maintenance lock longer than that.
+func WithLockTimeout(d time.Duration) Option { return func(c *config) { c.lockTimeout = d } }
+
+// WithRetries sets how many times a step that hit the lock timeout is
+// retried, with exponential backoff (default 5).
+func WithRetries(n int) Option { return func(c *config) { c.retries = n } }
+
+// WithBatchSize sets the rows moved or copied per committed transaction
+// (default 10000).
+func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
+
+// WithClock sets the clock (default time.Now), for tests and dry runs "as of".
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithProgress sets a callback for long work (moving rows, converting).
+func WithProgress(f func(Progress)) Option { return func(c *config) { c.progress = f } }
+
+func (c *config) validate() error {
+	switch {
+	case !c.interval.valid():
+		return fmt.Errorf("%w: %v", ErrInvalidInterval, c.interval)
+	case c.table.Name == "":
+		return errors.New("partition: empty table name")
+	case c.premake < 0:
+		return fmt.Errorf("partition: premake must be >= 0, got %d", c.premake)
+	case c.retention < 0:
+		return fmt.Errorf("partition: retention must be >= 0, got %v", c.retention)
+	case c.batchSize < 1:
+		return fmt.Errorf("partition: batch size must be >= 1, got %d", c.batchSize)
+	case c.lockTimeout <= 0:
+		return fmt.Errorf("partition: lock timeout must be > 0, got %v", c.lockTimeout)
+	case c.retries < 0:
+		return fmt.Errorf("partition: retries must be >= 0, got %d", c.retries)
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+package partition
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cleanup applies the retention: every partition whose whole range ends at
+// or before now-retention is dropped, detached, or detached into the archive
+// schema (WithRetentionMode). The partition holding now is never removed,
+// nor any later one, nor the default partition. With dryRun, Cleanup only
+// lists what would go. With no retention set it does nothing.
+//
+// Detaching uses DETACH PARTITION ... CONCURRENTLY, which takes no lock that
+// blocks queries, except when the table has a default partition: PostgreSQL
+// forbids CONCURRENTLY then, and a plain DETACH takes a brief ACCESS
+// EXCLUSIVE lock on the table, bounded by the lock timeout and retried.
+// Each Removal says which was used.
+func (m *Manager) Cleanup(ctx context.Context, dryRun bool) (*Report, error) {
+	run := func(r *Report) error {
+		r.DryRun = dryRun
+		p, err := m.resolve(ctx, m.db)
+		if err != nil {
+			return err
+		}
+		return m.cleanup(ctx, p, r, dryRun)
+	}
+	if dryRun { // reads only: no need to wait for the maintenance lock
+		r := m.newReport()
+		return r, run(r)
+	}
+	return m.locked(ctx, true, run)
+}
+
+// Expired returns the partitions the retention removes at the given time.
+func expired(parts []Partition, now time.Time, retention time.Duration) []Partition {
+	if retention <= 0 {
+		return nil
+	}
+	cutoff := now.Add(-retention)
+	var out []Partition
+	for _, q := range parts {
+		if q.Default || q.From.IsZero() || q.To.IsZero() || q.To.After(cutoff) || q.Contains(now) || !q.To.Before(now.Add(time.Nanosecond)) {
+			continue
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+func (m *Manager) cleanup(ctx context.Context, p *parent, r *Report, dryRun bool) error {
+	parts, err := m.partitions(ctx, p)
+	if err != nil {
+		return err
+	}
+	hasDefault := defaultOf(parts) != nil
+	for _, q := range expired(parts, m.cfg.now(), m.cfg.retention) {
+		rm := Removal{Name: q.Name, From: q.From, To: q.To, Mode: m.cfg.retentionMode, Detach: "concurrently"}
+		if hasDefault {
+			rm.Detach = "plain"
+		}
+		if !dryRun {
+			if err := m.remove(ctx, p, q, hasDefault, &rm); err != nil {
+				return err
+			}
+			m.cfg.logger.InfoContext(ctx, "partition: retention removed", "table", p.table.String(), "partition", q.Name, "mode", rm.Mode.String())
+		}
+		r.Removed = append(r.Removed, rm)
+	}
+	return nil
+}
+
+func (m *Manager) remove(ctx context.Context, p *parent, q Partition, hasDefault bool, rm *Removal) error {
+	child := q.Table()
+	if hasDefault && !q.DetachPending {
+		def, err := m.defaultPartition(ctx, p)
+		if err != nil {
+			return err
+		}
+		err = m.inTx(ctx, "detach "+child.String(), func(tx *sql.Tx) error {
+			locks := []string{fmt.Sprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", p.table)}
+			if def != nil {
+				locks = append(locks, fmt.Sprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", *def))
+			}
+			locks = append(locks, fmt.Sprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", child),
+				fmt.Sprintf("ALTER TABLE %s DETACH PARTITION %s", p.table, child))
+			for _, stmt := range locks {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	} else if err := m.detachConcurrently(ctx, p, child); err != nil {
+		return err
+	}
+	switch rm.Mode {
+	case Drop:
+		return m.inTx(ctx, "drop "+child.String(), func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, "DROP TABLE "+child.String())
+			return err
+		})
+	case Archive:
+		archived := Table{Schema: m.cfg.archiveSchema, Name: child.Name}
+		rm.Moved = archived.String()
+		return m.inTx(ctx, "archive "+child.String(), func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{m.cfg.archiveSchema}.Sanitize()); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s SET SCHEMA %s", child, pgx.Identifier{m.cfg.archiveSchema}.Sanitize()))
+			return err
+		})
+	}
+	return nil
+}
+
+// detachConcurrently runs DETACH ... CONCURRENTLY (or FINALIZE, when an
+// earlier one was interrupted) on a connection of its own: it cannot run in
+// a transaction block, so the lock timeout is a session setting there.
+func (m *Manager) detachConcurrently(ctx context.Context, p *parent, child Table) error {
+	conn, err := m.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, false)`, durationSetting(m.cfg.lockTimeout)); err != nil {
+		discard(conn)
+		return err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `RESET lock_timeout`)
+	return m.retryLocks(ctx, "detach "+child.String(), func() error {
+		var pending bool
+		err := conn.QueryRowContext(ctx, `SELECT coalesce((SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = to_regclass($1) AND inhparent = $2), false)`,
+			child.String(), p.oid).Scan(&pending)
+		if err != nil {
+			return err
+		}
+		how := "CONCURRENTLY"
+		if pending {
+			how = "FINALIZE"
+		}
+		_, err = conn.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s DETACH PARTITION %s %s", p.table, child, how))
+		return err
+	})
+}
