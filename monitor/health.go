@@ -1,0 +1,215 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Status is a component's health.
+type Status string
+
+// Statuses, from best to worst.
+const (
+	Healthy  Status = "healthy"
+	Warning  Status = "warning"
+	Critical Status = "critical"
+)
+
+func (s Status) rank() int {
+	switch s {
+	case Warning:
+		return 1
+	case Critical:
+		return 2
+	}
+	return 0
+}
+
+// Health is the status of each component and the worst of them.
+type Health struct {
+	Overall    Status      `json:"overall"`
+	Components []Component `json:"components"`
+}
+
+// Component is the health of one part, with the reasons for its status.
+type Component struct {
+	Name    string   `json:"name"`
+	Status  Status   `json:"status"`
+	Reasons []string `json:"reasons"`
+}
+
+// componentBuilder accumulates the reasons of one component.
+type componentBuilder struct{ c Component }
+
+func (b *componentBuilder) flag(s Status, format string, args ...any) {
+	if s.rank() > b.c.Status.rank() {
+		b.c.Status = s
+	}
+	b.c.Reasons = append(b.c.Reasons, fmt.Sprintf(format, args...))
+}
+
+// Health runs the summary and returns its health status.
+func (m *Monitor) Health(ctx context.Context) (Health, error) {
+	s, err := m.Summary(ctx)
+	if err != nil {
+		return Health{}, err
+	}
+	return s.Health, nil
+}
+
+// health judges a summary against the thresholds.
+func (m *Monitor) health(s *Summary) Health {
+	th := m.th
+	var h Health
+	add := func(name string, judge func(b *componentBuilder)) {
+		b := &componentBuilder{c: Component{Name: name, Status: Healthy}}
+		judge(b)
+		if len(b.c.Reasons) == 0 {
+			b.c.Reasons = []string{"nothing to report"}
+		}
+		h.Components = append(h.Components, b.c)
+	}
+
+	add("connections", func(b *componentBuilder) {
+		a := s.Activity
+		used := ratio(float64(a.Total), float64(a.MaxConnections))
+		switch {
+		case used >= th.ConnectionsCritical:
+			b.flag(Critical, "%d of %d connections in use (critical at %.0f%%)", a.Total, a.MaxConnections, 100*th.ConnectionsCritical)
+		case used >= th.ConnectionsWarning:
+			b.flag(Warning, "%d of %d connections in use (warning at %.0f%%)", a.Total, a.MaxConnections, 100*th.ConnectionsWarning)
+		default:
+			b.flag(Healthy, "%d of %d connections in use", a.Total, a.MaxConnections)
+		}
+		if n := a.Connections["idle in transaction"] + a.Connections["idle in transaction (aborted)"]; n > 0 {
+			b.flag(Healthy, "%d connections idle in a transaction", n)
+		}
+	})
+	add("queries", func(b *componentBuilder) {
+		for _, q := range s.Activity.LongRunning {
+			age := max(q.QueryAge, q.XactAge)
+			what := "query running"
+			if q.State != "active" {
+				what = "transaction open (" + q.State + ")"
+			}
+			if age >= th.LongQueryCritical {
+				b.flag(Critical, "pid %d: %s for %s (critical at %s)", q.PID, what, age.Round(time.Second), th.LongQueryCritical)
+			} else {
+				b.flag(Warning, "pid %d: %s for %s (warning at %s)", q.PID, what, age.Round(time.Second), th.LongQueryWarning)
+			}
+		}
+		for _, q := range s.Activity.Blocked {
+			b.flag(Warning, "pid %d waits for a lock held by pid %v for %s", q.PID, q.BlockedBy, q.QueryAge.Round(time.Second))
+		}
+	})
+	add("statements", func(b *componentBuilder) {
+		if !s.Statements.Ready {
+			for _, a := range s.Statements.Advice {
+				b.flag(Warning, "pg_stat_statements: %s", a)
+			}
+			return
+		}
+		n := len(s.SlowQueries)
+		if n >= th.SlowQueriesWarning {
+			b.flag(Warning, "%d statements with a mean time of %s or more (warning at %d)", n, th.SlowQueryMean, th.SlowQueriesWarning)
+		} else if n > 0 {
+			b.flag(Healthy, "%d statements with a mean time of %s or more (warning at %d)", n, th.SlowQueryMean, th.SlowQueriesWarning)
+		}
+	})
+	add("indexes", func(b *componentBuilder) {
+		ix := s.Indexes
+		for _, v := range ix.Invalid {
+			b.flag(Warning, "invalid index %s.%s: %s", v.Schema, v.Index, v.ReindexSQL)
+		}
+		for _, u := range ix.Unused {
+			b.flag(Warning, "unused index %s.%s (%s, %d scans)", u.Schema, u.Index, formatBytes(float64(u.Bytes)), u.Scans)
+		}
+		for _, r := range ix.Redundant {
+			b.flag(Warning, "index %s.%s is covered by %s", r.Schema, r.Index, r.CoveredBy)
+		}
+		for _, t := range ix.SeqScans {
+			b.flag(Warning, "table %s.%s (%d rows) is read by sequential scans %.0f%% of the time", t.Schema, t.Table, t.LiveRows, 100*(1-t.IndexShare))
+		}
+	})
+	add("tables", func(b *componentBuilder) {
+		for _, a := range s.Maintenance {
+			if a.Kind != ActionReindex {
+				b.flag(Warning, "%s.%s needs %s: %s", a.Schema, a.Object, a.Kind, a.Reason)
+			}
+		}
+	})
+	add("cache", func(b *componentBuilder) {
+		judge := func(what string, r float64, blocks int64) {
+			switch {
+			case blocks < 1000:
+				b.flag(Healthy, "%s hit ratio not judged: only %d blocks read", what, blocks)
+			case r < th.CacheHitCritical:
+				b.flag(Critical, "%s hit ratio %.2f%% (critical below %.0f%%)", what, 100*r, 100*th.CacheHitCritical)
+			case r < th.CacheHitWarning:
+				b.flag(Warning, "%s hit ratio %.2f%% (warning below %.0f%%)", what, 100*r, 100*th.CacheHitWarning)
+			default:
+				b.flag(Healthy, "%s hit ratio %.2f%%", what, 100*r)
+			}
+		}
+		judge("table", s.CacheHit.Table, s.CacheHit.TableBlocks)
+		judge("index", s.CacheHit.Index, s.CacheHit.IndexBlocks)
+	})
+	add("sequences", func(b *componentBuilder) {
+		for _, q := range s.Sequences {
+			switch {
+			case q.Used >= th.SequenceCritical:
+				b.flag(Critical, "sequence %s.%s has used %.1f%% of its range (limit %d)", q.Schema, q.Sequence, 100*q.Used, q.Limit)
+			case q.Used >= th.SequenceWarning:
+				b.flag(Warning, "sequence %s.%s has used %.1f%% of its range (limit %d)", q.Schema, q.Sequence, 100*q.Used, q.Limit)
+			}
+		}
+	})
+	add("wraparound", func(b *componentBuilder) {
+		w := s.Wraparound
+		switch {
+		case w.Age >= th.WraparoundCritical:
+			b.flag(Critical, "transaction ID age %d (critical at %d; writes stop at 2^31)", w.Age, th.WraparoundCritical)
+		case w.Age >= th.WraparoundWarning:
+			b.flag(Warning, "transaction ID age %d (warning at %d)", w.Age, th.WraparoundWarning)
+		default:
+			b.flag(Healthy, "transaction ID age %d", w.Age)
+		}
+	})
+	if len(s.Partitions) > 0 {
+		add("partitions", func(b *componentBuilder) {
+			for _, p := range s.Partitions {
+				if p.DefaultRows > 0 {
+					b.flag(Warning, "%s.%s: %d rows in the default partition %s: create the partitions for their range", p.Schema, p.Table, p.DefaultRows, p.Default)
+				} else {
+					b.flag(Healthy, "%s.%s: %d partitions", p.Schema, p.Table, p.Partitions)
+				}
+			}
+		})
+	}
+	if d := s.Driver; d != nil {
+		add("driver", func(b *componentBuilder) {
+			t := d.Totals
+			calls := t.Queries + t.Execs + t.Prepares + t.Begins + t.Commits + t.Rollbacks + t.Pings
+			if t.Errors > 0 {
+				b.flag(Warning, "%d of %d calls failed", t.Errors, calls)
+			}
+			if d.Pool.ConnectFailures > 0 {
+				b.flag(Warning, "%d failed connection attempts", d.Pool.ConnectFailures)
+			}
+			if d.Pool.WaitCount > 0 {
+				b.flag(Warning, "%d waits for a free connection (%s in all): the pool is too small", d.Pool.WaitCount, d.Pool.WaitDuration)
+			}
+			if t.Slow > 0 {
+				b.flag(Healthy, "%d slow calls seen by the driver", t.Slow)
+			}
+		})
+	}
+	h.Overall = Healthy
+	for _, c := range h.Components {
+		if c.Status.rank() > h.Overall.rank() {
+			h.Overall = c.Status
+		}
+	}
+	return h
+}

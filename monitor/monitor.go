@@ -1,0 +1,201 @@
+package monitor
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Errors callers can test with errors.Is.
+var (
+	// ErrStatementsUnavailable: pg_stat_statements cannot be read; the
+	// wrapping error says what to change (StatementsStatus.Advice).
+	ErrStatementsUnavailable = errors.New("monitor: pg_stat_statements is not available")
+	// ErrMultipleStatements: Explain was given more than one statement.
+	ErrMultipleStatements = errors.New("monitor: explain takes exactly one statement")
+	// ErrWritesNotAllowed: Explain was given a statement that may write
+	// without ExplainOptions.AllowWrites.
+	ErrWritesNotAllowed = errors.New("monitor: the statement may modify data; set AllowWrites to explain it (it is rolled back all the same)")
+)
+
+// Monitor reads diagnostics from one database. It holds no state besides its
+// configuration and is safe for concurrent use.
+type Monitor struct {
+	db     *sql.DB
+	log    *slog.Logger
+	th     Thresholds
+	memory int64 // machine memory in bytes; 0: read /proc/meminfo
+}
+
+// Option configures a Monitor.
+type Option func(*Monitor)
+
+// WithLogger sets the logger for what the monitor skips or cannot read
+// (debug and warning levels). The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(m *Monitor) {
+		if l != nil {
+			m.log = l
+		}
+	}
+}
+
+// WithThresholds replaces the thresholds; start from DefaultThresholds.
+func WithThresholds(t Thresholds) Option { return func(m *Monitor) { m.th = t } }
+
+// WithMemory sets the database machine's memory in bytes, for configuration
+// advice; by default it is read from /proc/meminfo, which is only right when
+// the server runs on the machine running the monitor.
+func WithMemory(bytes int64) Option { return func(m *Monitor) { m.memory = bytes } }
+
+// New returns a Monitor for db, which may be opened with any PostgreSQL
+// driver (auditpg, pgx, lib/pq...).
+func New(db *sql.DB, opts ...Option) *Monitor {
+	m := &Monitor{db: db, log: slog.New(slog.DiscardHandler), th: DefaultThresholds()}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+// Thresholds decide what the reports call a finding and what the health
+// status calls a warning or critical. The defaults (DefaultThresholds) start
+// from the seed's (slow query 1 s, fewer than 5 slow queries healthy, result
+// cache hit ratio above 50% healthy) and PgHero's.
+type Thresholds struct {
+	// SlowQueryMean: a statement whose mean time (planning plus execution)
+	// is at least this is slow. Seed: 1 s.
+	SlowQueryMean time.Duration `json:"slow_query_mean_ns"`
+	// SlowQueryMinCalls: statements with fewer calls are not reported slow.
+	SlowQueryMinCalls int64 `json:"slow_query_min_calls"`
+	// SlowQueriesWarning: this many slow statements make the statements
+	// component a warning (seed: fewer than 5 is healthy).
+	SlowQueriesWarning int `json:"slow_queries_warning"`
+
+	// UnusedIndexMinBytes: smaller indexes are never reported unused.
+	UnusedIndexMinBytes int64 `json:"unused_index_min_bytes"`
+	// UnusedIndexMaxScans: an index scanned at most this often (summed
+	// over the partitions of a partitioned index) is unused. PgHero: 50.
+	UnusedIndexMaxScans int64 `json:"unused_index_max_scans"`
+	// SeqScanMinRows: a table with fewer live rows is never a missing-index
+	// candidate. PgHero: 10000.
+	SeqScanMinRows int64 `json:"seq_scan_min_rows"`
+	// SeqScanMaxIndexShare: a large table whose share of index scans is
+	// below this is read mostly by sequential scans. PgHero: 0.95.
+	SeqScanMaxIndexShare float64 `json:"seq_scan_max_index_share"`
+
+	// DeadTupleRatio: dead/(live+dead) at or above it calls for VACUUM,
+	// provided there are at least DeadTupleMin dead tuples.
+	DeadTupleRatio float64 `json:"dead_tuple_ratio"`
+	DeadTupleMin   int64   `json:"dead_tuple_min"`
+	// AnalyzeMaxAge: a table with rows modified since its last analyze
+	// (manual or automatic) that is older than this, or never analyzed,
+	// calls for ANALYZE.
+	AnalyzeMaxAge time.Duration `json:"analyze_max_age_ns"`
+
+	// CacheHitWarning and CacheHitCritical bound the buffer cache hit ratio
+	// (tables and indexes). PgHero: 0.99.
+	CacheHitWarning  float64 `json:"cache_hit_warning"`
+	CacheHitCritical float64 `json:"cache_hit_critical"`
+	// ResultCacheHitWarning bounds the auditpg driver's result cache hit
+	// ratio, once it served at least 100 cacheable reads. Seed: 0.5.
+	ResultCacheHitWarning float64 `json:"result_cache_hit_warning"`
+
+	// SequenceWarning and SequenceCritical bound the share of a sequence's
+	// range used (limited by its column's type). PgHero: 0.9.
+	SequenceWarning  float64 `json:"sequence_warning"`
+	SequenceCritical float64 `json:"sequence_critical"`
+	// WraparoundWarning and WraparoundCritical bound the transaction ID age
+	// of a database (wraparound at 2^31, failsafe at 1.6 billion).
+	WraparoundWarning  int64 `json:"wraparound_warning"`
+	WraparoundCritical int64 `json:"wraparound_critical"`
+
+	// LongQueryWarning and LongQueryCritical bound the duration of running
+	// queries and open transactions. PgHero: 60 s.
+	LongQueryWarning  time.Duration `json:"long_query_warning_ns"`
+	LongQueryCritical time.Duration `json:"long_query_critical_ns"`
+	// ConnectionsWarning and ConnectionsCritical bound the share of
+	// max_connections in use.
+	ConnectionsWarning  float64 `json:"connections_warning"`
+	ConnectionsCritical float64 `json:"connections_critical"`
+
+	// Plan analysis (Explain).
+	PlanSeqScanMinRows  float64 `json:"plan_seq_scan_min_rows"` // rows a sequential scan reads before it counts as large
+	PlanFilterShare     float64 `json:"plan_filter_share"`      // share of the rows read that a filter must remove
+	PlanMisestimate     float64 `json:"plan_misestimate"`       // factor between estimated and actual rows
+	PlanMisestimateMin  float64 `json:"plan_misestimate_min"`   // ignore misestimates where both counts are below this
+	PlanNestedLoopLoops float64 `json:"plan_nested_loop_loops"` // inner loops of a nested loop that count as many
+}
+
+// DefaultThresholds returns the documented defaults.
+func DefaultThresholds() Thresholds {
+	return Thresholds{
+		SlowQueryMean:         time.Second,
+		SlowQueryMinCalls:     1,
+		SlowQueriesWarning:    5,
+		UnusedIndexMinBytes:   1 << 20,
+		UnusedIndexMaxScans:   50,
+		SeqScanMinRows:        10000,
+		SeqScanMaxIndexShare:  0.95,
+		DeadTupleRatio:        0.2,
+		DeadTupleMin:          1000,
+		AnalyzeMaxAge:         7 * 24 * time.Hour,
+		CacheHitWarning:       0.99,
+		CacheHitCritical:      0.90,
+		ResultCacheHitWarning: 0.5,
+		SequenceWarning:       0.75,
+		SequenceCritical:      0.9,
+		WraparoundWarning:     1_000_000_000,
+		WraparoundCritical:    1_600_000_000,
+		LongQueryWarning:      time.Minute,
+		LongQueryCritical:     time.Hour,
+		ConnectionsWarning:    0.7,
+		ConnectionsCritical:   0.9,
+		PlanSeqScanMinRows:    10000,
+		PlanFilterShare:       0.5,
+		PlanMisestimate:       10,
+		PlanMisestimateMin:    100,
+		PlanNestedLoopLoops:   1000,
+	}
+}
+
+// scanner is what queryRows hands its callback: one row.
+type scanner interface{ Scan(dest ...any) error }
+
+// queryRows runs query and calls scan for each row.
+func (m *Monitor) queryRows(ctx context.Context, what, query string, scan func(scanner) error, args ...any) error {
+	rows, err := m.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("monitor: read %s: %w", what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return fmt.Errorf("monitor: read %s: %w", what, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("monitor: read %s: %w", what, err)
+	}
+	return nil
+}
+
+// serverVersion returns server_version_num (150004 for 15.4).
+func (m *Monitor) serverVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := m.db.QueryRowContext(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("monitor: read server_version_num: %w", err)
+	}
+	return v, nil
+}
+
+// ratio returns a/b, or 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}

@@ -1,0 +1,165 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/auditpg/auditpg"
+	"github.com/jackc/pgx/v5"
+)
+
+// Summary is the whole picture in one report.
+type Summary struct {
+	Taken  time.Time  `json:"taken"`
+	Server ServerInfo `json:"server"`
+	// Statements says whether pg_stat_statements can be read; SlowQueries
+	// are those whose mean time is at least Thresholds.SlowQueryMean, and
+	// TopQueries the ten with the highest total time.
+	Statements  StatementsStatus    `json:"statements"`
+	SlowQueries []SlowQuery         `json:"slow_queries"`
+	TopQueries  []SlowQuery         `json:"top_queries"`
+	Indexes     *IndexReport        `json:"indexes"`
+	Tables      []TableStats        `json:"tables"`
+	Maintenance []MaintenanceAction `json:"maintenance"`
+	CacheHit    CacheHit            `json:"cache_hit"`
+	Sequences   []SequenceUsage     `json:"sequences"`
+	Wraparound  Wraparound          `json:"wraparound"`
+	Activity    Activity            `json:"activity"`
+	// Partitions lists the partitioned tables, when there are any.
+	Partitions []PartitionedTable `json:"partitions,omitempty"`
+	// Driver holds the auditpg driver's own statistics when the *sql.DB
+	// was opened with it.
+	Driver *auditpg.Snapshot `json:"driver,omitempty"`
+	Health Health            `json:"health"`
+}
+
+// ServerInfo identifies the server and database.
+type ServerInfo struct {
+	Version       string     `json:"version"`
+	VersionNum    int        `json:"version_num"`
+	Database      string     `json:"database"`
+	DatabaseBytes int64      `json:"database_bytes"`
+	StartedAt     time.Time  `json:"started_at"`
+	StatsReset    *time.Time `json:"stats_reset,omitempty"`
+}
+
+// PartitionedTable is a partitioned table with its partitions.
+type PartitionedTable struct {
+	Schema string `json:"schema"`
+	Table  string `json:"table"`
+	// Strategy is range, list or hash.
+	Strategy   string `json:"strategy"`
+	Partitions int    `json:"partitions"`
+	Bytes      int64  `json:"bytes"`
+	// Default is the default partition, if any; DefaultRows its rows
+	// (counted up to a million): rows there have no partition of their own.
+	Default     string `json:"default,omitempty"`
+	DefaultRows int64  `json:"default_rows"`
+}
+
+// Summary gathers every report and the health status. Index suggestions
+// are included unchecked (Indexes with HypoPG is the thorough path).
+func (m *Monitor) Summary(ctx context.Context) (*Summary, error) {
+	s := &Summary{Taken: time.Now()}
+	err := m.db.QueryRowContext(ctx, `
+SELECT current_setting('server_version'), current_setting('server_version_num')::int, current_database()::text,
+       pg_database_size(current_database()), pg_postmaster_start_time(),
+       (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database())`).
+		Scan(&s.Server.Version, &s.Server.VersionNum, &s.Server.Database, &s.Server.DatabaseBytes, &s.Server.StartedAt, &s.Server.StatsReset)
+	if err != nil {
+		return nil, fmt.Errorf("monitor: server: %w", err)
+	}
+	if s.Statements, err = m.StatementsStatus(ctx); err != nil {
+		return nil, err
+	}
+	if s.Statements.Ready {
+		if s.SlowQueries, err = m.SlowQueries(ctx, SlowQueryOptions{MinCalls: m.th.SlowQueryMinCalls, MinMean: m.th.SlowQueryMean}); err != nil {
+			return nil, err
+		}
+		if s.TopQueries, err = m.SlowQueries(ctx, SlowQueryOptions{OrderByTotal: true, Limit: 10}); err != nil {
+			return nil, err
+		}
+	}
+	if s.Indexes, err = m.Indexes(ctx, s.Statements.Ready, false); err != nil {
+		return nil, err
+	}
+	if s.Tables, err = m.Tables(ctx); err != nil {
+		return nil, err
+	}
+	s.Maintenance = m.planMaintenance(s.Tables, s.Indexes.Invalid, s.Taken)
+	if s.CacheHit, err = m.CacheHitRatio(ctx); err != nil {
+		return nil, err
+	}
+	if s.Sequences, err = m.Sequences(ctx); err != nil {
+		return nil, err
+	}
+	if s.Wraparound, err = m.Wraparound(ctx); err != nil {
+		return nil, err
+	}
+	if s.Activity, err = m.Activity(ctx); err != nil {
+		return nil, err
+	}
+	if s.Partitions, err = m.Partitions(ctx); err != nil {
+		return nil, err
+	}
+	switch snap, err := auditpg.Stats(m.db); {
+	case err == nil:
+		s.Driver = &snap
+	case !errors.Is(err, auditpg.ErrNotAuditpg):
+		return nil, fmt.Errorf("monitor: driver statistics: %w", err)
+	}
+	s.Health = m.health(s)
+	return s, nil
+}
+
+// Partitions lists the top-level partitioned tables with their leaf
+// partitions, read from the catalog (pg_partitioned_table, pg_inherits).
+func (m *Monitor) Partitions(ctx context.Context) ([]PartitionedTable, error) {
+	var out []PartitionedTable
+	err := m.queryRows(ctx, "partitioned tables", `
+SELECT n.nspname::text, c.relname::text,
+       CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' WHEN 'h' THEN 'hash' ELSE p.partstrat::text END,
+       (SELECT count(*) FROM pg_partition_tree(c.oid) t WHERE t.isleaf)::int,
+       (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t WHERE t.isleaf)::int8,
+       coalesce((SELECT d.relname::text FROM pg_class d WHERE d.oid = p.partdefid), ''),
+       coalesce((SELECT dn.nspname::text FROM pg_class d JOIN pg_namespace dn ON dn.oid = d.relnamespace WHERE d.oid = p.partdefid), '')
+  FROM pg_partitioned_table p
+  JOIN pg_class c ON c.oid = p.partrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE NOT c.relispartition
+ ORDER BY 1, 2`, func(r scanner) error {
+		var p PartitionedTable
+		var defSchema string
+		if err := r.Scan(&p.Schema, &p.Table, &p.Strategy, &p.Partitions, &p.Bytes, &p.Default, &defSchema); err != nil {
+			return err
+		}
+		if p.Default != "" {
+			p.Default = defSchema + "." + p.Default
+		}
+		out = append(out, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		p := &out[i]
+		if p.Default == "" {
+			continue
+		}
+		var schema, name string
+		_ = m.db.QueryRowContext(ctx, `SELECT n.nspname::text, c.relname::text FROM pg_partitioned_table t
+  JOIN pg_class c ON c.oid = t.partdefid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE t.partrelid = to_regclass($1)`, pgx.Identifier{p.Schema, p.Table}.Sanitize()).Scan(&schema, &name)
+		if name == "" {
+			continue // detached meanwhile
+		}
+		err := m.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+pgx.Identifier{schema, name}.Sanitize()+` LIMIT 1000000) d`).Scan(&p.DefaultRows)
+		if err != nil {
+			return nil, fmt.Errorf("monitor: count rows of default partition %s: %w", p.Default, err)
+		}
+	}
+	return out, nil
+}
