@@ -68,7 +68,8 @@ func (m *Manager) newReport() *Report {
 // parent is the resolved partitioned table.
 type parent struct {
 	oid     int64
-	table   Table // Schema always set
+	table   Table  // Schema always set
+	base    string // partition names start with it: the table's name (Convert: the final one)
 	column  string
 	colType string // timestamp with time zone | timestamp without time zone
 }
@@ -90,6 +91,7 @@ func (m *Manager) resolve(ctx context.Context, q querier) (*parent, error) {
 	if kind != "p" {
 		return nil, fmt.Errorf("%w: %s (convert it with Convert or `auditpg partition convert`)", ErrNotPartitioned, p.table)
 	}
+	p.base = p.table.Name
 	var strategy string
 	var natts int
 	err = q.QueryRowContext(ctx, `SELECT pt.partstrat::text, pt.partnatts, coalesce(a.attname::text, ''), coalesce(a.atttypid::regtype::text, '')
@@ -204,7 +206,7 @@ func (m *Manager) create(ctx context.Context, r *Report) error {
 		return err
 	}
 	if m.cfg.defaultPartition && defaultOf(parts) == nil {
-		name := defaultName(p.table.Name)
+		name := defaultName(p.base)
 		if err := m.attachNew(ctx, p, name, nil, time.Time{}, time.Time{}); err != nil {
 			return err
 		}
@@ -258,7 +260,7 @@ func (m *Manager) ensureRange(ctx context.Context, p *parent, from, to time.Time
 			return nil
 		}
 	}
-	name := PartitionName(p.table.Name, from)
+	name := PartitionName(p.base, from)
 	moved := int64(0)
 	if err := m.attachNew(ctx, p, name, &moved, from, to); err != nil {
 		return err
@@ -397,21 +399,27 @@ func (m *Manager) moveBatch(ctx context.Context, tx *sql.Tx, p *parent, def, chi
 
 // columnList is the parent's stored columns, quoted, in order.
 func columnList(ctx context.Context, q querier, oid int64) (string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT attname FROM pg_attribute
+	cols, err := queryStrings(ctx, q, `SELECT quote_ident(attname) FROM pg_attribute
 		WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum`, oid)
+	return strings.Join(cols, ", "), err
+}
+
+// queryStrings returns the first column of every row of a query.
+func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer rows.Close()
-	var cols []string
+	out := []string{}
 	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return "", err
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
 		}
-		cols = append(cols, pgx.Identifier{c}.Sanitize())
+		out = append(out, s)
 	}
-	return strings.Join(cols, ", "), rows.Err()
+	return out, rows.Err()
 }
 
 // moveDefault creates a partition for each range the default partition has
