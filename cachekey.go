@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 )
 
@@ -78,6 +79,17 @@ type Statement struct {
 	// (SET, RESET, SET ROLE, SET SESSION AUTHORIZATION, DISCARD, a call of
 	// set_config).
 	ChangesSession bool
+	// CreatesTemp is true for statements that create a temporary table or
+	// view: the same names may then mean other tables in this session.
+	CreatesTemp bool
+	// UserFunctionsOnly is true for a single read whose only doubt is that
+	// it calls functions the classifier does not know: their volatility in
+	// pg_proc decides whether it may write, and whether it may be cached.
+	UserFunctionsOnly bool
+	// CacheHint is true when the text carries a /* auditpg:cache */
+	// comment; CacheTTL is its ttl=, or 0 for the configured default.
+	CacheHint bool
+	CacheTTL  time.Duration
 }
 
 // ---- words ----
@@ -629,7 +641,9 @@ func Classify(sql string) (st *Statement) {
 			st = &Statement{Kind: KindUnknown, WritesUnknown: true, Uncacheable: "unclassifiable"}
 		}
 	}()
-	return classify(sql)
+	st = classify(sql)
+	st.CacheHint, st.CacheTTL = cacheHint(sql)
+	return st
 }
 
 func classify(sql string) *Statement {
@@ -660,6 +674,8 @@ func classify(sql string) *Statement {
 			st.WritesUnknown = st.WritesUnknown || s.WritesUnknown
 			st.ReadOnly = st.ReadOnly && s.ReadOnly
 			st.ChangesSession = st.ChangesSession || s.ChangesSession
+			st.CreatesTemp = st.CreatesTemp || s.CreatesTemp
+			st.UserFunctionsOnly = false
 			st.MultiStatement, st.Cacheable, st.Uncacheable = true, false, "multiple statements"
 		}
 		n++
@@ -742,7 +758,7 @@ type walker struct {
 	sum                  strings.Builder // summary: verbs and tables in order of appearance
 	pending, last        string          // verb waiting for its first table; verb last written
 
-	into, dataMod, session, unnamed, tooDeep                 bool
+	into, dataMod, session, unnamed, tooDeep, temp           bool
 	lock, volatile, catalog, sideEffect, sequence, unknownFn string
 }
 
@@ -1191,7 +1207,11 @@ func (w *walker) selectInto(j, hi int) int {
 	w.into = true
 	for {
 		switch w.wordAt(j, hi) {
-		case "temp", "temporary", "unlogged", "table":
+		case "temp", "temporary":
+			w.temp = true
+			j++
+			continue
+		case "unlogged", "table":
 			j++
 			continue
 		}
@@ -1374,7 +1394,11 @@ func (w *walker) ddl(lo, hi int) Statement {
 			replace = true
 			j++
 			continue
-		case "temp", "temporary", "unlogged", "global", "local", "unique":
+		case "temp", "temporary":
+			w.temp = true
+			j++
+			continue
+		case "unlogged", "global", "local", "unique":
 			j++
 			continue
 		}
@@ -1533,6 +1557,7 @@ func (w *walker) relation(j, hi int) {
 func (w *walker) finish(st *Statement, readish bool) {
 	st.Reads, st.Writes, st.Functions = w.reads.names, w.writes.names, w.funcs.names
 	st.ChangesSession = st.ChangesSession || w.session
+	st.CreatesTemp = w.temp
 	st.WritesUnknown = st.WritesUnknown || w.unnamed || w.tooDeep || w.unknownFn != "" || w.sequence != ""
 	why := w.mayWrite()
 	st.ReadOnly = readish && why == ""
@@ -1549,6 +1574,8 @@ func (w *walker) finish(st *Statement, readish bool) {
 		st.Uncacheable = "system catalog " + w.catalog
 	}
 	st.Cacheable = st.Uncacheable == ""
+	st.UserFunctionsOnly = readish && st.Kind == KindSelect && w.unknownFn != "" &&
+		strings.HasPrefix(why, "calls function ") && w.volatile == "" && w.catalog == "" && !w.unnamed && !w.tooDeep && w.sequence == ""
 	st.Summary = w.summary(st.Operation)
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,6 +64,7 @@ type Connector struct {
 	classifier *classifier
 	observers  []Observer // stats first, then the user's
 	target     *Target    // nil for a non-pgx inner connector
+	cache      *cache     // nil when the cache mode is off
 }
 
 // NewConnector returns a Connector for sql.OpenDB. The DSN takes every form
@@ -133,6 +135,9 @@ func wrapConnector(inner driver.Connector, cfg config) *Connector {
 	}
 	c.drv.c = c
 	c.observers = append([]Observer{c.stats}, cfg.observers...)
+	if cfg.cache.mode != CacheOff {
+		c.cache = newCache(cfg.cache, c.observers)
+	}
 	return c
 }
 
@@ -142,7 +147,13 @@ func (c *Connector) Driver() driver.Driver { return &c.drv }
 // Stats returns a snapshot of this connector's statistics. pool is
 // database/sql's view of the pool (db.Stats()); pass the zero value when
 // there is no *sql.DB.
-func (c *Connector) Stats(pool sql.DBStats) Snapshot { return c.stats.snapshot(pool) }
+func (c *Connector) Stats(pool sql.DBStats) Snapshot {
+	s := c.stats.snapshot(pool)
+	if c.cache != nil {
+		s.Cache = c.cache.snapshot()
+	}
+	return s
+}
 
 // Stats returns a snapshot of the statistics of a *sql.DB opened with
 // auditpg (by sql.Open, Open or sql.OpenDB): totals, per-fingerprint
@@ -152,7 +163,7 @@ func Stats(db *sql.DB) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, err
 	}
-	return c.stats.snapshot(db.Stats()), nil
+	return c.Stats(db.Stats()), nil
 }
 
 // ResetStats clears the statistics of a *sql.DB opened with auditpg.
@@ -162,6 +173,9 @@ func ResetStats(db *sql.DB) error {
 		return err
 	}
 	c.stats.reset()
+	if c.cache != nil {
+		c.cache.resetStats()
+	}
 	return nil
 }
 
@@ -182,6 +196,7 @@ type config struct {
 	classifierSize int
 	observers      []Observer
 	rewriter       func(ctx context.Context, query string) string
+	cache          cacheConfig
 }
 
 type poolConfig struct {
@@ -206,6 +221,7 @@ func defaultConfig() config {
 		retryDelay:     time.Second,
 		connectTimeout: 10 * time.Second,
 		classifierSize: 4096,
+		cache:          defaultCacheConfig(),
 	}
 }
 
@@ -383,6 +399,55 @@ var dsnParams = map[string]dsnParam{
 	"auditpg_max_idle_conns":     {form: "an integer", pool: true, option: intParam(WithMaxIdleConns)},
 	"auditpg_conn_max_idle_time": {form: "a duration such as 30s", pool: true, option: durationParam(WithConnMaxIdleTime)},
 	"auditpg_conn_max_lifetime":  {form: "a duration such as 30m", pool: true, option: durationParam(WithConnMaxLifetime)},
+	"auditpg_cache": {form: "off, explicit, tables or all", option: func(v string) (Option, error) {
+		m, err := parseCacheMode(v)
+		return WithCacheMode(m), err
+	}},
+	"auditpg_cache_ttl":       {form: "a duration such as 30s or 5m", option: durationParam(WithCacheTTL)},
+	"auditpg_cache_size":      {form: "a size in bytes, or with kB, MB or GB, such as 100MB", option: sizeParam(WithCacheSize)},
+	"auditpg_cache_max_entry": {form: "a size in bytes, or with kB, MB or GB, such as 1MB", option: sizeParam(WithCacheMaxEntry)},
+	"auditpg_cache_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
+		return WithCacheTables(splitList(v)...), nil
+	}},
+	"auditpg_cache_rls_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
+		return WithCacheRLSTables(splitList(v)...), nil
+	}},
+}
+
+func sizeParam(opt func(int) Option) func(string) (Option, error) {
+	return func(v string) (Option, error) {
+		n, err := parseSize(v)
+		return opt(n), err
+	}
+}
+
+// parseSize reads 1048576, 1024kB, 1MB or 1GB (PostgreSQL's units).
+func parseSize(v string) (int, error) {
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"kB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > math.MaxInt/mult {
+		return 0, fmt.Errorf("not a size")
+	}
+	return n * mult, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func durationParam(opt func(time.Duration) Option) func(string) (Option, error) {

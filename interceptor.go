@@ -185,6 +185,7 @@ type interceptor struct {
 	c                     *Connector
 	pgx                   *stdlib.Conn
 	inTx                  bool
+	cc                    connCache
 }
 
 // ConnectorConnect connects, retrying transient failures with backoff
@@ -310,12 +311,22 @@ func (ic *interceptor) ConnBeginTx(ctx context.Context, conn driver.ConnBeginTx,
 
 func (ic *interceptor) TxCommit(ctx context.Context, tx driver.Tx) error {
 	ic.inTx = false
-	return ic.call(ctx, OpCommit, "", func(context.Context) error { return tx.Commit() })
+	err := ic.call(ctx, OpCommit, "", func(context.Context) error { return tx.Commit() })
+	if ic.c.cache != nil {
+		// A commit that failed without a word from the server may still
+		// have committed: invalidate as if it had.
+		ic.endTransaction(ctx, err == nil || sqlState(err) == "")
+	}
+	return err
 }
 
 func (ic *interceptor) TxRollback(ctx context.Context, tx driver.Tx) error {
 	ic.inTx = false
-	return ic.call(ctx, OpRollback, "", func(context.Context) error { return tx.Rollback() })
+	err := ic.call(ctx, OpRollback, "", func(context.Context) error { return tx.Rollback() })
+	if ic.c.cache != nil {
+		ic.endTransaction(ctx, false)
+	}
+	return err
 }
 
 func (ic *interceptor) ConnPrepareContext(ctx context.Context, conn driver.ConnPrepareContext, query string) (context.Context, driver.Stmt, error) {
@@ -355,6 +366,7 @@ func (ic *interceptor) exec(ctx context.Context, conn driver.ExecerContext, stmt
 	} else if n, rerr := res.RowsAffected(); rerr == nil {
 		ev.Rows = n
 	}
+	ic.afterStatement(ctx, ev.Statement, err)
 	ic.c.end(ctx, ev)
 	return res, err
 }
@@ -368,24 +380,42 @@ func (ic *interceptor) StmtQueryContext(ctx context.Context, stmt driver.StmtQue
 }
 
 // query starts a query's event; it ends when its rows are closed, so that
-// the time spent reading them counts.
+// the time spent reading them counts. A read the cache can answer never
+// reaches the server; a miss it may keep is captured as it is read.
 func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, stmt driver.StmtQueryContext, query string, args []driver.NamedValue) (context.Context, driver.Rows, error) {
-	r := &rows{c: ic.c}
+	r := &rows{c: ic.c, ic: ic}
 	r.ev = Event{Op: OpQuery, Query: query, Statement: ic.c.classifier.classify(query), Args: args,
 		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
+	var err error
+	if ic.c.cache != nil && r.ev.Statement.Kind == KindSelect {
+		var hit driver.Rows
+		if hit, r.fill, err = ic.lookup(ctx, &r.ev); hit != nil {
+			r.Rows = hit
+			r.ctx = ic.c.start(ctx, &r.ev)
+			return r.ctx, r, nil
+		}
+	}
 	ctx = ic.c.start(ctx, &r.ev)
 	r.ctx = ctx
-	var err error
-	if stmt != nil {
-		r.Rows, err = stmt.QueryContext(ctx, args)
-	} else {
-		r.Rows, err = conn.QueryContext(ctx, ic.c.rewrite(ctx, query), args)
+	if err == nil {
+		if stmt != nil {
+			r.Rows, err = stmt.QueryContext(ctx, args)
+		} else {
+			r.Rows, err = conn.QueryContext(ctx, ic.c.rewrite(ctx, query), args)
+		}
 	}
 	if err != nil {
 		r.ev.Duration = time.Since(r.ev.Start)
 		r.ev.Err, r.ev.SQLState = err, sqlState(err)
+		if r.fill != nil {
+			ic.c.cache.finish(r.fill, false)
+		}
+		ic.afterStatement(ctx, r.ev.Statement, err)
 		ic.c.end(ctx, &r.ev)
 		return ctx, nil, err
+	}
+	if r.fill != nil {
+		r.fill.started(ic.c.cache, r.Rows)
 	}
 	return ctx, r, nil
 }
@@ -399,7 +429,14 @@ func (ic *interceptor) RowsNext(_ context.Context, dr driver.Rows, dest []driver
 	switch err {
 	case nil:
 		r.ev.Rows++
+		if r.fill != nil && !r.fill.row(ic.c.cache, dest) {
+			ic.c.cache.finish(r.fill, false) // too large: the reader goes on uncached
+			r.fill = nil
+		}
 	case io.EOF:
+		if r.fill != nil {
+			r.fill.complete = true
+		}
 	default:
 		r.ev.Err, r.ev.SQLState = err, sqlState(err)
 	}
@@ -411,6 +448,9 @@ func (ic *interceptor) RowsClose(_ context.Context, dr driver.Rows) error {
 	if !ok {
 		return dr.Close()
 	}
+	if r.fill != nil && !r.fill.complete && !r.closed && r.ev.Err == nil {
+		ic.drain(r)
+	}
 	err := r.Rows.Close()
 	if r.closed {
 		return err
@@ -420,8 +460,36 @@ func (ic *interceptor) RowsClose(_ context.Context, dr driver.Rows) error {
 	if err != nil && r.ev.Err == nil {
 		r.ev.Err, r.ev.SQLState = err, sqlState(err)
 	}
+	if r.fill != nil {
+		ic.c.cache.finish(r.fill, r.ev.Err == nil)
+		r.fill = nil
+	}
+	if r.ev.Cache != CacheHit {
+		ic.afterStatement(r.ctx, r.ev.Statement, r.ev.Err)
+	}
 	r.c.end(r.ctx, &r.ev)
 	return err
+}
+
+// drain reads the rest of a result being captured, as QueryRow leaves it:
+// pgx would read it from the network at Close anyway, so keeping it costs
+// only its decoding, and the entry is complete.
+func (ic *interceptor) drain(r *rows) {
+	dest := make([]driver.Value, len(r.Rows.Columns()))
+	for r.fill != nil {
+		switch err := r.Rows.Next(dest); err {
+		case nil:
+			if !r.fill.row(ic.c.cache, dest) {
+				ic.c.cache.finish(r.fill, false)
+				r.fill = nil
+			}
+		case io.EOF:
+			r.fill.complete = true
+			return
+		default:
+			return
+		}
+	}
 }
 
 // rows carries one query's event from the query to Close. sqlmw picks the
@@ -430,6 +498,8 @@ func (ic *interceptor) RowsClose(_ context.Context, dr driver.Rows) error {
 type rows struct {
 	driver.Rows
 	c      *Connector
+	ic     *interceptor
+	fill   *fill // a miss being captured for the cache
 	ctx    context.Context
 	ev     Event
 	closed bool

@@ -103,6 +103,8 @@ type Snapshot struct {
 	// count in Totals.
 	EvictedFingerprints int64     `json:"evicted_fingerprints"`
 	Pool                PoolStats `json:"pool"`
+	// Cache holds the result cache's figures; nil when the cache is off.
+	Cache *CacheStats `json:"cache,omitempty"`
 }
 
 // Totals counts every call made through the connector since Snapshot.Since.

@@ -1,0 +1,992 @@
+package auditpg
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/allegro/bigcache/v3"
+	"github.com/jackc/pgx/v5"
+)
+
+// This file is the result cache: the policy that selects a query, the
+// checks that make serving it safe, its key, the BigCache store with each
+// entry's expiry and table generations, the row encoding and replay, and the
+// invalidation of tables on writes. The interceptor calls it; DESIGN.md's
+// invariants are what it guarantees.
+
+// CacheMode says which reads the result cache considers.
+type CacheMode uint8
+
+const (
+	// CacheOff turns the cache off: no lookups, no invalidation work.
+	CacheOff CacheMode = iota
+	// CacheExplicit, the default, caches a read when its context says so
+	// (WithCache) or its SQL carries a /* auditpg:cache */ hint.
+	CacheExplicit
+	// CacheTables caches every cacheable read of the tables listed with
+	// WithCacheTables (and, as in CacheExplicit, reads that ask).
+	CacheTables
+	// CacheAll caches every cacheable read.
+	CacheAll
+)
+
+var cacheModeNames = [...]string{CacheOff: "off", CacheExplicit: "explicit", CacheTables: "tables", CacheAll: "all"}
+
+func (m CacheMode) String() string {
+	if int(m) < len(cacheModeNames) {
+		return cacheModeNames[m]
+	}
+	return fmt.Sprintf("CacheMode(%d)", m)
+}
+
+func parseCacheMode(s string) (CacheMode, error) {
+	for m, name := range cacheModeNames {
+		if s == name {
+			return CacheMode(m), nil
+		}
+	}
+	return 0, fmt.Errorf("want off, explicit, tables or all")
+}
+
+// maxCacheTTL bounds every entry's life: BigCache drops entries older than
+// its one life window, which is set to this.
+const maxCacheTTL = 24 * time.Hour
+
+type cacheConfig struct {
+	mode          CacheMode
+	ttl           time.Duration   // default per-entry time to live
+	maxBytes      int             // hard limit of the store
+	maxEntryBytes int             // a larger result is not cached
+	tables        map[string]bool // CacheTables: table names, as written and unqualified
+	rlsAllowed    map[string]bool // tables with row-level security that may be cached
+}
+
+func defaultCacheConfig() cacheConfig {
+	return cacheConfig{mode: CacheExplicit, ttl: 300 * time.Second, maxBytes: 100 << 20, maxEntryBytes: 1 << 20}
+}
+
+// ---- options ----
+
+// WithCacheMode selects which reads the result cache considers (default
+// CacheExplicit). DSN: auditpg_cache=off|explicit|tables|all.
+func WithCacheMode(m CacheMode) Option {
+	return func(c *config) error {
+		if m > CacheAll {
+			return fmt.Errorf("auditpg: WithCacheMode(%d): want CacheOff, CacheExplicit, CacheTables or CacheAll", m)
+		}
+		c.cache.mode = m
+		return nil
+	}
+}
+
+// WithCacheTTL sets how long a cached result lives when the query does not
+// say (default 300s, at most 24h). DSN: auditpg_cache_ttl.
+func WithCacheTTL(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 || d > maxCacheTTL {
+			return fmt.Errorf("auditpg: WithCacheTTL(%v): want more than 0 and at most %v", d, maxCacheTTL)
+		}
+		c.cache.ttl = d
+		return nil
+	}
+}
+
+// WithCacheSize sets the store's hard limit in bytes (default 100 MB,
+// rounded up to whole megabytes). DSN: auditpg_cache_size=100MB.
+func WithCacheSize(bytes int) Option {
+	return func(c *config) error {
+		if bytes < 1<<20 {
+			return fmt.Errorf("auditpg: WithCacheSize(%d): want at least 1 MB (1048576 bytes)", bytes)
+		}
+		c.cache.maxBytes = bytes
+		return nil
+	}
+}
+
+// WithCacheMaxEntry sets the largest result cached, encoded, in bytes
+// (default 1 MB); a larger one is read from the server every time. DSN:
+// auditpg_cache_max_entry.
+func WithCacheMaxEntry(bytes int) Option {
+	return func(c *config) error {
+		if bytes < 1 {
+			return fmt.Errorf("auditpg: WithCacheMaxEntry(%d): want at least 1 byte", bytes)
+		}
+		c.cache.maxEntryBytes = bytes
+		return nil
+	}
+}
+
+// WithCacheTables selects CacheTables mode with the tables whose cacheable
+// reads are cached (names as in the SQL, or unqualified). DSN:
+// auditpg_cache_tables=audit_preset,settings.
+func WithCacheTables(tables ...string) Option {
+	return func(c *config) error {
+		if len(tables) == 0 {
+			return errors.New("auditpg: WithCacheTables(): name at least one table")
+		}
+		c.cache.mode, c.cache.tables = CacheTables, setOf(tables)
+		return nil
+	}
+}
+
+// WithCacheRLSTables allows caching reads of these tables although they
+// have row-level security: only when their policies depend on nothing but
+// the user and role, which are part of the key. DSN: auditpg_cache_rls_tables.
+func WithCacheRLSTables(tables ...string) Option {
+	return func(c *config) error {
+		c.cache.rlsAllowed = setOf(tables)
+		return nil
+	}
+}
+
+func setOf(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// ---- what the caller asks: context and hint ----
+
+type cacheCtxKey struct{}
+
+type cacheRequest struct {
+	ttl    time.Duration
+	bypass bool
+}
+
+// WithCache returns a context whose reads the cache may serve and fill,
+// with entries living ttl (0: the configured default), whatever the cache
+// mode other than off. Every safety rule still applies: a read that is not
+// cacheable is run as usual.
+func WithCache(ctx context.Context, ttl time.Duration) context.Context {
+	return context.WithValue(ctx, cacheCtxKey{}, cacheRequest{ttl: ttl})
+}
+
+// NoCache returns a context whose reads always go to the server.
+func NoCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, cacheCtxKey{}, cacheRequest{bypass: true})
+}
+
+// cacheHint finds a /* auditpg:cache [ttl=30s] */ comment in sql. It is
+// looked for once per SQL text, by the classifier's memo. A ttl that does
+// not parse is ignored (the default applies): the hint is a request, and
+// a typo must not turn a query into an error.
+func cacheHint(sql string) (ok bool, ttl time.Duration) {
+	i := strings.Index(sql, "auditpg:cache")
+	if i < 0 {
+		return false, 0
+	}
+	before := strings.TrimRight(sql[:i], " \t\r\n")
+	if !strings.HasSuffix(before, "/*") {
+		return false, 0
+	}
+	rest := sql[i+len("auditpg:cache"):]
+	end := strings.Index(rest, "*/")
+	if end < 0 {
+		return false, 0
+	}
+	for _, f := range strings.Fields(rest[:end]) {
+		if v, found := strings.CutPrefix(f, "ttl="); found {
+			if d, err := time.ParseDuration(v); err == nil && d > 0 {
+				ttl = d
+			}
+		}
+	}
+	return true, ttl
+}
+
+// ---- the cache ----
+
+// cache is one connector's result cache.
+type cache struct {
+	cfg   cacheConfig
+	store *bigcache.BigCache
+	seeds [2]maphash.Seed
+
+	global atomic.Uint64 // bumped by a write whose tables are unknown
+	gensMu sync.RWMutex
+	gens   map[string]*atomic.Uint64 // per unqualified table name
+
+	metaMu sync.Mutex
+	rels   map[string]relInfo // scope + table name -> what the catalog says
+	funcs  map[string]byte    // scope + function name -> worst provolatile
+
+	flightMu sync.Mutex
+	flights  map[string]chan struct{} // key hash -> closed when its fill ends
+
+	typesMu sync.RWMutex
+	types   []reflect.Type // ScanType registry: entries store an index
+	typeIdx map[reflect.Type]uint32
+
+	observers []InvalidationObserver
+	stats     cacheCounters
+}
+
+type cacheCounters struct {
+	hits, misses, fills, rejected, evictions, invalidations atomic.Int64
+	mu                                                      sync.Mutex
+	bypasses                                                map[string]int64
+}
+
+// relInfo is what the catalog says of one table name.
+type relInfo struct {
+	found     bool
+	unsafe    string   // why reads of it are not cached, "" when they may be
+	ancestors []string // partitioned tables above it, unqualified
+}
+
+func newCache(cfg cacheConfig, observers []Observer) *cache {
+	shards := 16
+	for shards > 1 && cfg.maxBytes/shards < 4*cfg.maxEntryBytes {
+		shards /= 2 // each shard must hold several of the largest entries
+	}
+	bc := bigcache.DefaultConfig(maxCacheTTL)
+	bc.Shards = shards
+	bc.CleanWindow = 0 // no goroutine: expired entries go when space is needed
+	bc.HardMaxCacheSize = max(1, (cfg.maxBytes+(1<<20)-1)>>20)
+	bc.MaxEntrySize = 512
+	bc.MaxEntriesInWindow = 64 * shards
+	bc.Verbose = false
+	c := &cache{
+		cfg:     cfg,
+		seeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		gens:    map[string]*atomic.Uint64{},
+		rels:    map[string]relInfo{},
+		funcs:   map[string]byte{},
+		flights: map[string]chan struct{}{},
+		typeIdx: map[reflect.Type]uint32{},
+	}
+	c.stats.bypasses = map[string]int64{}
+	bc.OnRemoveWithReason = func(_ string, _ []byte, reason bigcache.RemoveReason) {
+		if reason != bigcache.Deleted {
+			c.stats.evictions.Add(1)
+		}
+	}
+	store, err := bigcache.New(context.Background(), bc)
+	if err != nil {
+		// BigCache refuses only shard counts that are not powers of two
+		// and the like, which the lines above never build.
+		panic("auditpg: result cache: " + err.Error())
+	}
+	c.store = store
+	for _, o := range observers {
+		if io, ok := o.(InvalidationObserver); ok {
+			c.observers = append(c.observers, io)
+		}
+	}
+	return c
+}
+
+// ---- policy ----
+
+// bypass reasons: a small fixed set, for statistics and spans; the
+// classifier's own reasons (FOR UPDATE, volatile function now()...) come
+// under "not cacheable".
+const (
+	bypassContext     = "NoCache context"
+	bypassTx          = "in a transaction"
+	bypassSession     = "session state changed"
+	bypassStatement   = "not cacheable"
+	bypassFunction    = "function not immutable"
+	bypassTable       = "table not cacheable"
+	bypassArgs        = "argument type"
+	bypassLookupError = "catalog lookup failed"
+)
+
+// selected says whether the policy wants st cached, and for how long.
+func (c *cache) selected(ctx context.Context, st *Statement) (ttl time.Duration, ok bool, bypass bool) {
+	if req, has := ctx.Value(cacheCtxKey{}).(cacheRequest); has {
+		if req.bypass {
+			return 0, false, true
+		}
+		return c.ttl(req.ttl), true, false
+	}
+	if st.CacheHint {
+		return c.ttl(st.CacheTTL), true, false
+	}
+	switch c.cfg.mode {
+	case CacheAll:
+		return c.cfg.ttl, true, false
+	case CacheTables:
+		if len(st.Reads) == 0 {
+			return 0, false, false
+		}
+		for _, t := range st.Reads {
+			if !c.cfg.tables[t] && !c.cfg.tables[baseName(t)] {
+				return 0, false, false
+			}
+		}
+		return c.cfg.ttl, true, false
+	}
+	return 0, false, false
+}
+
+func (c *cache) ttl(d time.Duration) time.Duration {
+	if d <= 0 {
+		d = c.cfg.ttl
+	}
+	return min(d, maxCacheTTL)
+}
+
+func (c *cache) countBypass(reason string) {
+	c.stats.mu.Lock()
+	c.stats.bypasses[reason]++
+	c.stats.mu.Unlock()
+}
+
+// ---- generations ----
+
+// baseName is a table name without its schema: generations are kept per
+// unqualified name, so that audit_log and public.audit_log meet (a write
+// to s1.t also invalidates reads of s2.t: safe, rarely costly).
+func baseName(name string) string {
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+func (c *cache) gen(table string) *atomic.Uint64 {
+	name := baseName(table)
+	c.gensMu.RLock()
+	g := c.gens[name]
+	c.gensMu.RUnlock()
+	if g != nil {
+		return g
+	}
+	c.gensMu.Lock()
+	defer c.gensMu.Unlock()
+	if g = c.gens[name]; g == nil {
+		g = new(atomic.Uint64)
+		c.gens[name] = g
+	}
+	return g
+}
+
+// generations appends the current global generation, then each table's.
+func (c *cache) generations(dst []uint64, tables []string) []uint64 {
+	dst = append(dst, c.global.Load())
+	for _, t := range tables {
+		dst = append(dst, c.gen(t).Load())
+	}
+	return dst
+}
+
+// invalidate bumps the generations of tables (and of the partitioned
+// tables above them), or the global one when all is set. Entries filled
+// under older generations are then misses.
+func (c *cache) invalidate(ctx context.Context, tables []string, all bool) {
+	if all {
+		c.global.Add(1)
+	} else {
+		for _, t := range tables {
+			c.gen(t).Add(1)
+		}
+	}
+	c.stats.invalidations.Add(1)
+	for _, o := range c.observers {
+		if all {
+			o.Invalidated(ctx, nil)
+		} else {
+			o.Invalidated(ctx, tables)
+		}
+	}
+}
+
+// forgetCatalog drops what the catalog said of tables and functions, after
+// DDL through the driver: a table may have gained row-level security, a
+// partition a parent, a function another volatility.
+func (c *cache) forgetCatalog() {
+	c.metaMu.Lock()
+	clear(c.rels)
+	clear(c.funcs)
+	c.metaMu.Unlock()
+}
+
+// ---- the key ----
+
+// keyBuf is a reusable buffer for building keys and entries.
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// appendKey appends the full key: the session scope, the SQL text and the
+// typed arguments. It returns false when an argument's type has no exact
+// encoding, and the read is then not cached.
+func appendKey(b []byte, scope, query string, args []driver.NamedValue) ([]byte, bool) {
+	b = appendString(b, scope)
+	b = appendString(b, query)
+	b = binary.AppendUvarint(b, uint64(len(args)))
+	for i := range args {
+		b = appendString(b, args[i].Name)
+		var ok bool
+		if b, ok = appendValue(b, args[i].Value); !ok {
+			return b, false
+		}
+	}
+	return b, true
+}
+
+func (c *cache) hashKey(key []byte) string {
+	var h [16]byte
+	binary.LittleEndian.PutUint64(h[:8], maphash.Bytes(c.seeds[0], key))
+	binary.LittleEndian.PutUint64(h[8:], maphash.Bytes(c.seeds[1], key))
+	return string(h[:])
+}
+
+// ---- column types ----
+
+func (c *cache) typeIndex(t reflect.Type) uint32 {
+	c.typesMu.RLock()
+	i, ok := c.typeIdx[t]
+	c.typesMu.RUnlock()
+	if ok {
+		return i
+	}
+	c.typesMu.Lock()
+	defer c.typesMu.Unlock()
+	if i, ok = c.typeIdx[t]; !ok {
+		i = uint32(len(c.types))
+		c.types = append(c.types, t)
+		c.typeIdx[t] = i
+	}
+	return i
+}
+
+func (c *cache) typeAt(i uint32) reflect.Type {
+	c.typesMu.RLock()
+	defer c.typesMu.RUnlock()
+	if int(i) < len(c.types) {
+		return c.types[i]
+	}
+	return reflect.TypeFor[any]()
+}
+
+// ---- single flight ----
+
+// join registers the caller as the one filling hash, or returns the
+// channel to wait on when another caller is already filling it.
+func (c *cache) join(hash string) (wait chan struct{}, leader bool) {
+	c.flightMu.Lock()
+	defer c.flightMu.Unlock()
+	if ch, ok := c.flights[hash]; ok {
+		return ch, false
+	}
+	c.flights[hash] = make(chan struct{})
+	return nil, true
+}
+
+func (c *cache) leave(hash string) {
+	c.flightMu.Lock()
+	ch := c.flights[hash]
+	delete(c.flights, hash)
+	c.flightMu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
+}
+
+// ---- statistics ----
+
+// CacheStats are the result cache's figures in a Snapshot.
+type CacheStats struct {
+	Mode   string `json:"mode"`
+	Hits   int64  `json:"hits"`
+	Misses int64  `json:"misses"`
+	// Bypasses counts the reads the policy selected that were run without
+	// the cache, by reason.
+	Bypasses map[string]int64 `json:"bypasses"`
+	// Fills counts the results stored; RejectedFills the misses whose
+	// result was not stored (too large, not read to the end, an error, or
+	// a write to one of its tables while it ran).
+	Fills         int64 `json:"fills"`
+	RejectedFills int64 `json:"rejected_fills"`
+	// Evictions counts entries dropped for room or age.
+	Evictions     int64   `json:"evictions"`
+	Invalidations int64   `json:"invalidations"`
+	Entries       int     `json:"entries"`
+	Bytes         int     `json:"bytes"`
+	HitRatio      float64 `json:"hit_ratio"`
+}
+
+func (c *cache) snapshot() *CacheStats {
+	s := &CacheStats{
+		Mode:          c.cfg.mode.String(),
+		Hits:          c.stats.hits.Load(),
+		Misses:        c.stats.misses.Load(),
+		Fills:         c.stats.fills.Load(),
+		RejectedFills: c.stats.rejected.Load(),
+		Evictions:     c.stats.evictions.Load(),
+		Invalidations: c.stats.invalidations.Load(),
+		Entries:       c.store.Len(),
+		Bytes:         c.store.Capacity(),
+		Bypasses:      map[string]int64{},
+	}
+	c.stats.mu.Lock()
+	for k, v := range c.stats.bypasses {
+		s.Bypasses[k] = v
+	}
+	c.stats.mu.Unlock()
+	if n := s.Hits + s.Misses; n > 0 {
+		s.HitRatio = float64(s.Hits) / float64(n)
+	}
+	return s
+}
+
+func (c *cache) resetStats() {
+	for _, n := range []*atomic.Int64{&c.stats.hits, &c.stats.misses, &c.stats.fills, &c.stats.rejected, &c.stats.evictions, &c.stats.invalidations} {
+		n.Store(0)
+	}
+	c.stats.mu.Lock()
+	clear(c.stats.bypasses)
+	c.stats.mu.Unlock()
+}
+
+// Invalidate drops the cached results that read the named tables (by
+// unqualified name; name a partitioned table's parent to refresh reads of
+// the parent), or every cached result when no table is named. Use it after
+// writes the driver cannot see: triggers, foreign-key cascades, rules,
+// pgx's CopyFrom through PgxConn, other processes.
+func Invalidate(db *sql.DB, tables ...string) error {
+	c, err := connectorOf(db)
+	if err != nil {
+		return err
+	}
+	if c.cache == nil {
+		return nil
+	}
+	c.cache.invalidate(context.Background(), tables, len(tables) == 0)
+	return nil
+}
+
+// Close releases the connector's result cache; sql.DB.Close calls it.
+func (c *Connector) Close() error {
+	if c.cache == nil {
+		return nil
+	}
+	return c.cache.store.Close()
+}
+
+var errNotCached = errors.New("auditpg: not cached")
+
+// ---- encoding helpers ----
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func readUvarint(b []byte) (uint64, []byte, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, nil, errNotCached
+	}
+	return v, b[n:], nil
+}
+
+func readBytes(b []byte) ([]byte, []byte, error) {
+	n, b, err := readUvarint(b)
+	if err != nil || uint64(len(b)) < n {
+		return nil, nil, errNotCached
+	}
+	return b[:n:n], b[n:], nil
+}
+
+func appendFloat(b []byte, f float64) []byte {
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+}
+
+// ---- one connection's side: eligibility, lookup, fill, invalidation ----
+
+// connCache is the cache state of one connection.
+type connCache struct {
+	scope          string // database, server, user, role, search_path; "" until asked
+	sessionChanged bool   // SET, SET ROLE, set_config, a temporary table...: bypass for good
+	pending        []string
+	pendingAll     bool // a write in the open transaction could not name its tables
+	pendingAny     bool
+}
+
+// fill is a miss being captured for the cache.
+type fill struct {
+	hash     string
+	tables   []string
+	buf      *[]byte // header, columns, then rows
+	gens     []uint64
+	complete bool // the rows were read to the end
+	leader   bool // others wait for this fill
+}
+
+// inTransaction tells from the server's own status when there is one, so
+// that a BEGIN sent as SQL counts too.
+func (ic *interceptor) inTransaction() bool {
+	if ic.pgx != nil {
+		return ic.pgx.Conn().PgConn().TxStatus() != 'I'
+	}
+	return ic.inTx
+}
+
+// lookup decides how the cache answers a read: a hit (replay rows), a miss
+// to fill, a bypass, or no part at all. It sets ev.Cache and ev.CacheReason.
+func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fill, error) {
+	c, st := ic.c.cache, ev.Statement
+	ttl, selected, noCache := c.selected(ctx, st)
+	reason := ""
+	switch {
+	case noCache:
+		reason = bypassContext
+	case !selected:
+		return nil, nil, nil
+	case !st.Cacheable && !st.UserFunctionsOnly:
+		reason = bypassStatement + ": " + st.Uncacheable
+	case ic.inTransaction():
+		reason = bypassTx
+	case ic.cc.sessionChanged:
+		reason = bypassSession
+	case ic.pgx == nil:
+		reason = bypassLookupError
+	default:
+		reason = ic.eligible(ctx, st)
+	}
+	if reason != "" {
+		ev.Cache, ev.CacheReason = CacheBypass, reason
+		c.countBypass(reason)
+		return nil, nil, nil
+	}
+
+	bufp := keyBufs.Get().(*[]byte)
+	key, ok := appendKey((*bufp)[:0], ic.cc.scope, ev.Query, ev.Args)
+	*bufp = key
+	if !ok {
+		keyBufs.Put(bufp)
+		ev.Cache, ev.CacheReason = CacheBypass, bypassArgs
+		c.countBypass(bypassArgs)
+		return nil, nil, nil
+	}
+	hash := c.hashKey(key)
+	var gensArr [8]uint64
+	gens := c.generations(gensArr[:0], st.Reads)
+	if rows := c.get(hash, gens, key); rows != nil {
+		keyBufs.Put(bufp)
+		ev.Cache = CacheHit
+		c.stats.hits.Add(1)
+		return rows, nil, nil
+	}
+	wait, leader := c.join(hash)
+	if !leader {
+		// Another caller is running this very query: wait for its fill,
+		// within our own deadline, then look again.
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			keyBufs.Put(bufp)
+			return nil, nil, ctx.Err()
+		}
+		gens = c.generations(gens[:0], st.Reads)
+		if rows := c.get(hash, gens, key); rows != nil {
+			keyBufs.Put(bufp)
+			ev.Cache = CacheHit
+			c.stats.hits.Add(1)
+			return rows, nil, nil
+		}
+	}
+	ev.Cache = CacheMiss
+	c.stats.misses.Add(1)
+	f := &fill{hash: hash, tables: st.Reads, gens: append([]uint64(nil), gens...), leader: leader}
+	entry := keyBufs.Get().(*[]byte)
+	*entry = appendHeader((*entry)[:0], time.Now().Add(ttl), gens, key)
+	keyBufs.Put(bufp)
+	f.buf = entry
+	return nil, f, nil
+}
+
+// get returns the replay of a valid entry, or nil.
+func (c *cache) get(hash string, gens []uint64, key []byte) driver.Rows {
+	e, err := c.store.Get(hash)
+	if err != nil {
+		return nil
+	}
+	rest, ok := validEntry(e, time.Now().UnixNano(), gens, key)
+	if !ok {
+		return nil
+	}
+	rows, err := c.replay(rest)
+	if err != nil {
+		return nil
+	}
+	return rows
+}
+
+// started records the columns of the rows a fill captures.
+func (f *fill) started(c *cache, r driver.Rows) {
+	*f.buf = c.appendColumns(*f.buf, r)
+}
+
+// row adds one row; false abandons the fill (too large, or a value the
+// entry cannot hold).
+func (f *fill) row(c *cache, dest []driver.Value) bool {
+	b, ok := appendRow(*f.buf, dest)
+	*f.buf = b
+	return ok && len(b) <= c.cfg.maxEntryBytes
+}
+
+// finish stores a complete fill whose tables were not written while it ran,
+// and releases whoever waits for it.
+func (c *cache) finish(f *fill, ok bool) {
+	if ok && f.complete {
+		var now [8]uint64
+		ok = slices.Equal(c.generations(now[:0], f.tables), f.gens)
+	} else {
+		ok = false
+	}
+	if ok && c.store.Set(f.hash, *f.buf) == nil {
+		c.stats.fills.Add(1)
+	} else {
+		c.stats.rejected.Add(1)
+	}
+	if cap(*f.buf) <= 64<<10 { // keep big buffers out of the pool
+		keyBufs.Put(f.buf)
+	}
+	f.buf = nil
+	if f.leader {
+		c.leave(f.hash)
+	}
+}
+
+// eligible checks what only the server knows: the session's scope, the
+// volatility of the functions called, and the tables read (temporary,
+// system, views and foreign tables, row-level security). Answers are
+// remembered per scope until DDL runs through the driver. It returns the
+// bypass reason, or "".
+func (ic *interceptor) eligible(ctx context.Context, st *Statement) string {
+	c := ic.c.cache
+	if ic.cc.scope == "" {
+		if err := ic.askScope(ctx); err != nil {
+			return bypassLookupError
+		}
+	}
+	for _, fn := range st.Functions {
+		v, err := ic.volatility(ctx, fn)
+		if err != nil {
+			return bypassLookupError
+		}
+		if v != 'i' {
+			return bypassFunction + ": " + fn
+		}
+	}
+	for _, t := range st.Reads {
+		rel, err := ic.relation(ctx, t)
+		if err != nil {
+			return bypassLookupError
+		}
+		if rel.unsafe != "" {
+			if rel.unsafe == unsafeRLS && (c.cfg.rlsAllowed[t] || c.cfg.rlsAllowed[baseName(t)]) {
+				continue
+			}
+			return bypassTable + ": " + t + " (" + rel.unsafe + ")"
+		}
+	}
+	return ""
+}
+
+// askScope reads what, beside the SQL and its arguments, decides what a
+// read returns on this connection. The connector fixes the server and the
+// database; the user, role and search_path come from the session.
+func (ic *interceptor) askScope(ctx context.Context) error {
+	var user, role, path, db string
+	err := ic.pgx.Conn().QueryRow(ctx,
+		`SELECT session_user, current_user, current_setting('search_path'), current_database()`).Scan(&user, &role, &path, &db)
+	if err != nil {
+		return err
+	}
+	t := ic.c.Target()
+	ic.cc.scope = strings.Join([]string{t.Host, strconv.Itoa(int(t.Port)), db, user, role, path}, "\x00")
+	return nil
+}
+
+const (
+	unsafeRLS     = "row-level security"
+	unsafeTemp    = "temporary"
+	unsafeCatalog = "system catalog"
+	unsafeKind    = "view or foreign table"
+	unsafeMissing = "not found"
+)
+
+// relation returns what the catalog says of the table named t, as the
+// session's search_path resolves it.
+func (ic *interceptor) relation(ctx context.Context, t string) (relInfo, error) {
+	c := ic.c.cache
+	memo := ic.cc.scope + "\x00" + t
+	c.metaMu.Lock()
+	rel, ok := c.rels[memo]
+	c.metaMu.Unlock()
+	if ok {
+		return rel, nil
+	}
+	var kind, persistence string
+	var rls bool
+	var schema string
+	err := ic.pgx.Conn().QueryRow(ctx, `
+		SELECT c.relkind::text, c.relpersistence::text, c.relrowsecurity, n.nspname,
+		       ARRAY(SELECT p.relname::text FROM pg_partition_ancestors(c.oid) a
+		             JOIN pg_class p ON p.oid = a.relid WHERE a.relid <> c.oid)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.oid = to_regclass($1)`, pgx.Identifier(strings.Split(t, ".")).Sanitize(),
+	).Scan(&kind, &persistence, &rls, &schema, &rel.ancestors)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		rel.unsafe = unsafeMissing
+	case err != nil:
+		return relInfo{}, err
+	default:
+		rel.found = true
+		switch {
+		case persistence == "t":
+			rel.unsafe = unsafeTemp
+		case schema == "pg_catalog" || schema == "information_schema" || strings.HasPrefix(schema, "pg_"):
+			rel.unsafe = unsafeCatalog
+		case kind != "r" && kind != "p" && kind != "m":
+			rel.unsafe = unsafeKind // a view hides the tables it reads from invalidation
+		case rls:
+			rel.unsafe = unsafeRLS
+		}
+	}
+	c.metaMu.Lock()
+	c.rels[memo] = rel
+	c.metaMu.Unlock()
+	return rel, nil
+}
+
+// volatility returns the worst provolatile ('i' < 's' < 'v') of the
+// functions named fn that the session can call; 'v' when there is none.
+func (ic *interceptor) volatility(ctx context.Context, fn string) (byte, error) {
+	c := ic.c.cache
+	memo := ic.cc.scope + "\x00" + fn
+	c.metaMu.Lock()
+	v, ok := c.funcs[memo]
+	c.metaMu.Unlock()
+	if ok {
+		return v, nil
+	}
+	schema, name := "", fn
+	if i := strings.LastIndexByte(fn, '.'); i >= 0 {
+		schema, name = fn[:i], fn[i+1:]
+	}
+	var worst string
+	err := ic.pgx.Conn().QueryRow(ctx, `
+		SELECT coalesce(max(p.provolatile::text COLLATE "C"), 'v')
+		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE p.proname = $1
+		  AND CASE WHEN $2 = '' THEN n.nspname = ANY (current_schemas(true)) ELSE n.nspname = $2 END`,
+		name, schema).Scan(&worst)
+	if err != nil {
+		return 0, err
+	}
+	v = worst[0] // 'i' < 's' < 'v' in byte order, so max is the worst
+	c.metaMu.Lock()
+	c.funcs[memo] = v
+	c.metaMu.Unlock()
+	return v, nil
+}
+
+// afterStatement runs once a statement is over (an exec, or a query when
+// its rows close): it notes session changes and invalidates what the
+// statement wrote, at once outside a transaction, at commit inside one.
+func (ic *interceptor) afterStatement(ctx context.Context, st *Statement, err error) {
+	c := ic.c.cache
+	if c == nil || st == nil {
+		return
+	}
+	if err != nil && sqlState(err) != "" {
+		return // the server refused the statement: it changed nothing
+	}
+	if st.ChangesSession || st.CreatesTemp {
+		ic.cc.sessionChanged = true
+	}
+	if st.Kind == KindTx {
+		if !ic.inTransaction() {
+			ic.endTransaction(ctx, st.Operation != "ROLLBACK" && st.Operation != "ABORT")
+		}
+		return
+	}
+	if st.ReadOnly {
+		return
+	}
+	tables, all := st.Writes, st.WritesUnknown
+	if st.Kind == KindDDL {
+		// DDL may drop or detach a partition, or change what the catalog
+		// said of a table: forget it all.
+		c.forgetCatalog()
+		all = true
+	}
+	if all && st.UserFunctionsOnly && ic.pgx != nil && !ic.inTransaction() && ic.cc.scope != "" {
+		all = !ic.functionsCannotWrite(ctx, st.Functions)
+	}
+	if ic.inTransaction() {
+		ic.cc.pending = append(ic.cc.pending, tables...)
+		ic.cc.pendingAll = ic.cc.pendingAll || all
+		ic.cc.pendingAny = true
+		return
+	}
+	ic.invalidate(ctx, tables, all)
+}
+
+// functionsCannotWrite is true when every function is STABLE or IMMUTABLE,
+// which PostgreSQL forbids to modify the database.
+func (ic *interceptor) functionsCannotWrite(ctx context.Context, fns []string) bool {
+	for _, fn := range fns {
+		if v, err := ic.volatility(ctx, fn); err != nil || v == 'v' {
+			return false
+		}
+	}
+	return true
+}
+
+// endTransaction invalidates what the transaction wrote when it committed
+// (or may have), and forgets it when it rolled back.
+func (ic *interceptor) endTransaction(ctx context.Context, committed bool) {
+	cc := &ic.cc
+	if committed && cc.pendingAny {
+		ic.invalidate(ctx, cc.pending, cc.pendingAll)
+	}
+	cc.pending, cc.pendingAll, cc.pendingAny = cc.pending[:0], false, false
+}
+
+// invalidate bumps the tables written and the partitioned tables above
+// them. When a table cannot be looked up, everything is invalidated.
+func (ic *interceptor) invalidate(ctx context.Context, tables []string, all bool) {
+	c := ic.c.cache
+	if all || len(tables) == 0 {
+		c.invalidate(ctx, nil, true)
+		return
+	}
+	names := slices.Clone(tables)
+	if ic.pgx != nil {
+		if ic.cc.scope == "" && ic.askScope(ctx) != nil {
+			c.invalidate(ctx, nil, true)
+			return
+		}
+		for _, t := range tables {
+			rel, err := ic.relation(ctx, t)
+			if err != nil || !rel.found {
+				c.invalidate(ctx, nil, true)
+				return
+			}
+			names = append(names, rel.ancestors...)
+		}
+	}
+	c.invalidate(ctx, names, false)
+}

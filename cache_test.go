@@ -1,0 +1,61 @@
+package auditpg
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+)
+
+// cacheDB opens the test database with the cache in mode all and a fresh
+// table t(id, v).
+func cacheDB(t *testing.T, table string, opts ...Option) *sql.DB {
+	t.Helper()
+	db := openDB(t, DriverName, append([]Option{WithCacheMode(CacheAll)}, opts...)...)
+	mustExec(t, db, `DROP TABLE IF EXISTS `+table)
+	mustExec(t, db, `CREATE TABLE `+table+` (id int PRIMARY KEY, v text)`)
+	mustExec(t, db, `INSERT INTO `+table+` VALUES (1, 'one'), (2, 'two')`)
+	return db
+}
+
+func cacheStats(t *testing.T, db *sql.DB) CacheStats {
+	t.Helper()
+	s, err := Stats(db)
+	if err != nil || s.Cache == nil {
+		t.Fatalf("Stats: %v, cache %v", err, s.Cache)
+	}
+	return *s.Cache
+}
+
+func readV(t *testing.T, db *sql.DB, ctx context.Context, table string, id int) string {
+	t.Helper()
+	var v string
+	if err := db.QueryRowContext(ctx, `SELECT v FROM `+table+` WHERE id = $1`, id).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestCacheHitAndInvalidation(t *testing.T) {
+	ctx := context.Background()
+	db := cacheDB(t, "cache_basic")
+	ResetStats(db)
+	if v := readV(t, db, ctx, "cache_basic", 1); v != "one" {
+		t.Fatalf("first read %q", v)
+	}
+	if v := readV(t, db, ctx, "cache_basic", 1); v != "one" {
+		t.Fatalf("second read %q", v)
+	}
+	s := cacheStats(t, db)
+	if s.Misses != 1 || s.Hits != 1 || s.Fills != 1 {
+		t.Fatalf("after two reads: %+v, want 1 miss, 1 fill, 1 hit", s)
+	}
+	mustExec(t, db, `UPDATE cache_basic SET v = 'uno' WHERE id = 1`)
+	if v := readV(t, db, ctx, "cache_basic", 1); v != "uno" {
+		t.Fatalf("read after write: %q, want uno", v)
+	}
+	if s := cacheStats(t, db); s.Hits != 1 || s.Invalidations != 1 {
+		t.Fatalf("after write: %+v", s)
+	}
+	_ = time.Second
+}

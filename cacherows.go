@@ -1,0 +1,424 @@
+package auditpg
+
+import (
+	"bytes"
+	"database/sql/driver"
+	"encoding/binary"
+	"io"
+	"math"
+	"reflect"
+	"time"
+	"unsafe"
+)
+
+// This file encodes what the cache stores: argument values for the key, and
+// entries (expiry, generations, full key, columns, rows) in a compact binary
+// form; and it replays an entry as driver.Rows, with every ColumnType answer
+// the server's rows gave.
+
+// Value tags. Arguments also carry named and composite types; row values are
+// only the seven types pgx stdlib returns.
+const (
+	tagNil byte = iota
+	tagInt
+	tagUint
+	tagFloat
+	tagTrue
+	tagFalse
+	tagString
+	tagBytes
+	tagTime
+	tagValuer // a driver.Valuer's type name, then its Value()
+	tagNamed  // a named type's name, then its underlying value
+	tagList   // a slice or array: its type name, length, elements
+)
+
+// appendValue appends v with its type. It returns false for a type it has
+// no exact encoding for: two different values must never encode alike.
+func appendValue(b []byte, v any) ([]byte, bool) {
+	switch v := v.(type) {
+	case nil:
+		return append(b, tagNil), true
+	case int64:
+		return binary.AppendVarint(append(b, tagInt), v), true
+	case int:
+		return binary.AppendVarint(append(b, tagInt), int64(v)), true
+	case int32:
+		return binary.AppendVarint(append(b, tagInt), int64(v)), true
+	case float64:
+		return appendFloat(append(b, tagFloat), v), true
+	case bool:
+		if v {
+			return append(b, tagTrue), true
+		}
+		return append(b, tagFalse), true
+	case string:
+		return appendString(append(b, tagString), v), true
+	case []byte:
+		if v == nil {
+			return append(b, tagNil), true
+		}
+		return appendString(append(b, tagBytes), unsafe.String(unsafe.SliceData(v), len(v))), true
+	case time.Time:
+		return appendTime(append(b, tagTime), v)
+	case driver.Valuer:
+		rv := reflect.ValueOf(v)
+		if rv.Kind() == reflect.Pointer && rv.IsNil() {
+			return append(b, tagNil), true
+		}
+		dv, err := v.Value()
+		if err != nil {
+			return b, false
+		}
+		b = appendString(append(b, tagValuer), rv.Type().String())
+		return appendValue(b, dv)
+	}
+	return appendReflect(b, reflect.ValueOf(v))
+}
+
+// appendReflect encodes the other kinds: named basic types, pointers,
+// slices and arrays of what appendValue encodes.
+func appendReflect(b []byte, rv reflect.Value) ([]byte, bool) {
+	switch rv.Kind() {
+	case reflect.Pointer:
+		if rv.IsNil() {
+			return append(b, tagNil), true
+		}
+		return appendValue(b, rv.Elem().Interface())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		b = appendString(append(b, tagNamed), rv.Type().String())
+		return binary.AppendVarint(append(b, tagInt), rv.Int()), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		b = appendString(append(b, tagNamed), rv.Type().String())
+		return binary.AppendUvarint(append(b, tagUint), rv.Uint()), true
+	case reflect.Float32, reflect.Float64:
+		b = appendString(append(b, tagNamed), rv.Type().String())
+		return appendFloat(append(b, tagFloat), rv.Float()), true
+	case reflect.Bool:
+		b = appendString(append(b, tagNamed), rv.Type().String())
+		if rv.Bool() {
+			return append(b, tagTrue), true
+		}
+		return append(b, tagFalse), true
+	case reflect.String:
+		b = appendString(append(b, tagNamed), rv.Type().String())
+		return appendString(append(b, tagString), rv.String()), true
+	case reflect.Slice, reflect.Array:
+		if rv.Kind() == reflect.Slice && rv.IsNil() {
+			return append(b, tagNil), true
+		}
+		b = appendString(append(b, tagList), rv.Type().String())
+		b = binary.AppendUvarint(b, uint64(rv.Len()))
+		for i := range rv.Len() {
+			var ok bool
+			if b, ok = appendValue(b, rv.Index(i).Interface()); !ok {
+				return b, false
+			}
+		}
+		return b, true
+	}
+	return b, false
+}
+
+// Time zones: pgx returns times in UTC or time.Local; a fixed zone is kept
+// by name and offset. Other locations are not cached.
+const (
+	zoneUTC byte = iota
+	zoneLocal
+	zoneFixed
+)
+
+func appendTime(b []byte, t time.Time) ([]byte, bool) {
+	b = binary.AppendVarint(b, t.Unix())
+	b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
+	switch loc := t.Location(); loc {
+	case time.UTC:
+		return append(b, zoneUTC), true
+	case time.Local:
+		return append(b, zoneLocal), true
+	default:
+		name, off := t.Zone()
+		if fixed := time.FixedZone(name, off); t.In(fixed).Location().String() != loc.String() {
+			return b, false // a named location such as Europe/Paris
+		}
+		b = binary.AppendVarint(append(b, zoneFixed), int64(off))
+		return appendString(b, name), true
+	}
+}
+
+// ---- entries ----
+
+// An entry is: expiry (unix ns, 8 bytes), the generations it was filled
+// under, the full key, the columns, then the rows' values, one after the
+// other up to the end.
+
+// column is one result column and what ColumnType* answered for it.
+type column struct {
+	name, dbType           string
+	scanType               uint32 // index in the cache's type registry
+	hasLength, hasNullable bool
+	nullable, hasPrecScale bool
+	length, prec, scale    int64
+}
+
+const (
+	colHasLength byte = 1 << iota
+	colHasNullable
+	colNullable
+	colHasPrecScale
+)
+
+// appendColumns appends the columns of live rows, asking every ColumnType
+// interface they implement.
+func (c *cache) appendColumns(b []byte, r driver.Rows) []byte {
+	names := r.Columns()
+	b = binary.AppendUvarint(b, uint64(len(names)))
+	for i, name := range names {
+		var col column
+		if t, ok := r.(driver.RowsColumnTypeDatabaseTypeName); ok {
+			col.dbType = t.ColumnTypeDatabaseTypeName(i)
+		}
+		st := reflect.TypeFor[any]()
+		if t, ok := r.(driver.RowsColumnTypeScanType); ok {
+			st = t.ColumnTypeScanType(i)
+		}
+		var flags byte
+		if t, ok := r.(driver.RowsColumnTypeLength); ok {
+			if col.length, col.hasLength = t.ColumnTypeLength(i); col.hasLength {
+				flags |= colHasLength
+			}
+		}
+		if t, ok := r.(driver.RowsColumnTypeNullable); ok {
+			if nullable, ok := t.ColumnTypeNullable(i); ok {
+				flags |= colHasNullable
+				if nullable {
+					flags |= colNullable
+				}
+			}
+		}
+		if t, ok := r.(driver.RowsColumnTypePrecisionScale); ok {
+			var ok bool
+			if col.prec, col.scale, ok = t.ColumnTypePrecisionScale(i); ok {
+				flags |= colHasPrecScale
+			}
+		}
+		b = appendString(b, name)
+		b = appendString(b, col.dbType)
+		b = binary.AppendUvarint(b, uint64(c.typeIndex(st)))
+		b = append(b, flags)
+		b = binary.AppendVarint(b, col.length)
+		b = binary.AppendVarint(b, col.prec)
+		b = binary.AppendVarint(b, col.scale)
+	}
+	return b
+}
+
+// appendRow appends one row's values; false when a value is of a type the
+// entry cannot hold.
+func appendRow(b []byte, dest []driver.Value) ([]byte, bool) {
+	for _, v := range dest {
+		switch v := v.(type) {
+		case nil, int64, float64, bool, string, []byte, time.Time:
+			var ok bool
+			if b, ok = appendValue(b, v); !ok {
+				return b, false
+			}
+		default:
+			return b, false
+		}
+	}
+	return b, true
+}
+
+// entryHeader is an entry's beginning, checked before its rows are used.
+type entryHeader struct {
+	expiry int64
+	gens   []uint64
+	key    []byte
+}
+
+// appendHeader starts an entry.
+func appendHeader(b []byte, expiry time.Time, gens []uint64, key []byte) []byte {
+	b = binary.LittleEndian.AppendUint64(b, uint64(expiry.UnixNano()))
+	b = binary.AppendUvarint(b, uint64(len(gens)))
+	for _, g := range gens {
+		b = binary.AppendUvarint(b, g)
+	}
+	return appendString(b, unsafe.String(unsafe.SliceData(key), len(key)))
+}
+
+// validEntry checks an entry against the time, the current generations and
+// the full key, and returns what follows the header.
+func validEntry(e []byte, now int64, gens []uint64, key []byte) ([]byte, bool) {
+	if len(e) < 8 || int64(binary.LittleEndian.Uint64(e)) <= now {
+		return nil, false
+	}
+	e = e[8:]
+	n, e, err := readUvarint(e)
+	if err != nil || n != uint64(len(gens)) {
+		return nil, false
+	}
+	for _, want := range gens {
+		var g uint64
+		if g, e, err = readUvarint(e); err != nil || g != want {
+			return nil, false
+		}
+	}
+	k, e, err := readBytes(e)
+	if err != nil || !bytes.Equal(k, key) {
+		return nil, false
+	}
+	return e, true
+}
+
+// ---- replay ----
+
+// cachedRows replays an entry. Strings and byte slices point into the
+// entry, which is this replay's own copy and never written again.
+type cachedRows struct {
+	c     *cache
+	names []string
+	cols  []column
+	data  []byte
+}
+
+func (c *cache) replay(e []byte) (*cachedRows, error) {
+	n, e, err := readUvarint(e)
+	if err != nil || n > uint64(len(e)) {
+		return nil, errNotCached
+	}
+	r := &cachedRows{c: c, names: make([]string, n), cols: make([]column, n)}
+	for i := range r.cols {
+		col := &r.cols[i]
+		var name, dbType []byte
+		if name, e, err = readBytes(e); err != nil {
+			return nil, err
+		}
+		if dbType, e, err = readBytes(e); err != nil {
+			return nil, err
+		}
+		var st uint64
+		if st, e, err = readUvarint(e); err != nil || len(e) < 1 {
+			return nil, errNotCached
+		}
+		flags := e[0]
+		e = e[1:]
+		var vals [3]int64
+		for j := range vals {
+			v, k := binary.Varint(e)
+			if k <= 0 {
+				return nil, errNotCached
+			}
+			vals[j], e = v, e[k:]
+		}
+		r.names[i] = unsafe.String(unsafe.SliceData(name), len(name))
+		*col = column{
+			name: r.names[i], dbType: unsafe.String(unsafe.SliceData(dbType), len(dbType)), scanType: uint32(st),
+			hasLength: flags&colHasLength != 0, hasNullable: flags&colHasNullable != 0,
+			nullable: flags&colNullable != 0, hasPrecScale: flags&colHasPrecScale != 0,
+			length: vals[0], prec: vals[1], scale: vals[2],
+		}
+	}
+	r.data = e
+	return r, nil
+}
+
+func (r *cachedRows) Columns() []string { return r.names }
+func (r *cachedRows) Close() error      { r.data = nil; return nil }
+
+func (r *cachedRows) Next(dest []driver.Value) error {
+	if len(r.data) == 0 {
+		return io.EOF
+	}
+	for i := range dest {
+		v, rest, err := readValue(r.data)
+		if err != nil {
+			return err
+		}
+		dest[i], r.data = v, rest
+	}
+	return nil
+}
+
+// readValue decodes one row value (the seven types of appendRow).
+func readValue(b []byte) (driver.Value, []byte, error) {
+	if len(b) == 0 {
+		return nil, nil, errNotCached
+	}
+	tag, b := b[0], b[1:]
+	switch tag {
+	case tagNil:
+		return nil, b, nil
+	case tagInt:
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, nil, errNotCached
+		}
+		return v, b[n:], nil
+	case tagFloat:
+		if len(b) < 8 {
+			return nil, nil, errNotCached
+		}
+		return math.Float64frombits(binary.LittleEndian.Uint64(b)), b[8:], nil
+	case tagTrue:
+		return true, b, nil
+	case tagFalse:
+		return false, b, nil
+	case tagString:
+		s, rest, err := readBytes(b)
+		return unsafe.String(unsafe.SliceData(s), len(s)), rest, err
+	case tagBytes:
+		s, rest, err := readBytes(b)
+		return s, rest, err
+	case tagTime:
+		return readTime(b)
+	}
+	return nil, nil, errNotCached
+}
+
+func readTime(b []byte) (driver.Value, []byte, error) {
+	sec, n := binary.Varint(b)
+	if n <= 0 {
+		return nil, nil, errNotCached
+	}
+	b = b[n:]
+	nsec, n := binary.Uvarint(b)
+	if n <= 0 || len(b) <= n {
+		return nil, nil, errNotCached
+	}
+	zone := b[n]
+	b = b[n+1:]
+	t := time.Unix(sec, int64(nsec))
+	switch zone {
+	case zoneUTC:
+		return t.UTC(), b, nil
+	case zoneLocal:
+		return t, b, nil
+	case zoneFixed:
+		off, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, nil, errNotCached
+		}
+		name, rest, err := readBytes(b[n:])
+		if err != nil {
+			return nil, nil, err
+		}
+		return t.In(time.FixedZone(string(name), int(off))), rest, nil
+	}
+	return nil, nil, errNotCached
+}
+
+func (r *cachedRows) ColumnTypeDatabaseTypeName(i int) string { return r.cols[i].dbType }
+func (r *cachedRows) ColumnTypeScanType(i int) reflect.Type   { return r.c.typeAt(r.cols[i].scanType) }
+
+func (r *cachedRows) ColumnTypeLength(i int) (int64, bool) {
+	return r.cols[i].length, r.cols[i].hasLength
+}
+
+func (r *cachedRows) ColumnTypeNullable(i int) (nullable, ok bool) {
+	return r.cols[i].nullable, r.cols[i].hasNullable
+}
+
+func (r *cachedRows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool) {
+	return r.cols[i].prec, r.cols[i].scale, r.cols[i].hasPrecScale
+}
