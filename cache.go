@@ -779,6 +779,9 @@ func (ic *interceptor) eligible(ctx context.Context, st *Statement) string {
 		}
 	}
 	for _, fn := range st.Functions {
+		if syntaxFunctions[fn] {
+			continue
+		}
 		v, err := ic.volatility(ctx, fn)
 		if err != nil {
 			return bypassLookupError
@@ -801,6 +804,10 @@ func (ic *interceptor) eligible(ctx context.Context, st *Statement) string {
 	}
 	return ""
 }
+
+// syntaxFunctions look like calls but are SQL syntax, absent from pg_proc,
+// and depend on their arguments only.
+var syntaxFunctions = map[string]bool{"coalesce": true, "nullif": true, "greatest": true, "least": true}
 
 // askScope reads what, beside the SQL and its arguments, decides what a
 // read returns on this connection. The connector fixes the server and the

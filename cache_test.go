@@ -59,3 +59,28 @@ func TestCacheHitAndInvalidation(t *testing.T) {
 	}
 	_ = time.Second
 }
+
+// SQL syntax that looks like a call (coalesce) does not stop caching, and a
+// per-fingerprint count of the cache's answers is kept.
+func TestCacheSyntaxFunctions(t *testing.T) {
+	ctx := context.Background()
+	db := cacheDB(t, "cache_syntax")
+	q := `SELECT coalesce(v, 'none'), greatest(id, 0) FROM cache_syntax WHERE id = $1`
+	for range 2 {
+		var v string
+		var n int
+		if err := db.QueryRowContext(ctx, q, 2).Scan(&v, &n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := Stats(db)
+	for _, st := range s.Statements {
+		if st.Fingerprint == Classify(q).Fingerprint {
+			if st.CacheMisses != 1 || st.CacheHits != 1 {
+				t.Fatalf("%s: %d misses, %d hits; want 1 and 1 (bypasses %v)", q, st.CacheMisses, st.CacheHits, s.Cache.Bypasses)
+			}
+			return
+		}
+	}
+	t.Fatalf("fingerprint of %s not in the statistics", q)
+}

@@ -136,11 +136,16 @@ type StatementStats struct {
 	Calls       int64  `json:"calls"`
 	Errors      int64  `json:"errors"`
 	// Rows is the sum of the rows returned (queries) and affected (execs).
-	Rows  int64         `json:"rows"`
-	Total time.Duration `json:"total_ns"`
-	Min   time.Duration `json:"min_ns"`
-	Max   time.Duration `json:"max_ns"`
-	Mean  time.Duration `json:"mean_ns"`
+	Rows int64 `json:"rows"`
+	// CacheHits, CacheMisses and CacheBypasses count the result cache's
+	// answers to this fingerprint's reads (hits are calls too).
+	CacheHits     int64         `json:"cache_hits"`
+	CacheMisses   int64         `json:"cache_misses"`
+	CacheBypasses int64         `json:"cache_bypasses"`
+	Total         time.Duration `json:"total_ns"`
+	Min           time.Duration `json:"min_ns"`
+	Max           time.Duration `json:"max_ns"`
+	Mean          time.Duration `json:"mean_ns"`
 	// StdDev is the population standard deviation, as in pg_stat_statements.
 	StdDev time.Duration `json:"stddev_ns"`
 	P50    time.Duration `json:"p50_ns"`
@@ -237,8 +242,9 @@ type statEntry struct {
 	// The strings are shared with the Statement, not copied.
 	fingerprint, summary, operation string
 
-	calls, errors, rows int64
-	total, min, max     time.Duration
+	calls, errors, rows    int64
+	hits, misses, bypasses int64 // the result cache's answers
+	total, min, max        time.Duration
 	// Welford's running mean and sum of squared deviations (in ns), which
 	// stay accurate where a plain sum of squares would cancel out.
 	mean, m2 float64
@@ -263,24 +269,35 @@ func (e *statEntry) add(ev *Event) {
 	if ev.Err != nil {
 		e.errors++
 	}
+	switch ev.Cache {
+	case CacheHit:
+		e.hits++
+	case CacheMiss:
+		e.misses++
+	case CacheBypass:
+		e.bypasses++
+	}
 	// The interceptor sets Start; deriving the end from it saves a clock read.
 	e.lastSeen = ev.Start.Add(d)
 }
 
 func (e *statEntry) stats() StatementStats {
 	s := StatementStats{
-		Fingerprint: e.fingerprint,
-		Summary:     e.summary,
-		Operation:   e.operation,
-		Calls:       e.calls,
-		Errors:      e.errors,
-		Rows:        e.rows,
-		Total:       e.total,
-		Min:         e.min,
-		Max:         e.max,
-		Mean:        e.total / time.Duration(e.calls),
-		StdDev:      time.Duration(math.Sqrt(e.m2 / float64(e.calls))),
-		LastSeen:    e.lastSeen,
+		Fingerprint:   e.fingerprint,
+		Summary:       e.summary,
+		Operation:     e.operation,
+		Calls:         e.calls,
+		Errors:        e.errors,
+		Rows:          e.rows,
+		CacheHits:     e.hits,
+		CacheMisses:   e.misses,
+		CacheBypasses: e.bypasses,
+		Total:         e.total,
+		Min:           e.min,
+		Max:           e.max,
+		Mean:          e.total / time.Duration(e.calls),
+		StdDev:        time.Duration(math.Sqrt(e.m2 / float64(e.calls))),
+		LastSeen:      e.lastSeen,
 	}
 	// Nearest-rank percentiles in one pass; nothing lies below min's bucket.
 	ranks := [3]int64{(e.calls*50 + 99) / 100, (e.calls*95 + 99) / 100, (e.calls*99 + 99) / 100}
