@@ -1,0 +1,350 @@
+package otel
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/auditpg/auditpg"
+	otelapi "go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/semconv/v1.43.0/dbconv"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ScopeName is the instrumentation scope of auditpg's tracer and meter.
+const ScopeName = "github.com/auditpg/auditpg/otel"
+
+// Attribute keys auditpg adds to the database conventions' own.
+const (
+	// CacheKey is how the result cache answered a query: hit, miss or bypass.
+	CacheKey = attribute.Key("auditpg.cache")
+	// CacheReasonKey says why a query bypassed the cache.
+	CacheReasonKey = attribute.Key("auditpg.cache.reason")
+	// SlowQueryEvent is the name of the span event a slow call gets.
+	SlowQueryEvent = "auditpg.slow_query"
+)
+
+// durationBuckets are the database conventions' advice for
+// db.client.operation.duration, in seconds.
+var durationBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10}
+
+// maxCachedAttrs bounds the attribute sets kept per (connector, statement
+// fingerprint, kind of call); past it the cache starts over.
+const maxCachedAttrs = 4096
+
+// observer is the auditpg.Observer that Observer returns.
+type observer struct {
+	cfg           config
+	tracer        trace.Tracer
+	duration      metric.Float64Histogram
+	returnedRows  metric.Int64Histogram
+	cacheHits     metric.Int64Counter
+	cacheMisses   metric.Int64Counter
+	cacheBypasses metric.Int64Counter
+	invalidations metric.Int64Counter
+
+	mu    sync.RWMutex
+	attrs map[attrKey]*callAttrs
+}
+
+// Observer returns an auditpg.Observer that makes a CLIENT span per call and
+// records the query metrics. Install it with auditpg.WithObserver, or use
+// Options. Errors creating instruments (there should be none) go to the
+// global OpenTelemetry error handler, and the instrument concerned does
+// nothing.
+//
+// The span of a call is the one in the context Start returns; an observer
+// added after this one must not replace it in the context.
+func Observer(opts ...Option) auditpg.Observer {
+	return newObserver(newConfig(opts))
+}
+
+func newObserver(cfg config) *observer {
+	tp, mp := cfg.tracerProvider, cfg.meterProvider
+	if tp == nil {
+		tp = otelapi.GetTracerProvider()
+	}
+	if mp == nil {
+		mp = otelapi.GetMeterProvider()
+	}
+	meter := mp.Meter(ScopeName)
+	o := &observer{
+		cfg:    cfg,
+		tracer: tp.Tracer(ScopeName),
+		attrs:  make(map[attrKey]*callAttrs),
+	}
+	duration, err1 := dbconv.NewClientOperationDuration(meter, metric.WithExplicitBucketBoundaries(durationBuckets...))
+	rows, err2 := dbconv.NewClientResponseReturnedRows(meter)
+	o.duration, o.returnedRows = duration.Inst(), rows.Inst()
+	var err3, err4, err5, err6 error
+	o.cacheHits, err3 = meter.Int64Counter("auditpg.cache.hits", metric.WithUnit("{query}"),
+		metric.WithDescription("Queries answered from auditpg's result cache, with no network call."))
+	o.cacheMisses, err4 = meter.Int64Counter("auditpg.cache.misses", metric.WithUnit("{query}"),
+		metric.WithDescription("Cacheable queries that the result cache could not answer and sent to the server."))
+	o.cacheBypasses, err5 = meter.Int64Counter("auditpg.cache.bypasses", metric.WithUnit("{query}"),
+		metric.WithDescription("Queries that bypassed auditpg's result cache (not cacheable, in a transaction, unknown session state...)."))
+	o.invalidations, err6 = meter.Int64Counter("auditpg.cache.invalidations", metric.WithUnit("{invalidation}"),
+		metric.WithDescription("Tables whose cached results a write invalidated; without db.collection.name, the whole cache."))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
+		otelapi.Handle(err)
+	}
+	return o
+}
+
+// attrKey names what a call's precomputed attributes depend on.
+type attrKey struct {
+	target      *auditpg.Target
+	fingerprint uint64
+	op          auditpg.Op
+}
+
+// callAttrs are the attributes and options of one kind of call, computed
+// once: the query path then allocates for none of them.
+type callAttrs struct {
+	name    string
+	start   []trace.SpanStartOption
+	metric  []attribute.KeyValue // metric attributes, without cache or error
+	metrics [4]metric.MeasurementOption
+}
+
+// cacheIndex maps a cache outcome to its slot in callAttrs.metrics.
+func cacheIndex(c auditpg.CacheOutcome) int {
+	switch c {
+	case auditpg.CacheHit:
+		return 1
+	case auditpg.CacheMiss:
+		return 2
+	case auditpg.CacheBypass:
+		return 3
+	}
+	return 0
+}
+
+var cacheOutcomes = [4]auditpg.CacheOutcome{"", auditpg.CacheHit, auditpg.CacheMiss, auditpg.CacheBypass}
+
+// callAttrsFor returns the precomputed attributes for ev's kind of call.
+func (o *observer) callAttrsFor(ev *auditpg.Event) *callAttrs {
+	key := attrKey{target: ev.Target, op: ev.Op}
+	if ev.Statement != nil {
+		key.fingerprint = ev.Statement.FingerprintID
+	}
+	o.mu.RLock()
+	a := o.attrs[key]
+	o.mu.RUnlock()
+	if a != nil {
+		return a
+	}
+	a = o.newCallAttrs(ev)
+	o.mu.Lock()
+	if len(o.attrs) >= maxCachedAttrs {
+		clear(o.attrs)
+	}
+	o.attrs[key] = a
+	o.mu.Unlock()
+	return a
+}
+
+// opNames name the calls that carry no SQL text.
+var opNames = [...]string{
+	auditpg.OpConnect:  "connect",
+	auditpg.OpPing:     "ping",
+	auditpg.OpPrepare:  "PREPARE",
+	auditpg.OpExec:     "EXEC",
+	auditpg.OpQuery:    "QUERY",
+	auditpg.OpBegin:    "BEGIN",
+	auditpg.OpCommit:   "COMMIT",
+	auditpg.OpRollback: "ROLLBACK",
+}
+
+func (o *observer) newCallAttrs(ev *auditpg.Event) *callAttrs {
+	attrs := make([]attribute.KeyValue, 0, 10)
+	attrs = append(attrs, semconv.DBSystemNamePostgreSQL)
+	if t := ev.Target; t != nil {
+		if t.Database != "" {
+			attrs = append(attrs, semconv.DBNamespace(t.Database))
+		}
+		if t.Host != "" {
+			attrs = append(attrs, semconv.ServerAddress(t.Host))
+		}
+		if t.Port != 0 {
+			attrs = append(attrs, semconv.ServerPort(int(t.Port)))
+		}
+	}
+	name := "postgresql"
+	if int(ev.Op) < len(opNames) {
+		name = opNames[ev.Op]
+	}
+	st := ev.Statement
+	switch {
+	case st != nil:
+		if st.Operation != "" {
+			attrs = append(attrs, semconv.DBOperationName(st.Operation))
+		}
+		if table := singleTable(st); table != "" {
+			attrs = append(attrs, semconv.DBCollectionName(table))
+		}
+		if st.Summary != "" {
+			attrs = append(attrs, semconv.DBQuerySummary(st.Summary))
+		}
+		switch {
+		case ev.Op == auditpg.OpPrepare && st.Summary != "":
+			name = "PREPARE " + st.Summary
+		case st.Summary != "":
+			name = st.Summary
+		case st.Operation != "":
+			name = st.Operation
+		}
+	case ev.Op == auditpg.OpBegin || ev.Op == auditpg.OpCommit || ev.Op == auditpg.OpRollback:
+		attrs = append(attrs, semconv.DBOperationName(name))
+	}
+	a := &callAttrs{name: name, metric: attrs}
+	spanAttrs := attrs
+	if st != nil && !o.cfg.noQueryText && st.Fingerprint != "" {
+		spanAttrs = append(attrs[:len(attrs):len(attrs)], semconv.DBQueryText(st.Fingerprint))
+	}
+	a.start = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(spanAttrs...)}
+	for i, outcome := range cacheOutcomes {
+		set := attribute.NewSet(attrs...)
+		if outcome != "" {
+			set = attribute.NewSet(append(attrs[:len(attrs):len(attrs)], CacheKey.String(string(outcome)))...)
+		}
+		a.metrics[i] = metric.WithAttributeSet(set)
+	}
+	return a
+}
+
+// singleTable returns the one table a statement reads or writes, or "".
+func singleTable(st *auditpg.Statement) string {
+	table := ""
+	for _, list := range [2][]string{st.Reads, st.Writes} {
+		for _, t := range list {
+			if table != "" && t != table {
+				return ""
+			}
+			table = t
+		}
+	}
+	return table
+}
+
+// Start opens the call's CLIENT span, unless the call's kind is omitted or
+// the span filter declines it; the context returned then carries a
+// non-recording span around the caller's span context, so that End has
+// nothing to end and the trace context still reaches the server comment.
+func (o *observer) Start(ctx context.Context, ev *auditpg.Event) context.Context {
+	if (int(ev.Op) < len(o.cfg.omitSpans) && o.cfg.omitSpans[ev.Op]) ||
+		(o.cfg.spanFilter != nil && !o.cfg.spanFilter(ctx, ev)) {
+		return trace.ContextWithSpanContext(ctx, trace.SpanContextFromContext(ctx))
+	}
+	a := o.callAttrsFor(ev)
+	ctx, _ = o.tracer.Start(ctx, a.name, a.start...)
+	return ctx
+}
+
+// End records the call's metrics, completes its span and ends it.
+func (o *observer) End(ctx context.Context, ev *auditpg.Event) {
+	a := o.callAttrsFor(ev)
+	errType := ""
+	if ev.Err != nil {
+		errType = errorType(ev)
+	}
+	o.record(ctx, ev, a, errType)
+
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	var kv [5]attribute.KeyValue
+	n := 0
+	if ev.Op == auditpg.OpQuery && ev.Err == nil {
+		kv[n] = semconv.DBResponseReturnedRows(int(ev.Rows))
+		n++
+	}
+	if ev.Cache != "" {
+		kv[n] = CacheKey.String(string(ev.Cache))
+		n++
+		if ev.CacheReason != "" {
+			kv[n] = CacheReasonKey.String(ev.CacheReason)
+			n++
+		}
+	}
+	if ev.Err != nil {
+		if ev.SQLState != "" {
+			kv[n] = semconv.DBResponseStatusCode(ev.SQLState)
+			n++
+		}
+		kv[n] = semconv.ErrorTypeKey.String(errType)
+		n++
+		span.SetStatus(codes.Error, ev.Err.Error())
+	}
+	if n > 0 {
+		span.SetAttributes(kv[:n]...)
+	}
+	if o.cfg.slowThreshold > 0 && ev.Duration >= o.cfg.slowThreshold {
+		span.AddEvent(SlowQueryEvent, trace.WithAttributes(
+			attribute.Float64("auditpg.slow_query.threshold", o.cfg.slowThreshold.Seconds())))
+	}
+	span.End()
+}
+
+// record records the call's metrics. A connection is not a database
+// operation: connect calls have a span but no operation metric.
+func (o *observer) record(ctx context.Context, ev *auditpg.Event, a *callAttrs, errType string) {
+	if ev.Op == auditpg.OpConnect {
+		return
+	}
+	attrs := a.metrics[cacheIndex(ev.Cache)]
+	switch ev.Cache {
+	case auditpg.CacheHit:
+		o.cacheHits.Add(ctx, 1, attrs)
+	case auditpg.CacheMiss:
+		o.cacheMisses.Add(ctx, 1, attrs)
+	case auditpg.CacheBypass:
+		o.cacheBypasses.Add(ctx, 1, attrs)
+	}
+	if ev.Err != nil { // rare: build the set with the error's attributes
+		kv := append(a.metric[:len(a.metric):len(a.metric)], semconv.ErrorTypeKey.String(errType))
+		if ev.SQLState != "" {
+			kv = append(kv, semconv.DBResponseStatusCode(ev.SQLState))
+		}
+		if ev.Cache != "" {
+			kv = append(kv, CacheKey.String(string(ev.Cache)))
+		}
+		attrs = metric.WithAttributes(kv...)
+	}
+	o.duration.Record(ctx, ev.Duration.Seconds(), attrs)
+	if ev.Op == auditpg.OpQuery && ev.Err == nil {
+		o.returnedRows.Record(ctx, ev.Rows, attrs)
+	}
+}
+
+// errorType is error.type: the SQLSTATE when the server sent one, else a
+// low-cardinality class that does not depend on Go type names.
+func errorType(ev *auditpg.Event) string {
+	switch {
+	case ev.SQLState != "":
+		return ev.SQLState
+	case errors.Is(ev.Err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(ev.Err, context.Canceled):
+		return "canceled"
+	}
+	return semconv.ErrorTypeOther.Value.AsString()
+}
+
+// Invalidated counts the tables a write invalidated in the result cache.
+func (o *observer) Invalidated(ctx context.Context, tables []string) {
+	if len(tables) == 0 {
+		o.invalidations.Add(ctx, 1, metric.WithAttributes(semconv.DBSystemNamePostgreSQL))
+		return
+	}
+	for _, t := range tables {
+		o.invalidations.Add(ctx, 1, metric.WithAttributes(semconv.DBSystemNamePostgreSQL, semconv.DBCollectionName(t)))
+	}
+}
+
+var _ auditpg.InvalidationObserver = (*observer)(nil)

@@ -1,0 +1,110 @@
+package otel
+
+import (
+	"context"
+	"time"
+
+	"github.com/auditpg/auditpg"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Option configures Observer, Options, RegisterPoolMetrics and
+// SQLCommenter. Each function takes the options that concern it and ignores
+// the rest, so one list can configure them all.
+type Option func(*config)
+
+type config struct {
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	spanFilter     func(ctx context.Context, ev *auditpg.Event) bool
+	omitSpans      [auditpg.OpRollback + 1]bool
+	noQueryText    bool
+	slowThreshold  time.Duration
+	commenter      bool
+	commentTags    map[string]string
+	poolMaxIdle    int
+}
+
+func newConfig(opts []Option) config {
+	c := config{slowThreshold: time.Second, poolMaxIdle: -1}
+	c.omitSpans[auditpg.OpPing] = true // health checks would make a root span each
+	for _, opt := range opts {
+		opt(&c)
+	}
+	return c
+}
+
+// WithTracerProvider sets the TracerProvider spans come from. By default it
+// is the global one (otel.GetTracerProvider), looked up when the Observer is
+// made; the global provider forwards to one installed later, so the order of
+// set-up does not matter.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) { c.tracerProvider = tp }
+}
+
+// WithMeterProvider sets the MeterProvider of the query and pool metrics
+// (default: the global one, with the same forwarding as the tracer's).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) { c.meterProvider = mp }
+}
+
+// WithSpanFilter makes a span only for the calls for which keep returns
+// true; metrics count every call. It runs on the query path, before the
+// call: keep it cheap. For instance, to trace only calls made inside a
+// trace the application started:
+//
+//	otel.WithSpanFilter(func(ctx context.Context, _ *auditpg.Event) bool {
+//		return trace.SpanContextFromContext(ctx).IsValid()
+//	})
+func WithSpanFilter(keep func(ctx context.Context, ev *auditpg.Event) bool) Option {
+	return func(c *config) { c.spanFilter = keep }
+}
+
+// WithOmitSpans lists the kinds of call that make no span, replacing the
+// default, which omits auditpg.OpPing only (a health check every few seconds
+// would otherwise start a trace each). Typical: WithOmitSpans(auditpg.OpPing,
+// auditpg.OpPrepare, auditpg.OpConnect). Metrics still count these calls.
+// (Session resets make no call through auditpg's observers, so there is no
+// reset-session span to omit.)
+func WithOmitSpans(ops ...auditpg.Op) Option {
+	return func(c *config) {
+		c.omitSpans = [auditpg.OpRollback + 1]bool{}
+		for _, op := range ops {
+			if int(op) < len(c.omitSpans) {
+				c.omitSpans[op] = true
+			}
+		}
+	}
+}
+
+// WithoutQueryText leaves db.query.text off the spans. The text recorded
+// otherwise is the statement's fingerprint, which never holds literal values
+// (see the package documentation).
+func WithoutQueryText() Option {
+	return func(c *config) { c.noQueryText = true }
+}
+
+// WithSlowQueryThreshold sets the duration from which a call's span gets an
+// auditpg.slow_query event (default 1s; 0 turns the event off). Set it to
+// the driver's auditpg.WithSlowQueryThreshold, so that the span event and
+// the slow sample in the statistics (which keeps the trace id) agree.
+func WithSlowQueryThreshold(d time.Duration) Option {
+	return func(c *config) { c.slowThreshold = max(d, 0) }
+}
+
+// WithSQLCommenter makes Options install SQLCommenter's rewriter, which
+// appends a sqlcommenter comment with the traceparent and the given static
+// tags (may be nil) to every statement sent. Off by default: see
+// SQLCommenter for its cost.
+func WithSQLCommenter(tags map[string]string) Option {
+	return func(c *config) { c.commenter, c.commentTags = true, tags }
+}
+
+// WithPoolMaxIdleConns tells RegisterPoolMetrics the pool's maximum of idle
+// connections, reported as db.client.connection.idle.max: database/sql has
+// no getter for what SetMaxIdleConns set. Without it the metric is not
+// reported.
+func WithPoolMaxIdleConns(n int) Option {
+	return func(c *config) { c.poolMaxIdle = n }
+}
