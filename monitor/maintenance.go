@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,7 +15,16 @@ const (
 	ActionVacuum  = "vacuum"  // VACUUM (ANALYZE) a table past the dead-tuple ratio
 	ActionAnalyze = "analyze" // ANALYZE a table not analyzed recently
 	ActionReindex = "reindex" // REINDEX INDEX CONCURRENTLY an invalid index
+	// ActionDropLeftover drops the transient index a failed REINDEX
+	// CONCURRENTLY leaves behind (name suffixed _ccnew or _ccold), the
+	// recovery the PostgreSQL documentation prescribes; nothing else is
+	// ever dropped.
+	ActionDropLeftover = "drop_leftover"
 )
+
+// reindexLeftover matches the names of the transient indexes of REINDEX
+// CONCURRENTLY.
+var reindexLeftover = regexp.MustCompile(`_cc(new|old)[0-9]*$`)
 
 // MaintenanceAction is one statement the maintenance plan calls for. Only
 // invalid indexes are ever reindexed; unused ones are reported, not touched.
@@ -38,6 +48,11 @@ func (a MaintenanceAction) statement() (string, error) {
 		return "ANALYZE " + name, nil
 	case ActionReindex:
 		return "REINDEX INDEX CONCURRENTLY " + name, nil
+	case ActionDropLeftover:
+		if !reindexLeftover.MatchString(a.Object) {
+			return "", fmt.Errorf("monitor: %s is not a REINDEX CONCURRENTLY leftover (_ccnew, _ccold): not dropped", name)
+		}
+		return "DROP INDEX CONCURRENTLY " + name, nil
 	}
 	return "", fmt.Errorf("monitor: unknown maintenance action kind %q (want vacuum, analyze or reindex)", a.Kind)
 }
@@ -79,6 +94,11 @@ func (m *Monitor) planMaintenance(tables []TableStats, invalid []InvalidIndex, n
 		}
 	}
 	for _, ix := range invalid {
+		if reindexLeftover.MatchString(ix.Index) {
+			add(MaintenanceAction{Kind: ActionDropLeftover, Schema: ix.Schema, Object: ix.Index,
+				Reason: "invalid transient index left by a failed REINDEX CONCURRENTLY: drop it (then reindex the original again if it is invalid too)"})
+			continue
+		}
 		reason := "invalid (a failed CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY): unused by queries, still maintained by writes"
 		if ix.Unique {
 			reason += "; unique: the rebuild fails again while duplicate values remain, remove them first or drop the index"

@@ -36,17 +36,15 @@ type StatementsStatus struct {
 // StatementsStatus checks pg_stat_statements without touching its statistics.
 func (m *Monitor) StatementsStatus(ctx context.Context) (StatementsStatus, error) {
 	var st StatementsStatus
-	var version int
 	var schema *string
 	var queryID string
 	err := m.db.QueryRowContext(ctx, `
-SELECT current_setting('server_version_num')::int,
-       current_setting('shared_preload_libraries'),
+SELECT current_setting('shared_preload_libraries'),
        EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements'),
        (SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
          WHERE e.extname = 'pg_stat_statements'),
        coalesce(current_setting('compute_query_id', true), 'on')`).
-		Scan(&version, &st.SharedPreloadLibraries, &st.Available, &schema, &queryID)
+		Scan(&st.SharedPreloadLibraries, &st.Available, &schema, &queryID)
 	if err != nil {
 		return st, fmt.Errorf("monitor: check pg_stat_statements: %w", err)
 	}
@@ -55,6 +53,13 @@ SELECT current_setting('server_version_num')::int,
 		st.Installed, st.Schema = true, *schema
 	}
 	st.QueryIDComputed = queryID != "off"
+	st.advise()
+	return st, nil
+}
+
+// advise fills Advice and Ready from what was found.
+func (st *StatementsStatus) advise() {
+	st.Advice = nil
 	if !st.Available {
 		st.Advice = append(st.Advice, "install the server's contrib modules (Debian: postgresql-contrib or postgresql-NN; RPM: postgresqlNN-contrib), which provide pg_stat_statements")
 	}
@@ -71,7 +76,6 @@ SELECT current_setting('server_version_num')::int,
 		st.Advice = append(st.Advice, "run CREATE EXTENSION pg_stat_statements; in this database (as a superuser or the database owner)")
 	}
 	st.Ready = st.Available && st.Preloaded && st.Installed && st.QueryIDComputed
-	return st, nil
 }
 
 // splitLibraries splits a shared_preload_libraries value into its names.
