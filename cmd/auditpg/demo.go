@@ -107,6 +107,14 @@ func createDemoSchema(ctx context.Context, db *sql.DB) error {
 			data_classification text NOT NULL DEFAULT 'INTERNAL',
 			details jsonb,
 			PRIMARY KEY (id, "timestamp"))`,
+		`CREATE TABLE IF NOT EXISTS auditpg_demo.org_settings (
+			organization_id text PRIMARY KEY,
+			retention_days int NOT NULL,
+			data_classification text NOT NULL)`,
+		`INSERT INTO auditpg_demo.org_settings
+			SELECT 'org-' || name, 365, 'INTERNAL'
+			FROM unnest(ARRAY['acme', 'globex', 'initech', 'umbrella', 'hooli']) AS name
+			ON CONFLICT DO NOTHING`,
 		`CREATE INDEX IF NOT EXISTS audit_log_org_ts_idx ON auditpg_demo.audit_log (organization_id, "timestamp")`,
 		`CREATE INDEX IF NOT EXISTS audit_log_correlation_idx ON auditpg_demo.audit_log (correlation_id)`,
 	} {
@@ -176,7 +184,15 @@ func demoStep(ctx context.Context, db *sql.DB, rng *rand.Rand, i int, slow time.
 		"document", fmt.Sprintf("doc-%d", rng.IntN(5000)), demoStatus[rng.IntN(len(demoStatus))], corr,
 		fmt.Sprintf(`{"ip": "10.0.%d.%d", "agent": "demo"}`, rng.IntN(255), rng.IntN(255))}
 
-	var err error
+	// Every event reads its organization's settings: a hot row, served by
+	// the result cache (the hint asks for it), refreshed on every update.
+	var retention int
+	var class string
+	err := db.QueryRowContext(ctx, `/* auditpg:cache ttl=1m */ SELECT retention_days, data_classification
+		FROM auditpg_demo.org_settings WHERE organization_id = $1`, org).Scan(&retention, &class)
+	if err != nil {
+		return err
+	}
 	switch r := rng.IntN(100); {
 	case r < 60:
 		_, err = db.ExecContext(ctx, insert, args...)
@@ -188,8 +204,16 @@ func demoStep(ctx context.Context, db *sql.DB, rng *rand.Rand, i int, slow time.
 			WHERE organization_id = $1 GROUP BY action`, org))
 	case r < 92:
 		err = drain(db.QueryContext(ctx, `SELECT * FROM auditpg_demo.audit_log WHERE correlation_id = $1`, corr))
+	case r < 93: // an administrator changes a setting: the cached row is invalidated
+		_, err = db.ExecContext(ctx, `UPDATE auditpg_demo.org_settings SET retention_days = $2 WHERE organization_id = $1`,
+			org, 30+rng.IntN(700))
 	case r < 99:
 		err = inTx(ctx, db, func(tx *sql.Tx) error {
+			// Inside a transaction the cache steps aside (a bypass).
+			if err := tx.QueryRowContext(ctx, `/* auditpg:cache */ SELECT retention_days FROM auditpg_demo.org_settings
+				WHERE organization_id = $1`, org).Scan(&retention); err != nil {
+				return err
+			}
 			for range 3 {
 				if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
 					return err

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -25,15 +27,27 @@ func writeReport(w io.Writer, s auditpg.Snapshot) error {
 	fmt.Fprintf(w, "  connects %d (failed %d, mean %v); closed %d (mean lifetime %v)\n\n",
 		p.Connects, p.ConnectFailures, round(p.MeanConnectTime), p.Closes, round(p.MeanConnLifetime))
 
+	if c := s.Cache; c != nil {
+		fmt.Fprintf(w, "Result cache (mode %s)\n", c.Mode)
+		fmt.Fprintf(w, "  hits %d  misses %d  hit ratio %.1f%%  fills %d (rejected %d)  invalidations %d\n",
+			c.Hits, c.Misses, 100*c.HitRatio, c.Fills, c.RejectedFills, c.Invalidations)
+		fmt.Fprintf(w, "  entries %d  bytes %d  evictions %d\n", c.Entries, c.Bytes, c.Evictions)
+		reasons := slices.Sorted(maps.Keys(c.Bypasses))
+		for _, r := range reasons {
+			fmt.Fprintf(w, "  bypass %6d  %s\n", c.Bypasses[r], r)
+		}
+		fmt.Fprintln(w)
+	}
+
 	fmt.Fprintf(w, "Statements by total time (%d fingerprints", len(s.Statements))
 	if s.EvictedFingerprints > 0 {
 		fmt.Fprintf(w, ", %d evicted", s.EvictedFingerprints)
 	}
 	fmt.Fprintln(w, ")")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "calls\terrors\trows\ttotal\tmean\tp50\tp95\tp99\tmax\t  statement\t")
+	fmt.Fprintln(tw, "calls\terrors\trows\thits\ttotal\tmean\tp50\tp95\tp99\tmax\t  statement\t")
 	for _, st := range s.Statements {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%v\t%v\t%v\t%v\t%v\t%v\t  %s\t\n", st.Calls, st.Errors, st.Rows,
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%v\t%v\t%v\t%v\t%v\t%v\t  %s\t\n", st.Calls, st.Errors, st.Rows, st.CacheHits,
 			round(st.Total), round(st.Mean), round(st.P50), round(st.P95), round(st.P99), round(st.Max), clip(st.Fingerprint, 90))
 	}
 	if err := tw.Flush(); err != nil {
