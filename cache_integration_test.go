@@ -1,0 +1,357 @@
+package auditpg
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Integration tests of the result cache (issue 3) on the temporary
+// PostgreSQL cluster: every rule both ways (cached when allowed, not when
+// not). Each test uses tables of its own, prefixed ci_.
+
+// ciQueryer is what a read runs on: a *sql.DB, *sql.Conn or *sql.Tx.
+type ciQueryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+type ciExecer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// ciOpen opens testDSN through auditpg with opts and closes it at the end.
+func ciOpen(t testing.TB, opts ...Option) *sql.DB {
+	t.Helper()
+	return ciOpenDSN(t, testDSN, opts...)
+}
+
+func ciOpenDSN(t testing.TB, dsn string, opts ...Option) *sql.DB {
+	t.Helper()
+	db, err := Open(dsn, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.PingContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// ciDSN returns testDSN with a user (when not empty) and extra parameters;
+// testDSN may be a URL or key=value pairs.
+func ciDSN(t testing.TB, user string, params map[string]string) string {
+	t.Helper()
+	if strings.HasPrefix(testDSN, "postgres://") || strings.HasPrefix(testDSN, "postgresql://") {
+		u, err := url.Parse(testDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user != "" {
+			u.User = url.UserPassword(user, "ci_pw")
+		}
+		q := u.Query()
+		for k, v := range params {
+			q.Set(k, v)
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	dsn := testDSN
+	if user != "" {
+		dsn += " user=" + user + " password=ci_pw"
+	}
+	for k, v := range params {
+		dsn += " " + k + "='" + v + "'"
+	}
+	return dsn
+}
+
+// ciTable creates name(id int primary key, v text) with rows 1 'one' and 2 'two'.
+func ciTable(t testing.TB, db ciExecer, name string) {
+	t.Helper()
+	ciExec(t, db, `DROP TABLE IF EXISTS `+name+` CASCADE`)
+	ciExec(t, db, `CREATE TABLE `+name+` (id int PRIMARY KEY, v text)`)
+	ciExec(t, db, `INSERT INTO `+name+` VALUES (1, 'one'), (2, 'two')`)
+}
+
+func ciExec(t testing.TB, db ciExecer, query string, args ...any) {
+	t.Helper()
+	if _, err := db.ExecContext(context.Background(), query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// ciRows runs a query and returns its rows formatted one a line.
+func ciRows(q ciQueryer, ctx context.Context, query string, args ...any) (string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return "", err
+		}
+		for i, v := range vals {
+			if i > 0 {
+				out.WriteByte('|')
+			}
+			if b, ok := v.([]byte); ok {
+				v = fmt.Sprintf("%q", b)
+			}
+			fmt.Fprint(&out, v)
+		}
+		out.WriteByte('\n')
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	return out.String(), rows.Close()
+}
+
+// ciDo runs a read and tells how the cache answered it, from the change in
+// db's cache statistics: "hit", "miss", "bypass" (with its reason) or
+// "none" when the cache had no part. Reads of one db must not run
+// concurrently with it.
+func ciDo(t testing.TB, db *sql.DB, q ciQueryer, ctx context.Context, query string, args ...any) (res, outcome, reason string) {
+	t.Helper()
+	before := ciStats(t, db)
+	res, err := ciRows(q, ctx, query, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	after := ciStats(t, db)
+	switch {
+	case after.Hits > before.Hits:
+		outcome = "hit"
+	case after.Misses > before.Misses:
+		outcome = "miss"
+	default:
+		outcome = "none"
+		for k, n := range after.Bypasses {
+			if n > before.Bypasses[k] {
+				outcome, reason = "bypass", k
+			}
+		}
+	}
+	return res, outcome, reason
+}
+
+// ciExpect runs a read and fails unless the cache answered it as want
+// ("hit", "miss", "bypass", "none", or "cached" for hit or miss), with a
+// bypass reason containing reasonPart when given. It returns the rows.
+func ciExpect(t testing.TB, db *sql.DB, q ciQueryer, ctx context.Context, want, reasonPart, query string, args ...any) string {
+	t.Helper()
+	res, got, reason := ciDo(t, db, q, ctx, query, args...)
+	ok := got == want || want == "cached" && (got == "hit" || got == "miss")
+	if !ok || !strings.Contains(reason, reasonPart) {
+		t.Fatalf("%s %v: cache answered %s (reason %q), want %s %q", query, args, got, reason, want, reasonPart)
+	}
+	return res
+}
+
+// ciNoCache reads through NoCache, for the truth to compare with.
+func ciNoCache(t testing.TB, q ciQueryer, query string, args ...any) string {
+	t.Helper()
+	res, err := ciRows(q, NoCache(context.Background()), query, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return res
+}
+
+// ciDiscard closes conn and removes its connection from the pool, so that
+// its session state does not leak into later tests.
+func ciDiscard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	conn.Close()
+}
+
+// ciStats returns db's cache statistics; the cache must be on.
+func ciStats(t testing.TB, db *sql.DB) CacheStats {
+	t.Helper()
+	s, err := Stats(db)
+	if err != nil || s.Cache == nil {
+		t.Fatalf("Stats: %v, cache %v", err, s.Cache)
+	}
+	return *s.Cache
+}
+
+// ---- 1. policy ----
+
+func TestCacheIntegPolicyExplicit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := ciOpen(t) // explicit is the default
+	ciTable(t, db, "ci_pol_explicit")
+	if s := ciStats(t, db); s.Mode != "explicit" {
+		t.Fatalf("default mode %q, want explicit", s.Mode)
+	}
+	q := `SELECT v FROM ci_pol_explicit WHERE id = $1`
+	for range 2 {
+		if got := ciExpect(t, db, db, ctx, "none", "", q, 1); got != "one\n" {
+			t.Fatalf("read %q", got)
+		}
+	}
+	wc := WithCache(ctx, time.Minute)
+	ciExpect(t, db, db, wc, "miss", "", q, 1)
+	if got := ciExpect(t, db, db, wc, "hit", "", q, 1); got != "one\n" {
+		t.Fatalf("hit %q", got)
+	}
+	// The plain context still does not use the entry.
+	ciExpect(t, db, db, ctx, "none", "", q, 1)
+
+	hinted := `/* auditpg:cache ttl=30s */ SELECT v FROM ci_pol_explicit WHERE id = $1`
+	ciExpect(t, db, db, ctx, "miss", "", hinted, 2)
+	if got := ciExpect(t, db, db, ctx, "hit", "", hinted, 2); got != "two\n" {
+		t.Fatalf("hinted hit %q", got)
+	}
+	// A hint elsewhere than in a comment is no hint.
+	notHint := `SELECT v FROM ci_pol_explicit WHERE id = $1 AND v <> 'auditpg:cache'`
+	ciExpect(t, db, db, ctx, "none", "", notHint, 2)
+	ciExpect(t, db, db, ctx, "none", "", notHint, 2)
+
+	// NoCache wins over the hint; WithCache does not make a volatile read
+	// cacheable.
+	ciExpect(t, db, db, NoCache(ctx), "bypass", "NoCache", hinted, 2)
+	ciExpect(t, db, db, wc, "bypass", "", `SELECT v, random() FROM ci_pol_explicit WHERE id = $1`, 2)
+}
+
+func TestCacheIntegPolicyTables(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := ciOpen(t, WithCacheTables("ci_pol_t1"))
+	ciTable(t, db, "ci_pol_t1")
+	ciTable(t, db, "ci_pol_t2")
+	q1 := `SELECT v FROM ci_pol_t1 WHERE id = $1`
+	q2 := `SELECT v FROM ci_pol_t2 WHERE id = $1`
+	join := `SELECT a.v, b.v FROM ci_pol_t1 a JOIN ci_pol_t2 b USING (id) WHERE id = $1`
+	ciExpect(t, db, db, ctx, "miss", "", q1, 1)
+	if got := ciExpect(t, db, db, ctx, "hit", "", q1, 1); got != "one\n" {
+		t.Fatalf("hit %q", got)
+	}
+	ciExpect(t, db, db, ctx, "cached", "", `SELECT v FROM public.ci_pol_t1 WHERE id = $1`, 2)
+	for range 2 {
+		ciExpect(t, db, db, ctx, "none", "", q2, 1)
+		ciExpect(t, db, db, ctx, "none", "", join, 1)
+		ciExpect(t, db, db, ctx, "none", "", `SELECT 1`)
+	}
+	// A read that asks is cached whatever its tables.
+	ciExpect(t, db, db, WithCache(ctx, 0), "miss", "", q2, 2)
+	ciExpect(t, db, db, WithCache(ctx, 0), "hit", "", q2, 2)
+
+	// The same from the DSN.
+	dsnDB := ciOpenDSN(t, ciDSN(t, "", map[string]string{"auditpg_cache": "tables", "auditpg_cache_tables": "ci_pol_t2,ci_pol_nothing"}))
+	if s := ciStats(t, dsnDB); s.Mode != "tables" {
+		t.Fatalf("DSN mode %q", s.Mode)
+	}
+	ciExpect(t, dsnDB, dsnDB, ctx, "miss", "", q2, 1)
+	ciExpect(t, dsnDB, dsnDB, ctx, "hit", "", q2, 1)
+	ciExpect(t, dsnDB, dsnDB, ctx, "none", "", q1, 1)
+	ciExpect(t, dsnDB, dsnDB, ctx, "none", "", join, 1)
+}
+
+func TestCacheIntegPolicyAll(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	ciTable(t, db, "ci_pol_all")
+	q := `SELECT v FROM ci_pol_all WHERE id = $1`
+	ciExpect(t, db, db, ctx, "miss", "", q, 1)
+	ciExpect(t, db, db, ctx, "hit", "", q, 1)
+	ciExpect(t, db, db, ctx, "miss", "", `SELECT id, v FROM ci_pol_all ORDER BY id`)
+	ciExpect(t, db, db, ctx, "hit", "", `SELECT id, v FROM ci_pol_all ORDER BY id`)
+	for range 2 {
+		if got := ciExpect(t, db, db, NoCache(ctx), "bypass", "NoCache context", q, 1); got != "one\n" {
+			t.Fatalf("NoCache read %q", got)
+		}
+	}
+	s := ciStats(t, db)
+	if s.Bypasses["NoCache context"] != 2 || s.Hits != 2 || s.Misses != 2 || s.Fills != 2 {
+		t.Fatalf("stats %+v: want 2 hits, 2 misses, 2 fills, 2 NoCache bypasses", s)
+	}
+	if s.HitRatio != 0.5 || s.Entries < 2 || s.Bytes <= 0 {
+		t.Fatalf("stats %+v: want hit ratio 0.5, at least 2 entries and some bytes", s)
+	}
+}
+
+func TestCacheIntegTTL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const short = 200 * time.Millisecond
+	db := ciOpen(t, WithCacheMode(CacheAll), WithCacheTTL(time.Hour))
+	ciTable(t, db, "ci_ttl")
+	defaultTTL := ciOpen(t, WithCacheMode(CacheAll), WithCacheTTL(short))
+
+	cases := []struct {
+		name  string
+		db    *sql.DB
+		ctx   context.Context
+		query string
+	}{
+		{"WithCache", db, WithCache(ctx, short), `SELECT v FROM ci_ttl WHERE id = $1`},
+		{"hint", db, ctx, `/* auditpg:cache ttl=200ms */ SELECT v FROM ci_ttl WHERE id = $1`},
+		{"WithCacheTTL", defaultTTL, ctx, `SELECT v, 'default' FROM ci_ttl WHERE id = $1`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ciExpect(t, c.db, c.db, c.ctx, "miss", "", c.query, 1)
+			filled := time.Now()
+			ciExpect(t, c.db, c.db, c.ctx, "hit", "", c.query, 1)
+			time.Sleep(time.Until(filled.Add(short + 100*time.Millisecond)))
+			ciExpect(t, c.db, c.db, c.ctx, "miss", "", c.query, 1)
+			ciExpect(t, c.db, c.db, c.ctx, "hit", "", c.query, 1)
+		})
+	}
+	// The long default keeps an entry past the short TTLs.
+	q := `SELECT v FROM ci_ttl WHERE id = 2`
+	ciExpect(t, db, db, ctx, "miss", "", q)
+	time.Sleep(short + 100*time.Millisecond)
+	ciExpect(t, db, db, ctx, "hit", "", q)
+}
+
+func TestCacheIntegOff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, db := range map[string]*sql.DB{
+		"option": ciOpen(t, WithCacheMode(CacheOff)),
+		"DSN":    ciOpenDSN(t, ciDSN(t, "", map[string]string{"auditpg_cache": "off"})),
+	} {
+		ciTable(t, db, "ci_off_"+strings.ToLower(name))
+		q := `SELECT v FROM ci_off_` + strings.ToLower(name) + ` WHERE id = 1`
+		for range 2 {
+			got, err := ciRows(db, WithCache(ctx, time.Minute), q)
+			if err != nil || got != "one\n" {
+				t.Fatalf("%s: %q, %v", name, got, err)
+			}
+		}
+		s, err := Stats(db)
+		if err != nil || s.Cache != nil {
+			t.Fatalf("%s: Stats.Cache = %+v (%v), want nil when the cache is off", name, s.Cache, err)
+		}
+		if err := Invalidate(db, "x"); err != nil {
+			t.Fatalf("Invalidate with the cache off: %v", err)
+		}
+	}
+	// And the other way: the DSN turns it on.
+	on := ciOpenDSN(t, ciDSN(t, "", map[string]string{"auditpg_cache": "all"}))
+	if s := ciStats(t, on); s.Mode != "all" {
+		t.Fatalf("DSN auditpg_cache=all: mode %q", s.Mode)
+	}
+}
