@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/auditpg/auditpg/preset"
+)
+
+// TestPresetCommands runs every preset subcommand against the test
+// database, in a table of its own so that other tests are not disturbed.
+func TestPresetCommands(t *testing.T) {
+	table := []string{"--table", "cli_preset_test"}
+	run := func(args ...string) (string, error) {
+		t.Helper()
+		return runCLI(t, append(append([]string{"preset"}, args...), table...)...)
+	}
+	mustRun := func(args ...string) string {
+		t.Helper()
+		out, err := run(args...)
+		if err != nil {
+			t.Fatalf("auditpg preset %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	var seeded struct{ Inserted []string }
+	if err := json.Unmarshal([]byte(mustRun("seed", "--json", "--by", "cli-test")), &seeded); err != nil {
+		t.Fatal(err)
+	}
+	if len(seeded.Inserted) != len(preset.DefaultPresets()) {
+		t.Errorf("seed inserted %v; want every default", seeded.Inserted)
+	}
+	if out := mustRun("seed"); !strings.Contains(out, "nothing inserted") {
+		t.Errorf("second seed printed %q; want nothing inserted", out)
+	}
+
+	mustRun("create", "authentication", "--org", "org-a", "--action", "auth.sso",
+		"--classification", "confidential", "--required-fields", "principalId,idp",
+		"--default-values", `{"retentionPolicy":"5y"}`, "--validation", `{"maxStringLength":500}`, "--by", "alice")
+	if _, err := run("create", "authentication", "--org", "org-a", "--action", "x", "--classification", "PUBLIC"); !errors.Is(err, preset.ErrExists) {
+		t.Errorf("create of an existing preset: %v; want ErrExists", err)
+	}
+	if _, err := run("create", "x", "--org", "org-a", "--action", "a", "--classification", "PUBLIC", "--default-values", `[1]`); !errors.Is(err, preset.ErrInvalid) {
+		t.Errorf("create with --default-values an array: %v; want ErrInvalid", err)
+	}
+	if _, err := run("create", "x", "--org", "*", "--action", "a", "--classification", "PUBLIC"); !errors.Is(err, preset.ErrInvalid) {
+		t.Errorf("create of a default: %v; want ErrInvalid", err)
+	}
+
+	// A preset from a file.
+	file := filepath.Join(t.TempDir(), "p.json")
+	if err := os.WriteFile(file, []byte(`{"name":"from_file","action":"file.read","dataClassification":"PUBLIC"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun("create", "--file", file, "--org", "org-a")
+
+	var got preset.Preset
+	if err := json.Unmarshal([]byte(mustRun("get", "authentication", "--org", "org-a", "--json")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.OrganizationID != "org-a" || got.Action != "auth.sso" || got.DataClassification != preset.Confidential ||
+		got.CreatedBy != "alice" || got.Validation.MaxStringLength != 500 || len(got.RequiredFields) != 2 {
+		t.Errorf("get --json = %+v; want org-a's preset as created", got)
+	}
+	if out := mustRun("get", "authentication", "--org", "org-b"); !strings.Contains(out, "* (default)") {
+		t.Errorf("get for org-b printed\n%s\nwant the default", out)
+	}
+
+	out := mustRun("update", "authentication", "--org", "org-a", "--description", "single sign-on", "--by", "bob")
+	if !strings.Contains(out, "single sign-on") || !strings.Contains(out, "by bob") || !strings.Contains(out, "auth.sso") {
+		t.Errorf("update printed\n%s\nwant the new description, the updater and the unchanged action", out)
+	}
+	if _, err := run("update", "nope", "--org", "org-a", "--description", "x"); !errors.Is(err, preset.ErrNotFound) {
+		t.Errorf("update of a missing preset: %v; want ErrNotFound", err)
+	}
+
+	var list []preset.Preset
+	if err := json.Unmarshal([]byte(mustRun("list", "--org", "org-a", "--json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	owners := map[string]string{}
+	for _, p := range list {
+		owners[p.Name] = p.OrganizationID
+	}
+	if owners["authentication"] != "org-a" || owners["from_file"] != "org-a" || owners["system"] != preset.DefaultOrg ||
+		len(list) != len(preset.DefaultPresets())+1 {
+		t.Errorf("list --org org-a: %v; want org-a's two presets over the defaults", owners)
+	}
+	text := mustRun("list", "--org", "org-a")
+	if !strings.HasPrefix(text, "NAME") || !strings.Contains(text, "auth.sso") {
+		t.Errorf("list printed\n%s", text)
+	}
+
+	if out := mustRun("delete", "authentication", "--org", "org-a"); !strings.Contains(out, "deleted") {
+		t.Errorf("delete printed %q", out)
+	}
+	if _, err := run("delete", "authentication", "--org", "org-a"); !errors.Is(err, preset.ErrNotFound) {
+		t.Errorf("second delete: %v; want ErrNotFound", err)
+	}
+	if out := mustRun("get", "authentication", "--org", "org-a"); !strings.Contains(out, "* (default)") {
+		t.Errorf("after delete, get printed\n%s\nwant the default", out)
+	}
+}
