@@ -223,6 +223,7 @@ type cache struct {
 	gens   map[string]*atomic.Uint64 // per unqualified table name
 
 	metaMu sync.Mutex
+	epoch  atomic.Uint64      // bumped when the catalog is forgotten
 	rels   map[string]relInfo // scope + table name -> what the catalog says
 	funcs  map[string]byte    // scope + function name -> worst provolatile
 
@@ -415,6 +416,7 @@ func (c *cache) forgetCatalog() {
 	c.metaMu.Lock()
 	clear(c.rels)
 	clear(c.funcs)
+	c.epoch.Add(1) // and every connection's verdicts
 	c.metaMu.Unlock()
 }
 
@@ -613,6 +615,13 @@ func appendFloat(b []byte, f float64) []byte {
 
 // connCache is the cache state of one connection.
 type connCache struct {
+	// verdicts remembers, per classified statement, whether its reads may
+	// be cached on this connection and the tables whose generations guard
+	// them (those read and the partitioned tables above them), until DDL
+	// makes the cache forget the catalog (epoch).
+	verdicts map[*Statement]verdict
+	epoch    uint64
+
 	scope          string // database, server, user, role, search_path; "" until asked
 	sessionChanged bool   // SET, SET ROLE, set_config, a temporary table...: bypass for good
 	pending        []string
@@ -645,6 +654,7 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 	c, st := ic.c.cache, ev.Statement
 	ttl, selected, noCache := c.selected(ctx, st)
 	reason := ""
+	var tables []string
 	switch {
 	case noCache:
 		reason = bypassContext
@@ -659,7 +669,9 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 	case ic.pgx == nil:
 		reason = bypassLookupError
 	default:
-		reason = ic.eligible(ctx, st)
+		var v verdict
+		v, reason = ic.verdict(ctx, st)
+		tables = v.tables
 	}
 	if reason != "" {
 		ev.Cache, ev.CacheReason = CacheBypass, reason
@@ -678,7 +690,7 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 	}
 	hash := c.hashKey(key)
 	var gensArr [8]uint64
-	gens := c.generations(gensArr[:0], st.Reads)
+	gens := c.generations(gensArr[:0], tables)
 	if rows := c.get(hash, gens, key); rows != nil {
 		keyBufs.Put(bufp)
 		ev.Cache = CacheHit
@@ -695,7 +707,7 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 			keyBufs.Put(bufp)
 			return nil, nil, ctx.Err()
 		}
-		gens = c.generations(gens[:0], st.Reads)
+		gens = c.generations(gens[:0], tables)
 		if rows := c.get(hash, gens, key); rows != nil {
 			keyBufs.Put(bufp)
 			ev.Cache = CacheHit
@@ -705,7 +717,7 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 	}
 	ev.Cache = CacheMiss
 	c.stats.misses.Add(1)
-	f := &fill{hash: hash, tables: st.Reads, gens: append([]uint64(nil), gens...), leader: leader}
+	f := &fill{hash: hash, tables: tables, gens: append([]uint64(nil), gens...), leader: leader}
 	entry := keyBufs.Get().(*[]byte)
 	*entry = appendHeader((*entry)[:0], time.Now().Add(ttl), gens, key)
 	keyBufs.Put(bufp)
@@ -766,16 +778,44 @@ func (c *cache) finish(f *fill, ok bool) {
 	}
 }
 
+// verdict is what the server said of one statement's reads.
+type verdict struct {
+	reason string   // why it bypasses the cache; "" when it may be cached
+	tables []string // whose generations guard its entries
+}
+
+// maxVerdicts bounds a connection's verdicts; past it they start over.
+const maxVerdicts = 1024
+
+// verdict returns the remembered verdict for st, or asks the server.
+func (ic *interceptor) verdict(ctx context.Context, st *Statement) (verdict, string) {
+	cc, epoch := &ic.cc, ic.c.cache.epoch.Load()
+	if cc.epoch != epoch || len(cc.verdicts) >= maxVerdicts {
+		cc.verdicts, cc.epoch = nil, epoch
+	}
+	if v, ok := cc.verdicts[st]; ok {
+		return v, v.reason
+	}
+	v, err := ic.eligible(ctx, st)
+	if err != nil {
+		return v, bypassLookupError // not remembered: the next call asks again
+	}
+	if cc.verdicts == nil {
+		cc.verdicts = make(map[*Statement]verdict)
+	}
+	cc.verdicts[st] = v
+	return v, v.reason
+}
+
 // eligible checks what only the server knows: the session's scope, the
 // volatility of the functions called, and the tables read (temporary,
-// system, views and foreign tables, row-level security). Answers are
-// remembered per scope until DDL runs through the driver. It returns the
-// bypass reason, or "".
-func (ic *interceptor) eligible(ctx context.Context, st *Statement) string {
+// system, views and foreign tables, row-level security, the partitioned
+// tables above them).
+func (ic *interceptor) eligible(ctx context.Context, st *Statement) (verdict, error) {
 	c := ic.c.cache
 	if ic.cc.scope == "" {
 		if err := ic.askScope(ctx); err != nil {
-			return bypassLookupError
+			return verdict{}, err
 		}
 	}
 	for _, fn := range st.Functions {
@@ -784,25 +824,24 @@ func (ic *interceptor) eligible(ctx context.Context, st *Statement) string {
 		}
 		v, err := ic.volatility(ctx, fn)
 		if err != nil {
-			return bypassLookupError
+			return verdict{}, err
 		}
 		if v != 'i' {
-			return bypassFunction + ": " + fn
+			return verdict{reason: bypassFunction + ": " + fn}, nil
 		}
 	}
+	tables := slices.Clone(st.Reads)
 	for _, t := range st.Reads {
 		rel, err := ic.relation(ctx, t)
 		if err != nil {
-			return bypassLookupError
+			return verdict{}, err
 		}
-		if rel.unsafe != "" {
-			if rel.unsafe == unsafeRLS && (c.cfg.rlsAllowed[t] || c.cfg.rlsAllowed[baseName(t)]) {
-				continue
-			}
-			return bypassTable + ": " + t + " (" + rel.unsafe + ")"
+		if rel.unsafe != "" && !(rel.unsafe == unsafeRLS && (c.cfg.rlsAllowed[t] || c.cfg.rlsAllowed[baseName(t)])) {
+			return verdict{reason: bypassTable + ": " + t + " (" + rel.unsafe + ")"}, nil
 		}
+		tables = append(tables, rel.ancestors...)
 	}
-	return ""
+	return verdict{tables: tables}, nil
 }
 
 // syntaxFunctions look like calls but are SQL syntax, absent from pg_proc,

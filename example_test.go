@@ -133,4 +133,3 @@ func ExampleClassify() {
 	// [audit.audit_log] true
 	// [audit_log] false data-modifying WITH
 }
-
