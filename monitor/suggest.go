@@ -519,7 +519,7 @@ func queryColumns(query string) (where []columnUse, orderBy []string) {
 			if depth == 0 && stop(t) || depth < 0 {
 				break
 			}
-			if !t.ident {
+			if !t.ident || i > 0 && toks[i-1].text == "." {
 				continue
 			}
 			name := t.text
@@ -527,7 +527,7 @@ func queryColumns(query string) (where []columnUse, orderBy []string) {
 				i += 2
 				name = toks[i].text
 			}
-			if i+1 >= len(toks) || i > 0 && toks[i-1].text == "." {
+			if i+1 >= len(toks) {
 				continue
 			}
 			switch next := toks[i+1].text; next {
