@@ -981,6 +981,9 @@ func (ic *interceptor) afterStatement(ctx context.Context, st *Statement, err er
 	if all && st.UserFunctionsOnly && ic.pgx != nil && !ic.inTransaction() && ic.cc.scope != "" {
 		all = !ic.functionsCannotWrite(ctx, st.Functions)
 	}
+	if !all && len(tables) == 0 {
+		return // a read that only looked like it might write
+	}
 	if ic.inTransaction() {
 		ic.cc.pending = append(ic.cc.pending, tables...)
 		ic.cc.pendingAll = ic.cc.pendingAll || all

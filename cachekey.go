@@ -947,6 +947,13 @@ func (w *walker) walk(lo, hi int, m mode) {
 				expect = false
 				continue
 			case "tablesample":
+				// A sample differs from call to call unless REPEATABLE
+				// follows the method's arguments.
+				if m := i + 2; m < hi && w.toks[m].isPunct("(") {
+					if w.wordAt(w.closing(m, hi)+1, hi) != "repeatable" && w.volatile == "" {
+						w.volatile = "TABLESAMPLE"
+					}
+				}
 				i++ // the sampling method is no function call
 				expect = false
 				continue

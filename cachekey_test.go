@@ -184,6 +184,8 @@ var classifyTests = []struct {
 	{"SELECT CURRENT_TIMESTAMP, current_date", want{kind: KindSelect, op: "SELECT", readOnly: true, reason: "volatile function current_timestamp", funcs: []string{}}},
 	{"SELECT * FROM t WHERE owner = current_user", want{kind: KindSelect, op: "SELECT", reads: l("t"), readOnly: true, reason: "volatile function current_user"}},
 	{"SELECT pg_catalog.random()", want{kind: KindSelect, op: "SELECT", readOnly: true, reason: "volatile function random()", funcs: l("pg_catalog.random")}},
+	{"SELECT count(*) FROM t TABLESAMPLE BERNOULLI (10)", want{kind: KindSelect, op: "SELECT", reads: l("t"), readOnly: true, reason: "volatile function TABLESAMPLE", funcs: l("count")}},
+	{"SELECT count(*) FROM t TABLESAMPLE BERNOULLI (10) REPEATABLE (7)", want{kind: KindSelect, op: "SELECT", reads: l("t"), readOnly: true, cacheable: true, funcs: l("count")}},
 	{"SELECT gen_random_uuid()", want{kind: KindSelect, op: "SELECT", readOnly: true, reason: "volatile function gen_random_uuid()"}},
 	{"SELECT nextval('audit_log_id_seq')", want{kind: KindSelect, op: "SELECT", writesUnknown: true, reason: "calls nextval(), which writes a sequence"}},
 	{"SELECT archive_old(30)", want{kind: KindSelect, op: "SELECT", writesUnknown: true, reason: "calls function archive_old, which may write", funcs: l("archive_old")}},
