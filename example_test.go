@@ -133,3 +133,43 @@ func ExampleClassify() {
 	// [audit.audit_log] true
 	// [audit_log] false data-modifying WITH
 }
+
+// WithCache lets the result cache answer a read (in the default explicit
+// mode, only reads that ask are cached); NoCache always goes to the server.
+func ExampleWithCache() {
+	db, err := sql.Open("auditpg", "postgres://app@localhost:5432/audit")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	var retention int
+	err = db.QueryRowContext(auditpg.WithCache(ctx, time.Minute),
+		`SELECT retention_days FROM org_settings WHERE organization_id = $1`, "acme").Scan(&retention)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The same from GORM or sqlx: a hint comment in the SQL.
+	err = db.QueryRowContext(ctx,
+		`/* auditpg:cache ttl=30s */ SELECT retention_days FROM org_settings WHERE organization_id = $1`, "acme").Scan(&retention)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// A write through the driver invalidates org_settings at once.
+	if _, err := db.ExecContext(ctx, `UPDATE org_settings SET retention_days = 90 WHERE organization_id = $1`, "acme"); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Invalidate is for writes the driver cannot see: a trigger that writes
+// another table, a COPY through pgx, another process.
+func ExampleInvalidate() {
+	db, err := auditpg.Open("postgres://app@localhost:5432/audit", auditpg.WithCacheTables("audit_preset"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	if err := auditpg.Invalidate(db, "audit_preset"); err != nil {
+		log.Fatal(err)
+	}
+}
