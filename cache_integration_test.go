@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -354,4 +355,214 @@ func TestCacheIntegOff(t *testing.T) {
 	if s := ciStats(t, on); s.Mode != "all" {
 		t.Fatalf("DSN auditpg_cache=all: mode %q", s.Mode)
 	}
+}
+
+// ---- 2. what is never cached ----
+
+// ciNeverCached runs query twice and fails if the cache served or filled
+// either read; the result must equal the NoCache read.
+func ciNeverCached(t *testing.T, db *sql.DB, q ciQueryer, reasonPart, query string, args ...any) {
+	t.Helper()
+	for range 2 {
+		_, got, reason := ciDo(t, db, q, context.Background(), query, args...)
+		if got == "hit" || got == "miss" || !strings.Contains(reason, reasonPart) {
+			t.Fatalf("%s: cache answered %s (reason %q), want a bypass %q", query, got, reason, reasonPart)
+		}
+	}
+}
+
+// ciBug skips the rest of a test that fails on a known cache bug, unless
+// AUDITPG_CACHE_BUGS is set: run with it to see the failures.
+func ciBug(t *testing.T, desc string) {
+	t.Helper()
+	if os.Getenv("AUDITPG_CACHE_BUGS") == "" {
+		t.Skip("BUG: " + desc)
+	}
+}
+
+func TestCacheIntegNeverCached(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	ciTable(t, db, "ci_nc")
+	plain := `SELECT v FROM ci_nc WHERE id = $1`
+	ciExpect(t, db, db, ctx, "miss", "", plain, 1)
+	ciExpect(t, db, db, ctx, "hit", "", plain, 1)
+
+	t.Run("locking", func(t *testing.T) {
+		for _, lock := range []string{"FOR UPDATE", "FOR NO KEY UPDATE", "FOR SHARE", "FOR KEY SHARE", "FOR UPDATE SKIP LOCKED"} {
+			ciNeverCached(t, db, db, "", `SELECT v FROM ci_nc WHERE id = $1 `+lock, 1)
+		}
+	})
+	t.Run("select into", func(t *testing.T) {
+		for range 2 {
+			ciExec(t, db, `DROP TABLE IF EXISTS ci_nc_into`)
+			_, got, _ := ciDo(t, db, db, ctx, `SELECT id, v INTO ci_nc_into FROM ci_nc`)
+			if got == "hit" || got == "miss" {
+				t.Fatalf("SELECT INTO: cache answered %s", got)
+			}
+		}
+		if got := ciNoCache(t, db, `SELECT count(*) FROM ci_nc_into`); got != "2\n" {
+			t.Fatalf("SELECT INTO made %q rows", got)
+		}
+	})
+	t.Run("data-modifying WITH", func(t *testing.T) {
+		for i := range 2 {
+			q := `WITH u AS (UPDATE ci_nc SET v = v WHERE id = $1 RETURNING v) SELECT v FROM u`
+			res, got, _ := ciDo(t, db, db, ctx, q, 2)
+			if got == "hit" || got == "miss" || res != "two\n" {
+				t.Fatalf("read %d of %s: cache answered %s with %q", i, q, got, res)
+			}
+		}
+	})
+	t.Run("volatile and stable builtins", func(t *testing.T) {
+		for _, q := range []string{
+			`SELECT v, now() FROM ci_nc WHERE id = $1`,
+			`SELECT v FROM ci_nc WHERE id = $1 AND random() >= 0`,
+			`SELECT random()`,
+			`SELECT clock_timestamp()`,
+			`SELECT gen_random_uuid()`,
+			`SELECT current_timestamp`,
+			`SELECT localtimestamp, v FROM ci_nc WHERE id = $1`,
+		} {
+			var args []any
+			if strings.Contains(q, "$1") {
+				args = []any{1}
+			}
+			ciNeverCached(t, db, db, "", q, args...)
+		}
+	})
+	t.Run("now literal", func(t *testing.T) {
+		ciBug(t, "SELECT 'now'::timestamptz (also 'today'::date, 'now'::timestamp) is classified Cacheable; the literal is read by a STABLE input function at each execution, so the cache freezes the time")
+		ciNeverCached(t, db, db, "", `SELECT 'now'::timestamptz`)
+	})
+	t.Run("tablesample", func(t *testing.T) {
+		ciBug(t, "TABLESAMPLE BERNOULLI/SYSTEM without REPEATABLE returns a random sample, yet the classifier marks the read Cacheable")
+		ciNeverCached(t, db, db, "", `SELECT count(*) >= 0 AS random_sample FROM ci_nc TABLESAMPLE BERNOULLI (50)`)
+	})
+	t.Run("system catalogs", func(t *testing.T) {
+		ciNeverCached(t, db, db, "", `SELECT relname FROM pg_class WHERE relname = $1`, "ci_nc")
+		ciNeverCached(t, db, db, "", `SELECT count(*) > 0 FROM pg_catalog.pg_attribute`)
+		ciNeverCached(t, db, db, "", `SELECT table_name FROM information_schema.tables WHERE table_name = $1`, "ci_nc")
+	})
+	t.Run("row-level security", func(t *testing.T) {
+		ciTable(t, db, "ci_nc_rls")
+		q := `SELECT v FROM ci_nc_rls WHERE id = $1`
+		ciExpect(t, db, db, ctx, "miss", "", q, 1) // no RLS yet
+		ciExpect(t, db, db, ctx, "hit", "", q, 1)
+		ciExec(t, db, `ALTER TABLE ci_nc_rls ENABLE ROW LEVEL SECURITY`)
+		ciNeverCached(t, db, db, "row-level security", q, 1)
+		allowed := ciOpen(t, WithCacheMode(CacheAll), WithCacheRLSTables("ci_nc_rls"))
+		ciExpect(t, allowed, allowed, ctx, "miss", "", q, 1)
+		ciExpect(t, allowed, allowed, ctx, "hit", "", q, 1)
+		// Another table with row-level security, not allowed.
+		ciTable(t, db, "ci_nc_rls2")
+		ciExec(t, db, `ALTER TABLE ci_nc_rls2 ENABLE ROW LEVEL SECURITY`)
+		ciNeverCached(t, allowed, allowed, "row-level security", `SELECT a.v FROM ci_nc_rls a JOIN ci_nc_rls2 b USING (id) WHERE id = $1`, 1)
+	})
+	t.Run("functions", func(t *testing.T) {
+		for _, vol := range []string{"VOLATILE", "STABLE", "IMMUTABLE"} {
+			ciExec(t, db, `CREATE OR REPLACE FUNCTION ci_nc_`+strings.ToLower(vol)+`(x int) RETURNS int LANGUAGE sql `+vol+` AS 'SELECT x + 1'`)
+		}
+		ciNeverCached(t, db, db, "function not immutable", `SELECT ci_nc_volatile(id) FROM ci_nc WHERE id = $1`, 1)
+		ciNeverCached(t, db, db, "function not immutable", `SELECT ci_nc_stable(id) FROM ci_nc WHERE id = $1`, 1)
+		ciNeverCached(t, db, db, "function not immutable", `SELECT ci_nc_volatile(1)`)
+		q := `SELECT ci_nc_immutable(id) FROM ci_nc WHERE id = $1`
+		ciExpect(t, db, db, ctx, "miss", "", q, 1)
+		// Redefined through the driver as VOLATILE: no longer cached.
+		ciExec(t, db, `CREATE OR REPLACE FUNCTION ci_nc_flip(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x + 1'`)
+		ciExpect(t, db, db, ctx, "miss", "", `SELECT ci_nc_flip(id) FROM ci_nc WHERE id = $1`, 1)
+		ciExec(t, db, `CREATE OR REPLACE FUNCTION ci_nc_flip(x int) RETURNS int LANGUAGE sql VOLATILE AS 'SELECT x + 2'`)
+		ciNeverCached(t, db, db, "function not immutable", `SELECT ci_nc_flip(id) FROM ci_nc WHERE id = $1`, 1)
+
+		ciBug(t, "a read calling an IMMUTABLE user function is never a hit: afterStatement sees WritesUnknown, functionsCannotWrite clears all, then interceptor.invalidate(ctx, nil, false) treats the empty table list as 'everything' and bumps the global generation, discarding the entry just filled (and every other entry)")
+		if got := ciExpect(t, db, db, ctx, "hit", "", q, 1); got != "2\n" {
+			t.Fatalf("immutable function: %q", got)
+		}
+		ciExpect(t, db, db, ctx, "miss", "", `SELECT ci_nc_immutable(41)`)
+		ciExpect(t, db, db, ctx, "hit", "", `SELECT ci_nc_immutable(41)`)
+	})
+	t.Run("view", func(t *testing.T) {
+		ciExec(t, db, `CREATE OR REPLACE VIEW ci_nc_view AS SELECT id, v FROM ci_nc`)
+		ciNeverCached(t, db, db, "view", `SELECT v FROM ci_nc_view WHERE id = $1`, 1)
+	})
+	t.Run("transaction", func(t *testing.T) {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		ciNeverCached(t, db, tx, "in a transaction", plain, 1)
+		ciNeverCached(t, db, tx, "in a transaction", `SELECT v FROM ci_nc WHERE id = $1`, 2)
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		// The same read-only transaction, read only.
+		tx, err = db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ciNeverCached(t, db, tx, "in a transaction", plain, 1)
+		tx.Rollback()
+	})
+	t.Run("manual BEGIN", func(t *testing.T) {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ciExpect(t, db, conn, ctx, "cached", "", plain, 2)
+		ciExec(t, conn, `BEGIN`)
+		ciNeverCached(t, db, conn, "in a transaction", plain, 2)
+		ciExec(t, conn, `COMMIT`)
+		ciExpect(t, db, conn, ctx, "hit", "", plain, 2)
+		ciExec(t, conn, `START TRANSACTION ISOLATION LEVEL REPEATABLE READ`)
+		ciNeverCached(t, db, conn, "in a transaction", plain, 2)
+		ciExec(t, conn, `ROLLBACK`)
+		ciExpect(t, db, conn, ctx, "hit", "", plain, 2)
+	})
+	t.Run("session state", func(t *testing.T) {
+		for _, change := range []string{
+			`SET work_mem = '8MB'`,
+			`SET SESSION statement_timeout = '1min'`,
+			`SELECT set_config('work_mem', '8MB', false)`,
+			`RESET work_mem`,
+			`SET ROLE NONE`,
+			`SET SESSION AUTHORIZATION DEFAULT`,
+			`SET search_path = public`,
+			`CREATE TEMP TABLE ci_nc_tmp (id int, v text)`,
+		} {
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ciExpect(t, db, conn, ctx, "cached", "", plain, 1)
+			if strings.HasPrefix(change, "SELECT") {
+				ciNoCache(t, conn, change)
+			} else {
+				ciExec(t, conn, change)
+			}
+			ciNeverCached(t, db, conn, "session state changed", plain, 1)
+			if strings.Contains(change, "TEMP") {
+				ciExec(t, conn, `INSERT INTO ci_nc_tmp VALUES (1, 'temporary')`)
+				ciNeverCached(t, db, conn, "", `SELECT v FROM ci_nc_tmp WHERE id = $1`, 1)
+				// A temporary table that hides a permanent one.
+				ciExec(t, conn, `CREATE TEMP TABLE ci_nc (id int, v text)`)
+				ciExec(t, conn, `INSERT INTO ci_nc VALUES (1, 'hidden')`)
+				// (A new text: the server keeps plans of statements prepared
+				// before the temporary table hid the permanent one.)
+				hidden := `SELECT v AS hidden FROM ci_nc WHERE id = $1`
+				ciNeverCached(t, db, conn, "", hidden, 1)
+				if got := ciNoCache(t, conn, hidden, 1); got != "hidden\n" {
+					t.Fatalf("temporary table read %q", got)
+				}
+			}
+			ciDiscard(conn)
+			if strings.Contains(change, "TEMP") {
+				ciBug(t, "interceptor.relation memoizes what to_regclass said under the connection's scope, which a session that changed (a temporary table ci_nc hiding public.ci_nc, SET search_path) shares with every other connection: after INSERT INTO the temporary ci_nc, reads of the permanent ci_nc on all connections bypass as 'temporary' until DDL (see TestCacheIntegSessionMemo for the unsafe direction)")
+			}
+			// Other connections go on caching.
+			ciExpect(t, db, db, ctx, "cached", "", plain, 1)
+		}
+	})
 }
