@@ -472,7 +472,8 @@ func TestSQLLookingNames(t *testing.T) {
 func TestReadAfterWrite(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newStore(t, openDB(t, auditpg.DriverName))
+	db := openDB(t, auditpg.DriverName)
+	s := newStore(t, db)
 	mustDefault(t, s, sample("login", ""))
 
 	// check reads Get and List twice (the second read may be a cache hit)
@@ -517,6 +518,18 @@ func TestReadAfterWrite(t *testing.T) {
 		mustDefault(t, s, def)
 		check("after Delete and UpsertDefault", def.Description, DefaultOrg)
 	}
+
+	// The test means something only if the reads were cached.
+	snap, err := auditpg.Stats(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each check reads Get and List twice: the second ones should be hits.
+	const checks = 1 + 20*4
+	if snap.Cache == nil || snap.Cache.Hits < checks {
+		t.Fatalf("cache %+v: want at least %d hits, or the read-after-write checks did not exercise the cache", snap.Cache, checks)
+	}
+	t.Logf("cache: %d hits, %d misses, %d invalidations over %d checks", snap.Cache.Hits, snap.Cache.Misses, snap.Cache.Invalidations, checks)
 }
 
 // TestReadsAreCacheable checks the read SQL against the auditpg driver's
@@ -588,6 +601,11 @@ func TestSeedDefaults(t *testing.T) {
 			t.Errorf("no default preset for %s events", kind)
 		}
 	}
+	for range 2 { // cache the empty list: the seeding transaction must invalidate it at commit
+		if l, err := s.Defaults(ctx); err != nil || len(l) != 0 {
+			t.Fatalf("Defaults before seeding = %d, %v", len(l), err)
+		}
+	}
 	inserted, err := s.SeedDefaults(ctx, "seed")
 	if err != nil || !slices.Equal(inserted, want) {
 		t.Fatalf("first SeedDefaults = %v, %v; want %v", inserted, err, want)
@@ -655,5 +673,32 @@ func TestMissingTable(t *testing.T) {
 	_, err = s.Get(context.Background(), "x", "org-a")
 	if err == nil || !strings.Contains(err.Error(), "EnsureSchema") {
 		t.Errorf("Get on a missing table: %v; want a hint to create it", err)
+	}
+}
+
+// TestCacheHint: through auditpg, the hinted reads are served from the cache
+// and the unhinted ones are not.
+func TestCacheHint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, hint := range []bool{true, false} {
+		db := openDB(t, auditpg.DriverName)
+		s := newStore(t, db, WithCacheHint(hint))
+		mustCreate(t, s, sample("login", "org-a"))
+		for range 3 {
+			if _, err := s.Get(ctx, "login", "org-a"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.List(ctx, "org-a"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snap, err := auditpg.Stats(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int64{true: 4, false: 0}[hint]; snap.Cache == nil || snap.Cache.Hits != want {
+			t.Errorf("hint %v: cache %+v; want %d hits", hint, snap.Cache, want)
+		}
 	}
 }
