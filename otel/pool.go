@@ -24,8 +24,10 @@ import (
 //   - db.client.connection.wait_time, a histogram in seconds
 //
 // database/sql gives only the total wait time and count: each collection
-// records the waits since the previous one at their mean, so the
-// histogram's count and sum are exact and its buckets approximate.
+// records the waits that ended since the previous one at their mean, so
+// the histogram's sum is exact, its count nearly so (waits still under way
+// at a collection may be attributed to the next) and its buckets
+// approximate.
 // db.client.connection.pending_requests and .timeouts are not reported:
 // database/sql counts neither.
 //
@@ -70,11 +72,16 @@ func RegisterPoolMetrics(db *sql.DB, poolName string, opts ...Option) (unregiste
 		if cfg.poolMaxIdle >= 0 {
 			o.ObserveInt64(idleMax.Inst(), int64(cfg.poolMaxIdle), pool)
 		}
+		// database/sql counts a wait when it starts and adds its duration
+		// when it ends: waits counted with no duration yet are carried over.
 		mu.Lock()
 		n, total := s.WaitCount-lastCount, s.WaitDuration-lastWait
-		lastCount, lastWait = s.WaitCount, s.WaitDuration
+		if total > 0 {
+			lastCount, lastWait = s.WaitCount, s.WaitDuration
+		}
 		mu.Unlock()
-		if n > 0 {
+		if total > 0 {
+			n = max(n, 1)
 			mean := total.Seconds() / float64(n)
 			for range n {
 				wait.Inst().Record(ctx, mean, pool)
