@@ -566,3 +566,201 @@ func TestCacheIntegNeverCached(t *testing.T) {
 		}
 	})
 }
+
+// ---- 3. the key ----
+
+func TestCacheIntegKeyArguments(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	ciTable(t, db, "ci_key_args")
+	q := `SELECT v FROM ci_key_args WHERE id = $1`
+	for _, want := range []string{"miss", "hit"} {
+		for id, v := range map[int]string{1: "one\n", 2: "two\n", 3: ""} {
+			if got := ciExpect(t, db, db, ctx, want, "", q, id); got != v {
+				t.Fatalf("%s of id %d: %q, want %q", want, id, got, v)
+			}
+		}
+	}
+
+	// The same text in arguments of other Go types: each is a key of its
+	// own, and each answer is the server's.
+	type ciNamed string
+	typed := []struct {
+		query string
+		args  []any
+	}{
+		{`SELECT $1::numeric AS n`, []any{int64(1), float64(1), "1", ciNamed("1"), float64(1.5), "1.50"}},
+		{`SELECT $1::bool::text AS b`, []any{true, "true", "t", false}},
+		{`SELECT $1::timestamptz::text AS ts`, []any{time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), "2024-01-02 03:04:05+00",
+			time.Date(2024, 1, 2, 3, 4, 5, 0, time.FixedZone("X", 3600))}},
+		{`SELECT $1::text IS NULL AS isnull`, []any{nil, "", "x"}},
+	}
+	for _, c := range typed {
+		for _, arg := range c.args {
+			truth := ciNoCache(t, db, c.query, arg)
+			for _, want := range []string{"miss", "hit"} {
+				if got := ciExpect(t, db, db, ctx, want, "", c.query, arg); got != truth {
+					t.Fatalf("%s of %T %v: %q, want %q", want, arg, arg, got, truth)
+				}
+			}
+		}
+	}
+	// A string and a []byte with the same bytes mean different bytea values.
+	hex := `SELECT encode($1::bytea, 'hex') AS h`
+	var answers []string
+	for _, arg := range []any{`\x6869`, []byte(`\x6869`)} {
+		truth := ciNoCache(t, db, hex, arg)
+		answers = append(answers, truth)
+		for _, want := range []string{"miss", "hit"} {
+			if got := ciExpect(t, db, db, ctx, want, "", hex, arg); got != truth {
+				t.Fatalf("%s of %T: %q, want %q", want, arg, got, truth)
+			}
+		}
+	}
+	if answers[0] == answers[1] {
+		t.Fatalf("string and []byte gave the same bytea %q: the test proves nothing", answers[0])
+	}
+}
+
+// ciAdmin is a connection without auditpg, for setup the cache must not see.
+func ciAdmin(t *testing.T) *sql.DB {
+	t.Helper()
+	return openDB(t, "pgx")
+}
+
+// ciRole creates a login role if it does not exist.
+func ciRole(t *testing.T, admin *sql.DB, name string) {
+	t.Helper()
+	ciExec(t, admin, `DO $$ BEGIN CREATE ROLE `+name+` LOGIN PASSWORD 'ci_pw'; EXCEPTION WHEN duplicate_object THEN NULL; END $$`)
+}
+
+// Two roles reading a table whose row-level security policy depends on
+// current_user, allowed by name: through two DSNs, and through one
+// connector whose connections start as different roles (a role-level
+// default role), each sees only its own rows.
+func TestCacheIntegKeyRoles(t *testing.T) {
+	ctx := context.Background()
+	admin := ciAdmin(t)
+	for _, r := range []string{"ci_r1", "ci_r2", "ci_rx"} {
+		ciRole(t, admin, r)
+	}
+	ciExec(t, admin, `GRANT ci_r1, ci_r2 TO ci_rx`)
+	ciExec(t, admin, `DROP TABLE IF EXISTS ci_key_rls`)
+	ciExec(t, admin, `CREATE TABLE ci_key_rls (owner text, v text)`)
+	ciExec(t, admin, `INSERT INTO ci_key_rls VALUES ('ci_r1', 'r1-a'), ('ci_r2', 'r2-a'), ('ci_r2', 'r2-b')`)
+	ciExec(t, admin, `ALTER TABLE ci_key_rls ENABLE ROW LEVEL SECURITY`)
+	ciExec(t, admin, `CREATE POLICY ci_own ON ci_key_rls USING (owner = current_user)`)
+	ciExec(t, admin, `GRANT SELECT ON ci_key_rls TO ci_r1, ci_r2`)
+	q := `SELECT owner, v FROM ci_key_rls ORDER BY v`
+	want := map[string]string{"ci_r1": "ci_r1|r1-a\n", "ci_r2": "ci_r2|r2-a\nci_r2|r2-b\n"}
+
+	t.Run("two DSNs", func(t *testing.T) {
+		for _, r := range []string{"ci_r1", "ci_r2"} {
+			db := ciOpenDSN(t, ciDSN(t, r, nil), WithCacheMode(CacheAll), WithCacheRLSTables("ci_key_rls"))
+			for _, outcome := range []string{"miss", "hit"} {
+				if got := ciExpect(t, db, db, ctx, outcome, "", q); got != want[r] {
+					t.Fatalf("%s, %s: %q, want %q", r, outcome, got, want[r])
+				}
+			}
+		}
+	})
+	t.Run("one connector", func(t *testing.T) {
+		var db *sql.DB
+		conns := map[string]*sql.Conn{}
+		for _, r := range []string{"ci_r1", "ci_r2"} {
+			ciExec(t, admin, `ALTER ROLE ci_rx SET role = '`+r+`'`)
+			if db == nil { // its first connection (Ping's) starts as ci_r1
+				db = ciOpenDSN(t, ciDSN(t, "ci_rx", nil), WithCacheMode(CacheAll), WithCacheRLSTables("ci_key_rls"))
+			}
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ciDiscard(conn)
+			if got := ciNoCache(t, conn, `SELECT current_user`); got != r+"\n" {
+				t.Fatalf("connection opened with role %s has current_user %q", r, got)
+			}
+			conns[r] = conn
+		}
+		ciExec(t, admin, `ALTER ROLE ci_rx RESET role`)
+		for _, outcome := range []string{"miss", "hit"} {
+			for _, r := range []string{"ci_r1", "ci_r2"} {
+				if got := ciExpect(t, db, conns[r], ctx, outcome, "", q); got != want[r] {
+					t.Fatalf("%s through role %s: %q, want %q", outcome, r, got, want[r])
+				}
+			}
+		}
+	})
+}
+
+// Two connections of one connector whose role-level search_path differs
+// read two tables of the same name in two schemas.
+func TestCacheIntegKeySearchPath(t *testing.T) {
+	ctx := context.Background()
+	admin := ciAdmin(t)
+	ciRole(t, admin, "ci_sp")
+	for _, s := range []string{"ci_sp_a", "ci_sp_b"} {
+		ciExec(t, admin, `DROP SCHEMA IF EXISTS `+s+` CASCADE`)
+		ciExec(t, admin, `CREATE SCHEMA `+s)
+		ciExec(t, admin, `CREATE TABLE `+s+`.ci_sp_t (v text)`)
+		ciExec(t, admin, `INSERT INTO `+s+`.ci_sp_t VALUES ($1)`, s)
+		ciExec(t, admin, `GRANT USAGE ON SCHEMA `+s+` TO ci_sp`)
+		ciExec(t, admin, `GRANT SELECT ON `+s+`.ci_sp_t TO ci_sp`)
+	}
+	var db *sql.DB
+	conns := map[string]*sql.Conn{}
+	for _, s := range []string{"ci_sp_a", "ci_sp_b"} {
+		ciExec(t, admin, `ALTER ROLE ci_sp SET search_path = `+s)
+		if db == nil { // its first connection (Ping's) has ci_sp_a
+			db = ciOpenDSN(t, ciDSN(t, "ci_sp", nil), WithCacheMode(CacheAll))
+		}
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ciDiscard(conn)
+		conns[s] = conn
+	}
+	ciExec(t, admin, `ALTER ROLE ci_sp RESET search_path`)
+	for _, outcome := range []string{"miss", "hit"} {
+		for _, s := range []string{"ci_sp_a", "ci_sp_b"} {
+			if got := ciExpect(t, db, conns[s], ctx, outcome, "", `SELECT v FROM ci_sp_t`); got != s+"\n" {
+				t.Fatalf("%s with search_path %s: %q", outcome, s, got)
+			}
+		}
+	}
+}
+
+// A connection that changed its search_path after the cache asked its scope
+// must not teach other connections what its names mean: here a view in
+// public (never cached: it hides its table from invalidation) and a table
+// of the same name in another schema.
+func TestCacheIntegSessionMemo(t *testing.T) {
+	ctx := context.Background()
+	admin := ciAdmin(t)
+	ciExec(t, admin, `DROP SCHEMA IF EXISTS ci_sm_s2 CASCADE`)
+	ciExec(t, admin, `CREATE SCHEMA ci_sm_s2`)
+	ciTable(t, admin, "ci_sm_base")
+	ciExec(t, admin, `CREATE OR REPLACE VIEW ci_sm_v AS SELECT id, v FROM ci_sm_base`)
+	ciExec(t, admin, `CREATE TABLE ci_sm_s2.ci_sm_v (id int, v text)`)
+	db := ciOpen(t, WithCacheMode(CacheAll))
+
+	x, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ciDiscard(x)
+	ciExpect(t, db, x, ctx, "cached", "", `SELECT v FROM ci_sm_base WHERE id = $1`, 1) // the scope is asked
+	ciExec(t, x, `SET search_path = ci_sm_s2, public`)
+	ciExec(t, x, `INSERT INTO ci_sm_v VALUES (9, 'nine')`) // ci_sm_s2.ci_sm_v, a table
+
+	ciBug(t, "interceptor.relation run for a write on a connection that SET search_path after askScope memoizes the other schema's ci_sm_v (a table) under the shared scope; other connections then cache reads of the view public.ci_sm_v, which a write to ci_sm_base does not invalidate: a stale read. Fix: do not use or fill the catalog memo (relation, volatility) on a connection whose session changed, or ask the scope again after a session change")
+	q := `SELECT v FROM ci_sm_v WHERE id = $1`
+	_, outcome, reason := ciDo(t, db, db, ctx, q, 1)
+	ciExec(t, db, `UPDATE ci_sm_base SET v = 'new' WHERE id = 1`)
+	got, outcome2, _ := ciDo(t, db, db, ctx, q, 1)
+	if outcome == "hit" || outcome == "miss" || got != "new\n" {
+		t.Fatalf("view read: %s (%q), then after a write to its table %s %q, want bypasses and new", outcome, reason, outcome2, got)
+	}
+}
