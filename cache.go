@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/allegro/bigcache/v3"
 	"github.com/jackc/pgx/v5"
@@ -442,11 +443,15 @@ func appendKey(b []byte, scope, query string, args []driver.NamedValue) ([]byte,
 	return b, true
 }
 
-func (c *cache) hashKey(key []byte) string {
-	var h [16]byte
-	binary.LittleEndian.PutUint64(h[:8], maphash.Bytes(c.seeds[0], key))
-	binary.LittleEndian.PutUint64(h[8:], maphash.Bytes(c.seeds[1], key))
-	return string(h[:])
+// hashKey appends the key's 128-bit hash to buf (after the key, in the
+// same pooled buffer, so that a lookup allocates nothing for it) and
+// returns it as a string over those bytes: valid only until buf is reused.
+func (c *cache) hashKey(buf *[]byte, keyLen int) string {
+	key := (*buf)[:keyLen]
+	b := binary.LittleEndian.AppendUint64(key, maphash.Bytes(c.seeds[0], key))
+	b = binary.LittleEndian.AppendUint64(b, maphash.Bytes(c.seeds[1], key))
+	*buf = b
+	return unsafe.String(&b[keyLen], 16)
 }
 
 // ---- column types ----
@@ -688,7 +693,8 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 		c.countBypass(bypassArgs)
 		return nil, nil, nil
 	}
-	hash := c.hashKey(key)
+	hash := c.hashKey(bufp, len(key))
+	key = (*bufp)[:len(key)]
 	var gensArr [8]uint64
 	gens := c.generations(gensArr[:0], tables)
 	if rows := c.get(hash, gens, key); rows != nil {
@@ -697,6 +703,7 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 		c.stats.hits.Add(1)
 		return rows, nil, nil
 	}
+	hash = strings.Clone(hash) // kept past the buffer's reuse: in flights, in the fill
 	wait, leader := c.join(hash)
 	if !leader {
 		// Another caller is running this very query: wait for its fill,

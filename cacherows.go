@@ -280,6 +280,10 @@ type cachedRows struct {
 	names []string
 	cols  []column
 	data  []byte
+	// Most results have few columns: room for them here saves two
+	// allocations on every hit.
+	namesArr [8]string
+	colsArr  [8]column
 }
 
 func (c *cache) replay(e []byte) (*cachedRows, error) {
@@ -287,7 +291,12 @@ func (c *cache) replay(e []byte) (*cachedRows, error) {
 	if err != nil || n > uint64(len(e)) {
 		return nil, errNotCached
 	}
-	r := &cachedRows{c: c, names: make([]string, n), cols: make([]column, n)}
+	r := &cachedRows{c: c}
+	if n <= uint64(len(r.colsArr)) {
+		r.names, r.cols = r.namesArr[:n], r.colsArr[:n]
+	} else {
+		r.names, r.cols = make([]string, n), make([]column, n)
+	}
 	for i := range r.cols {
 		col := &r.cols[i]
 		var name, dbType []byte
