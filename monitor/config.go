@@ -211,3 +211,26 @@ func readMemTotal(path string) (int64, error) {
 	}
 	return 0, fmt.Errorf("%s: no MemTotal line", path)
 }
+
+// ParseSize parses a memory size as postgresql.conf writes it: "8GB",
+// "512MB", "64kB", or a number of bytes.
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
+		i++
+	}
+	v, err := strconv.ParseFloat(s[:i], 64)
+	if err != nil {
+		return 0, fmt.Errorf("monitor: size %q: want a number and a unit such as 8GB", s)
+	}
+	unit := strings.TrimSpace(s[i:])
+	if unit == "" {
+		unit = "B"
+	}
+	mult, err := unitMultiplier(unit)
+	if err != nil || !isMemoryUnit(unit) {
+		return 0, fmt.Errorf("monitor: size %q: unit %q is not one of B, kB, MB, GB, TB", s, unit)
+	}
+	return int64(v * mult), nil
+}

@@ -200,6 +200,9 @@ func (m *Monitor) health(s *Summary) Health {
 			if d.Pool.WaitCount > 0 {
 				b.flag(Warning, "%d waits for a free connection (%s in all): the pool is too small", d.Pool.WaitCount, d.Pool.WaitDuration)
 			}
+			if c := d.Cache; c != nil && c.Hits+c.Misses >= 100 && c.HitRatio < th.ResultCacheHitWarning {
+				b.flag(Warning, "result cache hit ratio %.1f%% over %d cacheable reads (warning below %.0f%%)", 100*c.HitRatio, c.Hits+c.Misses, 100*th.ResultCacheHitWarning)
+			}
 			if t.Slow > 0 {
 				b.flag(Healthy, "%d slow calls seen by the driver", t.Slow)
 			}

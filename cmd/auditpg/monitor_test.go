@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/monitor"
+)
+
+func TestMonitorCommands(t *testing.T) {
+	ctx := context.Background()
+	db, err := auditpg.Open(testDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`CREATE TABLE cli_mon (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = false)`,
+		`INSERT INTO cli_mon SELECT g, g % 10 FROM generate_series(1, 3000) g`,
+		`DELETE FROM cli_mon WHERE id > 1000`,
+		`CREATE INDEX cli_mon_v ON cli_mon (v)`,
+		`CREATE INDEX cli_mon_v_again ON cli_mon (v)`,
+		`SELECT pg_stat_force_next_flush()`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	// Text output: readable tables naming the findings.
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"monitor", "indexes", "--no-hypopg"}, []string{"Redundant indexes (1)", "cli_mon_v_again", "duplicate of cli_mon_v"}},
+		{[]string{"monitor", "tables"}, []string{"public.cli_mon", "last vacuum"}},
+		{[]string{"monitor", "slow-queries", "--by-total", "--limit", "50"}, []string{"calls", "cli_mon"}},
+		{[]string{"monitor", "explain", "SELECT * FROM cli_mon WHERE v = 3"}, []string{"rolled back", "cli_mon"}},
+		{[]string{"monitor", "summary"}, []string{"Overall:", "Top statements by total time", "auditpg driver"}},
+		{[]string{"optimize", "config", "--memory", "8GB"}, []string{"effective_cache_size", "6GB", "Nothing is applied"}},
+		{[]string{"client", "health"}, []string{"Overall:", "indexes", "cli_mon_v_again"}},
+		{[]string{"client", "report"}, []string{"Overall:", "auditpg driver"}},
+	} {
+		out, err := runCLI(t, tc.args...)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: output lacks %q:\n%s", tc.args, w, out)
+			}
+		}
+	}
+
+	// --json: one document of the package's types.
+	out, err := runCLI(t, "--json", "client", "health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h monitor.Health
+	if err := json.Unmarshal([]byte(out), &h); err != nil || h.Overall == "" || len(h.Components) == 0 {
+		t.Fatalf("client health --json: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "--json", "monitor", "explain", "SELECT count(*) FROM cli_mon")
+	var p monitor.Plan
+	if err != nil || json.Unmarshal([]byte(out), &p) != nil || p.Root == nil || p.Root.ActualLoops != 1 {
+		t.Fatalf("monitor explain --json: %v\n%s", err, out)
+	}
+
+	// Writes are refused without --allow-writes, and rolled back with it.
+	if _, err := runCLI(t, "monitor", "explain", "DELETE FROM cli_mon"); err == nil || !strings.Contains(err.Error(), "AllowWrites") {
+		t.Errorf("explain DELETE without --allow-writes: %v", err)
+	}
+	if _, err := runCLI(t, "monitor", "explain", "--allow-writes", "DELETE FROM cli_mon"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM cli_mon`).Scan(&n); err != nil || n != 1000 {
+		t.Fatalf("rows after explain --allow-writes DELETE: %d (%v), want 1000", n, err)
+	}
+
+	// Maintenance: the dry run lists, --apply runs, then nothing is left.
+	out, err = runCLI(t, "--json", "optimize", "maintenance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dry struct {
+		DryRun  bool                        `json:"dry_run"`
+		Actions []monitor.MaintenanceAction `json:"actions"`
+	}
+	if err := json.Unmarshal([]byte(out), &dry); err != nil || !dry.DryRun || !strings.Contains(out, `VACUUM (ANALYZE) \"public\".\"cli_mon\"`) {
+		t.Fatalf("optimize maintenance --json: %v\n%s", err, out)
+	}
+	if out, err = runCLI(t, "optimize", "maintenance", "--apply"); err != nil || !strings.Contains(out, `VACUUM (ANALYZE) "public"."cli_mon"`) {
+		t.Fatalf("optimize maintenance --apply: %v\n%s", err, out)
+	}
+	if out, err = runCLI(t, "optimize", "maintenance"); err != nil || strings.Contains(out, "cli_mon") {
+		t.Errorf("after --apply the dry run still lists cli_mon: %v\n%s", err, out)
+	}
+}
