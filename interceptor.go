@@ -383,7 +383,7 @@ func (ic *interceptor) StmtQueryContext(ctx context.Context, stmt driver.StmtQue
 // the time spent reading them counts. A read the cache can answer never
 // reaches the server; a miss it may keep is captured as it is read.
 func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, stmt driver.StmtQueryContext, query string, args []driver.NamedValue) (context.Context, driver.Rows, error) {
-	r := &rows{c: ic.c, ic: ic}
+	r := &rows{ic: ic}
 	r.ev = Event{Op: OpQuery, Query: query, Statement: ic.c.classifier.classify(query), Args: args,
 		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
 	var err error
@@ -467,7 +467,7 @@ func (ic *interceptor) RowsClose(_ context.Context, dr driver.Rows) error {
 	if r.ev.Cache != CacheHit {
 		ic.afterStatement(r.ctx, r.ev.Statement, r.ev.Err)
 	}
-	r.c.end(r.ctx, &r.ev)
+	ic.c.end(r.ctx, &r.ev)
 	return err
 }
 
@@ -497,7 +497,6 @@ func (ic *interceptor) drain(r *rows) {
 // them on this value, which forwards them.
 type rows struct {
 	driver.Rows
-	c      *Connector
 	ic     *interceptor
 	fill   *fill // a miss being captured for the cache
 	ctx    context.Context
