@@ -406,24 +406,34 @@ func scanPreset(row scanner) (Preset, error) {
 	p.Description, p.UpdatedBy = description.String, updatedBy.String
 	p.DataClassification = Classification(classification)
 	p.Validation = DefaultValidation()
-	for _, col := range []struct {
-		name string
-		data []byte
-		dst  any
-	}{
-		{"required_fields", fields, &p.RequiredFields},
-		{"default_values", values, &p.DefaultValues},
-		{"validation", validation, &p.Validation},
-	} {
-		if col.data == nil {
-			continue
-		}
-		dec := json.NewDecoder(bytes.NewReader(col.data))
-		dec.UseNumber()
-		if err := dec.Decode(col.dst); err != nil {
-			return Preset{}, fmt.Errorf("preset %d (%q for organization %q): column %s does not hold the expected JSON: %w",
-				p.ID, p.Name, p.OrganizationID, col.name, err)
-		}
+	if err := decodeColumn(fields, &p.RequiredFields, false); err != nil {
+		return Preset{}, p.columnError("required_fields", err)
+	}
+	if err := decodeColumn(values, &p.DefaultValues, true); err != nil {
+		return Preset{}, p.columnError("default_values", err)
+	}
+	if err := decodeColumn(validation, &p.Validation, false); err != nil {
+		return Preset{}, p.columnError("validation", err)
 	}
 	return p, nil
+}
+
+// decodeColumn decodes a JSON column; SQL NULL leaves dst as it is.
+// useNumber keeps numbers exact (json.Number) in untyped values.
+func decodeColumn(data []byte, dst any, useNumber bool) error {
+	switch {
+	case data == nil:
+		return nil
+	case useNumber:
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		return dec.Decode(dst)
+	default:
+		return json.Unmarshal(data, dst)
+	}
+}
+
+func (p *Preset) columnError(column string, err error) error {
+	return fmt.Errorf("preset %d (%q for organization %q): column %s does not hold the expected JSON: %w",
+		p.ID, p.Name, p.OrganizationID, column, err)
 }
