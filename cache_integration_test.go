@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -762,5 +763,149 @@ func TestCacheIntegSessionMemo(t *testing.T) {
 	got, outcome2, _ := ciDo(t, db, db, ctx, q, 1)
 	if outcome == "hit" || outcome == "miss" || got != "new\n" {
 		t.Fatalf("view read: %s (%q), then after a write to its table %s %q, want bypasses and new", outcome, reason, outcome2, got)
+	}
+}
+
+// ---- replay fidelity ----
+
+// ciColumn is every answer of one sql.ColumnType.
+type ciColumn struct {
+	Name, DatabaseTypeName string
+	ScanType               reflect.Type
+	Nullable, NullableOK   bool
+	Length                 int64
+	LengthOK               bool
+	Precision, Scale       int64
+	DecimalOK              bool
+}
+
+// ciScanned is what one read gave: the columns and, per row, each
+// destination's value (or the Scan error).
+type ciScanned struct {
+	Columns []ciColumn
+	Rows    []string
+}
+
+func ciScan(t *testing.T, db *sql.DB, ctx context.Context, query string, dests func() []any) ciScanned {
+	t.Helper()
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	cts, err := rows.ColumnTypes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out ciScanned
+	for _, ct := range cts {
+		c := ciColumn{Name: ct.Name(), DatabaseTypeName: ct.DatabaseTypeName(), ScanType: ct.ScanType()}
+		c.Nullable, c.NullableOK = ct.Nullable()
+		c.Length, c.LengthOK = ct.Length()
+		c.Precision, c.Scale, c.DecimalOK = ct.DecimalSize()
+		out.Columns = append(out.Columns, c)
+	}
+	for rows.Next() {
+		d := dests()
+		if err := rows.Scan(d...); err != nil {
+			out.Rows = append(out.Rows, "error: "+err.Error())
+			continue
+		}
+		var line strings.Builder
+		for _, p := range d {
+			fmt.Fprintf(&line, "%#v; ", reflect.ValueOf(p).Elem().Interface())
+		}
+		out.Rows = append(out.Rows, line.String())
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func ciPtrs[T any](n int) []any {
+	d := make([]any, n)
+	for i := range d {
+		d[i] = new(T)
+	}
+	return d
+}
+
+func TestCacheIntegReplayFidelity(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	ciExec(t, db, `DROP TABLE IF EXISTS ci_fid`)
+	ciExec(t, db, `CREATE TABLE ci_fid (
+		id int PRIMARY KEY, c_int2 int2, c_int4 int4 NOT NULL DEFAULT 0, c_int8 int8, c_num numeric(10,2), c_float8 float8,
+		c_float4 float4, c_bool bool, c_text text, c_varchar varchar(20), c_char char(5), c_bytea bytea, c_json json,
+		c_jsonb jsonb, c_tstz timestamptz, c_ts timestamp, c_date date, c_time time, c_interval interval, c_uuid uuid,
+		c_ints int[], c_texts text[], c_inet inet)`)
+	ciExec(t, db, `INSERT INTO ci_fid VALUES
+		(1, -32768, 2147483647, -9223372036854775808, 12345678.91, 3.141592653589793, 1.5, true, 'tëxt', 'varchar', 'ab',
+		 '\x00ff10', '{"a": [1, 2]}', '{"b": {"c": null}}', '2024-02-29 23:59:59.123456+02', '1999-12-31 23:59:59.999999',
+		 '2000-01-01', '12:34:56.789', '1 year 2 mons 3 days 04:05:06', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+		 '{1,NULL,3}', '{"a b",NULL,"c,d"}', '192.168.0.1/24'),
+		(2, NULL, 0, NULL, NULL, 'NaN', '-Infinity', NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'infinity', NULL, NULL, NULL,
+		 NULL, NULL, NULL, NULL, NULL),
+		(3, 0, -1, 0, -0.01, -0, 0, false, '', '', '', '', 'null', '[]', '1970-01-01 00:00:00+00', '0001-01-01 00:00:00',
+		 '0001-01-01', '00:00', '-1 day', '00000000-0000-0000-0000-000000000000', '{}', '{}', '::1')`)
+
+	all := `SELECT * FROM ci_fid ORDER BY id`
+	const ncols = 23
+	natural := func() []any {
+		return []any{new(int), new(int16), new(int32), new(int64), new(string), new(float64), new(float32), new(bool),
+			new(string), new(string), new(string), new([]byte), new([]byte), new(string), new(time.Time), new(time.Time),
+			new(time.Time), new(string), new(string), new(string), new(string), new(string), new(string)}
+	}
+	nullable := func() []any {
+		return []any{new(sql.NullInt64), new(sql.NullInt16), new(sql.NullInt32), new(sql.NullInt64), new(sql.NullString),
+			new(sql.NullFloat64), new(sql.NullFloat64), new(sql.NullBool), new(sql.NullString), new(sql.NullString),
+			new(sql.NullString), new([]byte), new([]byte), new(sql.NullString), new(sql.NullTime), new(sql.NullTime),
+			new(sql.NullTime), new(sql.NullString), new(sql.NullString), new(sql.NullString), new(sql.NullString),
+			new(sql.NullString), new(sql.NullString)}
+	}
+	cases := []struct {
+		name  string
+		query string
+		dests func() []any
+	}{
+		{"natural", all, natural},
+		{"sql.Null", all, nullable},
+		{"any", all, func() []any { return ciPtrs[any](ncols) }},
+		{"[]byte", all, func() []any { return ciPtrs[[]byte](ncols) }},
+		{"sql.RawBytes", all, func() []any { return ciPtrs[sql.RawBytes](ncols) }},
+		{"string", all, func() []any { return ciPtrs[string](ncols) }},
+		{"time.Time", `SELECT c_tstz, c_ts, c_date FROM ci_fid ORDER BY id`, func() []any { return ciPtrs[time.Time](3) }},
+		{"expressions", `SELECT id * 2 AS twice, c_num / 3 AS third, c_text || '!' AS excl, c_jsonb -> 'b' AS b,
+			c_ints[1] AS first, c_tstz AT TIME ZONE 'UTC' AS utc, NULL::text AS nothing, c_varchar::varchar(3) AS short
+			FROM ci_fid ORDER BY id`, func() []any { return ciPtrs[any](8) }},
+		{"no rows", `SELECT * FROM ci_fid WHERE id < 0`, func() []any { return ciPtrs[any](ncols) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.query += " -- " + c.name // a key of its own
+			before := ciStats(t, db)
+			truth := ciScan(t, db, NoCache(ctx), c.query, c.dests)
+			filled := ciScan(t, db, ctx, c.query, c.dests)
+			mid := ciStats(t, db)
+			hit := ciScan(t, db, ctx, c.query, c.dests)
+			after := ciStats(t, db)
+			if mid.Fills != before.Fills+1 || after.Hits != mid.Hits+1 {
+				t.Fatalf("%s: fills %d->%d, hits %d->%d: want the second read to fill and the third to hit (bypasses %v)",
+					c.name, before.Fills, mid.Fills, mid.Hits, after.Hits, after.Bypasses)
+			}
+			if len(truth.Rows) == 0 && c.name != "no rows" {
+				t.Fatal("no rows read")
+			}
+			for _, got := range []ciScanned{filled, hit} {
+				if !reflect.DeepEqual(got.Columns, truth.Columns) {
+					t.Errorf("columns:\n got %+v\nwant %+v", got.Columns, truth.Columns)
+				}
+				if !reflect.DeepEqual(got.Rows, truth.Rows) {
+					t.Errorf("rows:\n got %q\nwant %q", got.Rows, truth.Rows)
+				}
+			}
+		})
 	}
 }
