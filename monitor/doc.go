@@ -1,0 +1,75 @@
+// Package monitor reads a PostgreSQL server's own statistics and turns them
+// into findings, advice and a health status, in the manner of PgHero (and
+// Dexter for index suggestions). It works on a plain *sql.DB of any driver;
+// when the *sql.DB was opened with the auditpg driver, the summary also
+// carries the driver's own statistics.
+//
+//	m := monitor.New(db)
+//	s, err := m.Summary(ctx)           // everything, with s.Health
+//	qs, err := m.SlowQueries(ctx, monitor.SlowQueryOptions{MinCalls: 10})
+//	p, err := m.Explain(ctx, "SELECT ...", monitor.ExplainOptions{})
+//	plan, err := m.PlanMaintenance(ctx) // dry run; RunMaintenance runs it
+//
+// # What it never does on its own
+//
+// It never resets pg_stat_statements (only ResetStatements does), never
+// applies a setting (ConfigAdvice returns ALTER SYSTEM statements for the
+// operator), never drops or reindexes an index that is merely unused
+// (maintenance reindexes invalid indexes only, and drops only the _ccnew and
+// _ccold leftovers of a failed REINDEX CONCURRENTLY), and runs nothing from
+// a maintenance plan until RunMaintenance is called.
+//
+// # Statements
+//
+// StatementsStatus checks that pg_stat_statements is available, preloaded
+// (shared_preload_libraries, read with current_setting) and installed
+// (pg_extension), and says exactly what to change when it is not.
+// SlowQueries reads the view's columns first, so that it works on
+// PostgreSQL 13 to 17: total_exec_time + total_plan_time (total_time
+// before 13), shared_blk_read_time on 17 (blk_read_time before).
+//
+// # Plans
+//
+// Explain runs EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) in a transaction
+// that is always rolled back, under SET LOCAL statement_timeout, parses the
+// JSON into a tree and recommends from its nodes. One statement only; a
+// statement that may write (auditpg.Classify decides: INSERT, UPDATE,
+// DELETE, MERGE, data-modifying WITH, volatile functions...) needs
+// ExplainOptions.AllowWrites, and without it the transaction is READ ONLY
+// as well.
+//
+// # Thresholds
+//
+// Findings and health statuses are decided by Thresholds
+// (DefaultThresholds, WithThresholds). The defaults start from the seed's
+// (a slow query is 1 s or more on average; 5 slow statements make a
+// warning; a result cache hit ratio below 50% is a warning) and from
+// PgHero's:
+//
+//	component    warning                                critical
+//	statements   >= 5 statements with mean >= 1 s;      -
+//	             pg_stat_statements not ready
+//	cache        buffer hit ratio < 99%                 < 90%  (judged from 1000 blocks read)
+//	connections  >= 70% of max_connections              >= 90%
+//	queries      running / in a transaction >= 1 min;   >= 1 h
+//	             a backend blocked by a lock
+//	indexes      invalid, unused (<= 50 scans, >= 1 MB,  -
+//	             not unique), redundant, large tables
+//	             (>= 10000 rows) < 95% read by index
+//	tables       dead tuples >= 20% (and >= 1000);      -
+//	             modified and not analyzed for 7 days
+//	sequences    >= 75% of the range used               >= 90%
+//	wraparound   transaction ID age >= 1 billion        >= 1.6 billion
+//	partitions   rows in a default partition            -
+//	driver       failed calls, failed connects, pool     -
+//	             waits, result cache hit ratio < 50%
+//
+// Plan analysis: a sequential scan that reads 10000 rows or more and whose
+// filter discards half of them or more; a sort or hash that spills to disk;
+// an estimate 10x off or more (when either count reaches 100); the inner
+// side of a nested loop run 1000 times or more; a lossy bitmap heap scan.
+//
+// Statistics views are updated asynchronously (a backend reports its counts
+// when idle, at most once a second), so a report may lag the last second of
+// activity.
+package monitor

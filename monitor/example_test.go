@@ -1,0 +1,175 @@
+package monitor_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/auditpg/auditpg/monitor"
+)
+
+var db *sql.DB // opened with sql.Open("auditpg", dsn), or any PostgreSQL driver
+
+func ExampleNew() {
+	th := monitor.DefaultThresholds()
+	th.SlowQueryMean = 200 * time.Millisecond
+	m := monitor.New(db, monitor.WithThresholds(th), monitor.WithMemory(16<<30))
+	_ = m
+}
+
+func ExampleMonitor_Summary() {
+	s, err := monitor.New(db).Summary(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(s.Health.Overall)
+	for _, c := range s.Health.Components {
+		fmt.Println(c.Name, c.Status, c.Reasons)
+	}
+}
+
+func ExampleMonitor_Health() {
+	h, err := monitor.New(db).Health(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	if h.Overall == monitor.Critical {
+		fmt.Println("page someone")
+	}
+}
+
+func ExampleMonitor_StatementsStatus() {
+	st, err := monitor.New(db).StatementsStatus(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, a := range st.Advice { // empty when st.Ready
+		fmt.Println(a)
+	}
+}
+
+func ExampleMonitor_SlowQueries() {
+	qs, err := monitor.New(db).SlowQueries(context.Background(), monitor.SlowQueryOptions{MinCalls: 10, MinMean: 100 * time.Millisecond})
+	if errors.Is(err, monitor.ErrStatementsUnavailable) {
+		fmt.Println(err) // says what to change
+		return
+	}
+	for _, q := range qs {
+		fmt.Println(q.Calls, q.Mean, q.Query)
+	}
+}
+
+func ExampleMonitor_ResetStatements() {
+	// The only call that clears pg_stat_statements.
+	if err := monitor.New(db).ResetStatements(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func ExampleMonitor_Explain() {
+	p, err := monitor.New(db).Explain(context.Background(),
+		"SELECT * FROM audit_log WHERE organization_id = $1 ORDER BY created_at DESC LIMIT 50",
+		monitor.ExplainOptions{Args: []any{"org-1"}, Timeout: 10 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p.ExecutionTime)
+	for _, r := range p.Recommendations {
+		fmt.Println(r.Node, r.Message)
+	}
+}
+
+func ExampleParsePlan() {
+	p, err := monitor.ParsePlan([]byte(`[{"Plan": {"Node Type": "Seq Scan", "Relation Name": "audit_log",
+		"Plan Rows": 10, "Actual Rows": 12, "Actual Loops": 1, "Actual Total Time": 1.5}, "Execution Time": 1.75}]`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p.Root.Label(), p.ExecutionTime)
+	// Output: Seq Scan on audit_log 1.75ms
+}
+
+func ExampleMonitor_Indexes() {
+	r, err := monitor.New(db).Indexes(context.Background(), true, true)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, u := range r.Unused {
+		fmt.Println(u.DropSQL) // a suggestion: never run by the package
+	}
+	for _, x := range r.Redundant {
+		fmt.Println(x.Index, "covered by", x.CoveredBy)
+	}
+}
+
+func ExampleMonitor_SuggestIndexes() {
+	s, err := monitor.New(db).SuggestIndexes(context.Background(), monitor.SuggestOptions{CheckHypothetical: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(s.HypoPG)
+	for _, x := range s.Suggestions {
+		fmt.Println(x.CreateSQL)
+		for _, q := range x.Queries {
+			fmt.Println(" ", q.CostBefore, "->", q.CostAfter, q.Query)
+		}
+	}
+}
+
+func ExampleMonitor_PlanMaintenance() {
+	ctx := context.Background()
+	m := monitor.New(db)
+	actions, err := m.PlanMaintenance(ctx) // the dry run
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, a := range actions {
+		fmt.Println(a.SQL, "--", a.Reason)
+	}
+	results, err := m.RunMaintenance(ctx, actions, nil)
+	for _, r := range results {
+		fmt.Println(r.Action.SQL, r.Duration, r.Err)
+	}
+	if err != nil {
+		log.Print(err)
+	}
+}
+
+func ExampleMonitor_ConfigAdvice() {
+	r, err := monitor.New(db, monitor.WithMemory(32<<30)).ConfigAdvice(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, a := range r.Advice {
+		if a.Change {
+			fmt.Println(a.Name, a.Current, "->", a.Suggested, a.Why, a.SQL)
+		}
+	}
+}
+
+func ExampleMonitor_Tables() {
+	ctx := context.Background()
+	m := monitor.New(db)
+	tables, err := m.Tables(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, t := range tables {
+		fmt.Println(t.Schema, t.Table, t.DeadRatio, t.LastAnalyzed())
+	}
+	seqs, _ := m.Sequences(ctx)
+	w, _ := m.Wraparound(ctx)
+	a, _ := m.Activity(ctx)
+	hit, _ := m.CacheHitRatio(ctx)
+	parts, _ := m.Partitions(ctx)
+	fmt.Println(len(seqs), w.Age, a.Connections, hit.Table, len(parts))
+}
+
+func ExampleParseSize() {
+	n, err := monitor.ParseSize("16GB")
+	fmt.Println(n, err)
+	// Output: 17179869184 <nil>
+}
