@@ -97,12 +97,25 @@ func parseBoundValue(v string) (time.Time, error) {
 // in the session TimeZone, so the reading transaction sets TimeZone to UTC
 // (and DateStyle to ISO) for itself only.
 func (m *Manager) partitions(ctx context.Context, p *parent) ([]Partition, error) {
+	var parts []Partition
+	err := m.retryLocks(ctx, "list partitions of "+p.table.String(), func() error {
+		var err error
+		parts, err = m.readPartitions(ctx, p)
+		return err
+	})
+	return parts, err
+}
+
+// readPartitions reads under the lock timeout: the sizes need a lock on
+// each partition, which a maintenance step elsewhere may hold.
+func (m *Manager) readPartitions(ctx context.Context, p *parent) ([]Partition, error) {
 	tx, err := m.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true)`); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true),
+			set_config('lock_timeout', $1, true)`, durationSetting(m.cfg.lockTimeout)); err != nil {
 		return nil, err
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.reltuples::float8,
@@ -110,7 +123,7 @@ func (m *Manager) partitions(ctx context.Context, p *parent) ([]Partition, error
 		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE i.inhparent = $1`, p.oid)
 	if err != nil {
-		return nil, fmt.Errorf("partition: list partitions of %s: %w", p.table, err)
+		return nil, err
 	}
 	defer rows.Close()
 	var parts []Partition
