@@ -251,12 +251,13 @@ func (m *Manager) copyAndSwap(ctx context.Context, old *parent, tmp, backup Tabl
 	}
 	var copied int64
 	for b := int64(0); b < blocks; b += step {
-		n, err := copyBlocks(ctx, m.db, b, b+step)
+		end := min(b+step, blocks) // the blocks after are the swap's to copy
+		n, err := copyBlocks(ctx, m.db, b, end)
 		if err != nil {
-			return fmt.Errorf("partition: copy blocks %d-%d of %s: %w", b, b+step, old.table, err)
+			return fmt.Errorf("partition: copy blocks %d-%d of %s: %w", b, end, old.table, err)
 		}
 		copied += n
-		m.cfg.progress(Progress{Step: "copy rows", Done: min(b+step, blocks), Total: blocks})
+		m.cfg.progress(Progress{Step: "copy rows", Done: end, Total: blocks})
 	}
 	return m.inTx(ctx, "swap "+old.table.String(), func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`LOCK TABLE %s IN EXCLUSIVE MODE`, old.table)); err != nil {

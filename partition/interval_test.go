@@ -17,9 +17,9 @@ func TestIntervalFloorAdd(t *testing.T) {
 	}{
 		{Daily, time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.UTC), date(2024, 2, 29), date(2024, 3, 1)},
 		{Daily, time.Date(2024, 3, 1, 9, 0, 0, 0, kiritimati), date(2024, 2, 29), date(2024, 3, 1)}, // 2024-02-29T19:00Z
-		{Weekly, date(2024, 2, 29), date(2024, 2, 26), date(2024, 3, 4)},                               // Thursday -> Monday
-		{Weekly, date(2024, 3, 3), date(2024, 2, 26), date(2024, 3, 4)},                                // Sunday
-		{Weekly, date(2024, 12, 30), date(2024, 12, 30), date(2025, 1, 6)},                             // Monday across a year
+		{Weekly, date(2024, 2, 29), date(2024, 2, 26), date(2024, 3, 4)},                            // Thursday -> Monday
+		{Weekly, date(2024, 3, 3), date(2024, 2, 26), date(2024, 3, 4)},                             // Sunday
+		{Weekly, date(2024, 12, 30), date(2024, 12, 30), date(2025, 1, 6)},                          // Monday across a year
 		{Monthly, time.Date(2024, 1, 31, 23, 59, 59, 0, time.UTC), date(2024, 1, 1), date(2024, 2, 1)},
 		{Monthly, time.Date(2024, 2, 1, 10, 0, 0, 0, kiritimati), date(2024, 1, 1), date(2024, 2, 1)}, // still January in UTC
 		{Monthly, time.Date(2024, 1, 31, 14, 0, 0, 0, pagoPago), date(2024, 2, 1), date(2024, 3, 1)},  // already February in UTC

@@ -103,7 +103,7 @@ func TestBoundaries(t *testing.T) {
 // checksum summarizes every row of a table, whatever partition holds it.
 func checksum(tb testing.TB, db *sql.DB, table Table) (count int64, sum string) {
 	tb.Helper()
-	err := db.QueryRow(`SELECT count(*), coalesce(md5(string_agg(row(t.*)::text, ',' ORDER BY id)), '') FROM ` + table.String() + ` t`).Scan(&count, &sum)
+	err := db.QueryRow(`SELECT count(*), coalesce(md5(string_agg(row(t.*)::text, ',' ORDER BY id)), '') FROM `+table.String()+` t`).Scan(&count, &sum)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -133,9 +133,9 @@ func TestDefaultRows(t *testing.T) {
 	}
 	wantDefault := map[time.Time]int{
 		time.Date(2023, 12, 31, 23, 30, 0, 0, time.UTC): 4, // December in UTC, January in Kiritimati
-		date(2024, 3, 10):                                10,
-		date(2024, 8, 20):                                5, // future: the next Create premakes August
-		date(2024, 9, 1):                                 1,
+		date(2024, 3, 10): 10,
+		date(2024, 8, 20): 5, // future: the next Create premakes August
+		date(2024, 9, 1):  1,
 	}
 	for at, n := range wantDefault {
 		for range n {
