@@ -4,11 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -91,6 +94,17 @@ func ciExec(t testing.TB, db ciExecer, query string, args ...any) {
 
 // ciRows runs a query and returns its rows formatted one a line.
 func ciRows(q ciQueryer, ctx context.Context, query string, args ...any) (string, error) {
+	res, err := ciRowsOnce(q, ctx, query, args...)
+	if sqlState(err) == "0A000" && strings.Contains(err.Error(), "cached plan must not change result type") {
+		// pgx's statement cache after DDL changed a table: pgx has dropped
+		// the statement, and the same read now works (an error is never a
+		// cache hit).
+		res, err = ciRowsOnce(q, ctx, query, args...)
+	}
+	return res, err
+}
+
+func ciRowsOnce(q ciQueryer, ctx context.Context, query string, args ...any) (string, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return "", err
@@ -438,8 +452,10 @@ func TestCacheIntegNeverCached(t *testing.T) {
 		ciNeverCached(t, db, db, "", `SELECT 'now'::timestamptz`)
 	})
 	t.Run("tablesample", func(t *testing.T) {
-		ciBug(t, "TABLESAMPLE BERNOULLI/SYSTEM without REPEATABLE returns a random sample, yet the classifier marks the read Cacheable")
 		ciNeverCached(t, db, db, "", `SELECT count(*) >= 0 AS random_sample FROM ci_nc TABLESAMPLE BERNOULLI (50)`)
+		ciNeverCached(t, db, db, "", `SELECT id FROM ci_nc TABLESAMPLE SYSTEM (50)`)
+		ciExpect(t, db, db, ctx, "miss", "", `SELECT id FROM ci_nc TABLESAMPLE SYSTEM (50) REPEATABLE (7)`)
+		ciExpect(t, db, db, ctx, "hit", "", `SELECT id FROM ci_nc TABLESAMPLE SYSTEM (50) REPEATABLE (7)`)
 	})
 	t.Run("system catalogs", func(t *testing.T) {
 		ciNeverCached(t, db, db, "", `SELECT relname FROM pg_class WHERE relname = $1`, "ci_nc")
@@ -468,20 +484,26 @@ func TestCacheIntegNeverCached(t *testing.T) {
 		ciNeverCached(t, db, db, "function not immutable", `SELECT ci_nc_volatile(id) FROM ci_nc WHERE id = $1`, 1)
 		ciNeverCached(t, db, db, "function not immutable", `SELECT ci_nc_stable(id) FROM ci_nc WHERE id = $1`, 1)
 		ciNeverCached(t, db, db, "function not immutable", `SELECT ci_nc_volatile(1)`)
+		ciFill(t, db, plain, 1) // after the DDL above
 		q := `SELECT ci_nc_immutable(id) FROM ci_nc WHERE id = $1`
 		ciExpect(t, db, db, ctx, "miss", "", q, 1)
-		// Redefined through the driver as VOLATILE: no longer cached.
-		ciExec(t, db, `CREATE OR REPLACE FUNCTION ci_nc_flip(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x + 1'`)
-		ciExpect(t, db, db, ctx, "miss", "", `SELECT ci_nc_flip(id) FROM ci_nc WHERE id = $1`, 1)
-		ciExec(t, db, `CREATE OR REPLACE FUNCTION ci_nc_flip(x int) RETURNS int LANGUAGE sql VOLATILE AS 'SELECT x + 2'`)
-		ciNeverCached(t, db, db, "function not immutable", `SELECT ci_nc_flip(id) FROM ci_nc WHERE id = $1`, 1)
-
-		ciBug(t, "a read calling an IMMUTABLE user function is never a hit: afterStatement sees WritesUnknown, functionsCannotWrite clears all, then interceptor.invalidate(ctx, nil, false) treats the empty table list as 'everything' and bumps the global generation, discarding the entry just filled (and every other entry)")
 		if got := ciExpect(t, db, db, ctx, "hit", "", q, 1); got != "2\n" {
 			t.Fatalf("immutable function: %q", got)
 		}
 		ciExpect(t, db, db, ctx, "miss", "", `SELECT ci_nc_immutable(41)`)
 		ciExpect(t, db, db, ctx, "hit", "", `SELECT ci_nc_immutable(41)`)
+		// The immutable read invalidated nothing.
+		ciExpect(t, db, db, ctx, "hit", "", plain, 1)
+		// Redefined through the driver as VOLATILE: no longer cached.
+		ciExec(t, db, `CREATE OR REPLACE FUNCTION ci_nc_flip(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x + 1'`)
+		flip := `SELECT ci_nc_flip(id) FROM ci_nc WHERE id = $1`
+		ciExpect(t, db, db, ctx, "miss", "", flip, 1)
+		ciExpect(t, db, db, ctx, "hit", "", flip, 1)
+		ciExec(t, db, `CREATE OR REPLACE FUNCTION ci_nc_flip(x int) RETURNS int LANGUAGE sql VOLATILE AS 'SELECT x + 2'`)
+		ciNeverCached(t, db, db, "function not immutable", flip, 1)
+		if got := ciNoCache(t, db, flip, 1); got != "3\n" {
+			t.Fatalf("redefined function: %q", got)
+		}
 	})
 	t.Run("view", func(t *testing.T) {
 		ciExec(t, db, `CREATE OR REPLACE VIEW ci_nc_view AS SELECT id, v FROM ci_nc`)
@@ -907,5 +929,357 @@ func TestCacheIntegReplayFidelity(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// ---- 4. invalidation ----
+
+// ciFill reads query until the cache holds it (a hit).
+func ciFill(t *testing.T, db *sql.DB, query string, args ...any) string {
+	t.Helper()
+	ciExpect(t, db, db, context.Background(), "cached", "", query, args...)
+	return ciExpect(t, db, db, context.Background(), "hit", "", query, args...)
+}
+
+// ciFresh reads query and fails unless the server answered (not a hit) with
+// what NoCache reads.
+func ciFresh(t *testing.T, db *sql.DB, query string, args ...any) string {
+	t.Helper()
+	res, outcome, _ := ciDo(t, db, db, context.Background(), query, args...)
+	if truth := ciNoCache(t, db, query, args...); outcome == "hit" || res != truth {
+		t.Fatalf("%s after a write: %s %q, want the server's %q", query, outcome, res, truth)
+	}
+	return res
+}
+
+func TestCacheIntegInvalidationWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := ciAdmin(t)
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	ciTable(t, admin, "ci_inv")
+	ciExec(t, admin, `CREATE OR REPLACE VIEW ci_inv_view AS SELECT id, v FROM ci_inv`)
+	ciExec(t, admin, `DROP MATERIALIZED VIEW IF EXISTS ci_inv_mv`)
+	ciExec(t, admin, `CREATE MATERIALIZED VIEW ci_inv_mv AS SELECT count(*) AS n FROM ci_inv`)
+	ciExec(t, admin, `CREATE OR REPLACE PROCEDURE ci_inv_proc(x text) LANGUAGE sql AS $$ UPDATE ci_inv SET v = x WHERE id = 1 $$`)
+	ciExec(t, admin, `CREATE OR REPLACE FUNCTION ci_inv_writer(x text) RETURNS int LANGUAGE sql VOLATILE AS $$ UPDATE ci_inv SET v = x WHERE id = 2 RETURNING id $$`)
+	read := `SELECT * FROM ci_inv ORDER BY id`
+	exec := func(q string, args ...any) func(t *testing.T) {
+		return func(t *testing.T) { ciExec(t, db, q, args...) }
+	}
+	query := func(q string, args ...any) func(t *testing.T) {
+		return func(t *testing.T) {
+			if _, err := ciRows(db, ctx, q, args...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	steps := []struct {
+		name  string
+		read  string // default: read
+		write func(t *testing.T)
+	}{
+		{"insert", "", exec(`INSERT INTO ci_inv VALUES (3, 'three')`)},
+		{"update", "", exec(`UPDATE ci_inv SET v = 'uno' WHERE id = 1`)},
+		{"delete", "", exec(`DELETE FROM ci_inv WHERE id = 3`)},
+		{"upsert", "", exec(`INSERT INTO ci_inv VALUES (2, 'deux') ON CONFLICT (id) DO UPDATE SET v = excluded.v`)},
+		{"merge", "", exec(`MERGE INTO ci_inv t USING (VALUES (2, 'dos')) s(id, v) ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v`)},
+		{"qualified", "", exec(`UPDATE public.ci_inv SET v = 'qualified' WHERE id = 1`)},
+		{"quoted", "", exec(`UPDATE "ci_inv" SET v = 'quoted' WHERE id = 1`)},
+		{"prepared", "", func(t *testing.T) {
+			stmt, err := db.PrepareContext(ctx, `UPDATE ci_inv SET v = $1 WHERE id = $2`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stmt.Close()
+			if _, err := stmt.ExecContext(ctx, "prepared", 1); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"query with RETURNING", "", query(`UPDATE ci_inv SET v = 'returned' WHERE id = 2 RETURNING id, v`)},
+		{"QueryRow with RETURNING", "", func(t *testing.T) {
+			var id int
+			if err := db.QueryRowContext(ctx, `INSERT INTO ci_inv VALUES (4, 'four') RETURNING id`).Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"data-modifying WITH", "", query(`WITH d AS (DELETE FROM ci_inv WHERE id = $1 RETURNING id) SELECT count(*) FROM d`, 4)},
+		{"DO", "", exec(`DO $$ BEGIN UPDATE ci_inv SET v = 'do' WHERE id = 1; END $$`)},
+		{"CALL", "", exec(`CALL ci_inv_proc('called')`)},
+		{"volatile function in a SELECT", "", query(`SELECT ci_inv_writer('written')`)},
+		{"DDL add column", "", exec(`ALTER TABLE ci_inv ADD COLUMN extra int DEFAULT 7`)},
+		{"DDL drop column", "", exec(`ALTER TABLE ci_inv DROP COLUMN extra`)},
+		{"truncate", "", exec(`TRUNCATE ci_inv`)},
+		{"insert again", "", exec(`INSERT INTO ci_inv VALUES (1, 'one'), (2, 'two')`)},
+		{"refresh materialized view", `SELECT n FROM ci_inv_mv`, func(t *testing.T) {
+			ciExec(t, admin, `INSERT INTO ci_inv VALUES (5, 'five')`) // the view does not change...
+			ciExec(t, db, `REFRESH MATERIALIZED VIEW ci_inv_mv`)     // ...until this
+		}},
+		{"write through an updatable view", "", exec(`UPDATE ci_inv_view SET v = 'through the view' WHERE id = 1`)},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			if s.name == "write through an updatable view" {
+				ciBug(t, "a write through an updatable view (UPDATE ci_inv_view) bumps only the view's generation: interceptor.invalidate looks the name up (relkind v) but neither resolves the view's base tables nor invalidates everything, so cached reads of ci_inv stay stale. Fix: in interceptor.invalidate, when relation(t) is not a table (relkind not r/p/m), invalidate everything (or add the view's base tables from pg_depend/pg_rewrite)")
+			}
+			q := s.read
+			if q == "" {
+				q = read
+			}
+			before := ciFill(t, db, q)
+			inv := ciStats(t, db).Invalidations
+			s.write(t)
+			if got := ciStats(t, db).Invalidations; got <= inv {
+				t.Errorf("%s: invalidations %d -> %d", s.name, inv, got)
+			}
+			if after := ciFresh(t, db, q); after == before {
+				t.Fatalf("%s changed nothing (%q): the step proves nothing", s.name, after)
+			}
+		})
+	}
+}
+
+func TestCacheIntegInvalidationTransactions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	ciTable(t, db, "ci_invtx")
+	q := `SELECT v FROM ci_invtx WHERE id = $1`
+	n := 0
+	next := func() string { n++; return fmt.Sprintf("v%d", n) }
+
+	t.Run("BeginTx commit", func(t *testing.T) {
+		old := ciFill(t, db, q, 1)
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		v := next()
+		ciExec(t, tx, `UPDATE ci_invtx SET v = $1 WHERE id = 1`, v)
+		if _, err := ciRows(tx, ctx, `UPDATE ci_invtx SET v = $1 WHERE id = 2 RETURNING id`, v); err != nil {
+			t.Fatal(err)
+		}
+		inv := ciStats(t, db).Invalidations
+		// Outside, the committed state is still the old one: a hit is right.
+		if got := ciExpect(t, db, db, ctx, "hit", "", q, 1); got != old {
+			t.Fatalf("outside the open transaction: %q, want %q", got, old)
+		}
+		if got := ciStats(t, db).Invalidations; got != inv {
+			t.Fatalf("invalidated before commit: %d -> %d", inv, got)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if got := ciStats(t, db).Invalidations; got != inv+1 {
+			t.Fatalf("commit: invalidations %d -> %d, want one more", inv, got)
+		}
+		if got := ciFresh(t, db, q, 1); got != v+"\n" {
+			t.Fatalf("after commit %q, want %s", got, v)
+		}
+		if got := ciFresh(t, db, q, 2); got != v+"\n" {
+			t.Fatalf("after commit %q, want %s", got, v)
+		}
+	})
+	t.Run("BeginTx rollback", func(t *testing.T) {
+		old := ciFill(t, db, q, 1)
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ciExec(t, tx, `UPDATE ci_invtx SET v = $1 WHERE id = 1`, next())
+		inv := ciStats(t, db).Invalidations
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		if got := ciStats(t, db).Invalidations; got != inv {
+			t.Fatalf("rollback invalidated: %d -> %d", inv, got)
+		}
+		if got := ciExpect(t, db, db, ctx, "hit", "", q, 1); got != old {
+			t.Fatalf("after rollback %q, want %q", got, old)
+		}
+	})
+	manual := func(t *testing.T, end string, savepoint bool) {
+		old := ciFill(t, db, q, 1)
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ciExec(t, conn, `BEGIN`)
+		v := next()
+		ciExec(t, conn, `UPDATE ci_invtx SET v = $1 WHERE id = 1`, v)
+		if savepoint {
+			ciExec(t, conn, `SAVEPOINT s`)
+			ciExec(t, conn, `UPDATE ci_invtx SET v = 'undone' WHERE id = 1`)
+			ciExec(t, conn, `ROLLBACK TO SAVEPOINT s`)
+		}
+		inv := ciStats(t, db).Invalidations
+		if got := ciExpect(t, db, db, ctx, "hit", "", q, 1); got != old {
+			t.Fatalf("outside the open transaction: %q, want %q", got, old)
+		}
+		if got := ciStats(t, db).Invalidations; got != inv {
+			t.Fatalf("invalidated before %s: %d -> %d", end, inv, got)
+		}
+		ciExec(t, conn, end)
+		got := ciStats(t, db).Invalidations
+		if end == "COMMIT" || end == "END" {
+			if got != inv+1 {
+				t.Fatalf("COMMIT: invalidations %d -> %d, want one more", inv, got)
+			}
+			if res := ciFresh(t, db, q, 1); res != v+"\n" {
+				t.Fatalf("after COMMIT %q, want %s", res, v)
+			}
+			return
+		}
+		if got != inv {
+			t.Fatalf("%s invalidated: %d -> %d", end, inv, got)
+		}
+		if res := ciExpect(t, db, db, ctx, "hit", "", q, 1); res != old {
+			t.Fatalf("after %s %q, want %q", end, res, old)
+		}
+	}
+	t.Run("manual COMMIT", func(t *testing.T) { manual(t, "COMMIT", false) })
+	t.Run("manual ROLLBACK", func(t *testing.T) { manual(t, "ROLLBACK", false) })
+	t.Run("savepoint COMMIT", func(t *testing.T) { manual(t, "COMMIT", true) })
+	t.Run("manual END", func(t *testing.T) { manual(t, "END", false) })
+	t.Run("manual ABORT", func(t *testing.T) { manual(t, "ABORT", false) })
+
+	t.Run("failed writes", func(t *testing.T) {
+		old := ciFill(t, db, q, 1)
+		inv := ciStats(t, db).Invalidations
+		if _, err := db.ExecContext(ctx, `INSERT INTO ci_invtx VALUES (1, 'duplicate')`); sqlState(err) != "23505" {
+			t.Fatalf("duplicate insert: %v", err)
+		}
+		if _, err := ciRows(db, ctx, `INSERT INTO ci_invtx VALUES (2, 'duplicate') RETURNING id`); sqlState(err) != "23505" {
+			t.Fatalf("duplicate insert through a query: %v", err)
+		}
+		if _, err := db.ExecContext(ctx, `UPDATE ci_invtx SET id = 2 WHERE id = 1`); sqlState(err) != "23505" {
+			t.Fatalf("duplicate update: %v", err)
+		}
+		if got := ciStats(t, db).Invalidations; got != inv {
+			t.Fatalf("failed writes invalidated: %d -> %d", inv, got)
+		}
+		if got := ciExpect(t, db, db, ctx, "hit", "", q, 1); got != old {
+			t.Fatalf("after failed writes %q, want %q", got, old)
+		}
+	})
+}
+
+func TestCacheIntegInvalidationPartitions(t *testing.T) {
+	t.Parallel()
+	admin := ciAdmin(t)
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	ciExec(t, admin, `DROP TABLE IF EXISTS ci_part, ci_inh_parent CASCADE`)
+	ciExec(t, admin, `CREATE TABLE ci_part (id int, v text) PARTITION BY RANGE (id)`)
+	ciExec(t, admin, `CREATE TABLE ci_part_1 PARTITION OF ci_part FOR VALUES FROM (0) TO (100)`)
+	ciExec(t, admin, `CREATE TABLE ci_part_2 PARTITION OF ci_part FOR VALUES FROM (100) TO (200) PARTITION BY RANGE (id)`)
+	ciExec(t, admin, `CREATE TABLE ci_part_2a PARTITION OF ci_part_2 FOR VALUES FROM (100) TO (200)`)
+	ciExec(t, admin, `INSERT INTO ci_part VALUES (1, 'one'), (150, 'one fifty')`)
+	parent := `SELECT id, v FROM ci_part ORDER BY id`
+	n := 0
+	write := func(table string, id int) {
+		n++
+		ciExec(t, db, `UPDATE `+table+` SET v = $1 WHERE id = $2`, fmt.Sprint("w", n), id)
+	}
+
+	ciFill(t, db, parent)
+	write("ci_part_1", 1)
+	ciFresh(t, db, parent)
+	ciFill(t, db, parent)
+	write("ci_part_2a", 150) // two levels down
+	ciFresh(t, db, parent)
+	ciFill(t, db, `SELECT v FROM ci_part_2 WHERE id = 150`)
+	write("ci_part_2a", 150)
+	ciFresh(t, db, `SELECT v FROM ci_part_2 WHERE id = 150`)
+
+	t.Run("write to the parent, read of a partition", func(t *testing.T) {
+		child := `SELECT v FROM ci_part_1 WHERE id = 1`
+		ciFill(t, db, child)
+		write("ci_part", 1)
+		ciFresh(t, db, child)
+	})
+	t.Run("inheritance", func(t *testing.T) {
+		ciExec(t, admin, `CREATE TABLE ci_inh_parent (id int, v text)`)
+		ciExec(t, admin, `CREATE TABLE ci_inh_child () INHERITS (ci_inh_parent)`)
+		ciExec(t, admin, `INSERT INTO ci_inh_child VALUES (1, 'child')`)
+		ciBug(t, "a write to a table that inherits (INHERITS, not a partition) does not invalidate cached reads of its parent, which include the child's rows: relation() asks only pg_partition_ancestors. Fix: use pg_inherits (recursively) for ancestors")
+		q := `SELECT id, v FROM ci_inh_parent ORDER BY id`
+		ciFill(t, db, q)
+		write("ci_inh_child", 1)
+		ciFresh(t, db, q)
+	})
+}
+
+// recordingObserver records the tables of every invalidation.
+type ciInvalidations struct {
+	mu     sync.Mutex
+	tables [][]string
+}
+
+func (o *ciInvalidations) Start(ctx context.Context, _ *Event) context.Context { return ctx }
+func (o *ciInvalidations) End(context.Context, *Event)                         {}
+func (o *ciInvalidations) Invalidated(_ context.Context, tables []string) {
+	o.mu.Lock()
+	o.tables = append(o.tables, slices.Clone(tables))
+	o.mu.Unlock()
+}
+
+func TestCacheIntegInvalidateAPI(t *testing.T) {
+	t.Parallel()
+	admin := ciAdmin(t)
+	obs := &ciInvalidations{}
+	db := ciOpen(t, WithCacheMode(CacheAll), WithObserver(obs))
+	ciTable(t, admin, "ci_api")
+	ciTable(t, admin, "ci_api_other")
+	q := `SELECT v FROM ci_api WHERE id = 1`
+	other := `SELECT v FROM ci_api_other WHERE id = 1`
+
+	// A write the driver cannot see stays invisible until Invalidate.
+	ciFill(t, db, q)
+	ciFill(t, db, other)
+	ciExec(t, admin, `UPDATE ci_api SET v = 'outside'`)
+	if got := ciExpect(t, db, db, context.Background(), "hit", "", q); got != "one\n" {
+		t.Fatalf("before Invalidate %q", got)
+	}
+	if err := Invalidate(db, "ci_api_unrelated"); err != nil {
+		t.Fatal(err)
+	}
+	ciExpect(t, db, db, context.Background(), "hit", "", q)
+	if err := Invalidate(db, "public.ci_api"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ciFresh(t, db, q); got != "outside\n" {
+		t.Fatalf("after Invalidate(ci_api) %q", got)
+	}
+	ciExpect(t, db, db, context.Background(), "hit", "", other) // untouched
+
+	ciFill(t, db, q)
+	ciExec(t, admin, `UPDATE ci_api SET v = 'again'`)
+	ciExec(t, admin, `UPDATE ci_api_other SET v = 'again'`)
+	if err := Invalidate(db); err != nil {
+		t.Fatal(err)
+	}
+	if got := ciFresh(t, db, q); got != "again\n" {
+		t.Fatalf("after Invalidate() %q", got)
+	}
+	if got := ciFresh(t, db, other); got != "again\n" {
+		t.Fatalf("after Invalidate() %q", got)
+	}
+
+	// The observer hears of writes through the driver, with their tables.
+	obs.mu.Lock()
+	obs.tables = nil
+	obs.mu.Unlock()
+	ciExec(t, db, `UPDATE ci_api SET v = 'seen' WHERE id = 2`)
+	obs.mu.Lock()
+	got := obs.tables
+	obs.mu.Unlock()
+	if len(got) != 1 || !slices.Contains(got[0], "ci_api") {
+		t.Fatalf("InvalidationObserver heard %v, want one call naming ci_api", got)
+	}
+
+	if err := Invalidate(openDB(t, "pgx")); !errors.Is(err, ErrNotAuditpg) {
+		t.Fatalf("Invalidate of a pgx *sql.DB: %v, want ErrNotAuditpg", err)
 	}
 }
