@@ -2,6 +2,7 @@ package preset_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log"
@@ -211,4 +212,31 @@ func ExamplePreset_Validate() {
 func ExampleClassifications() {
 	fmt.Println(preset.Classifications(), preset.Classification("PHI").Valid())
 	// Output: [PUBLIC INTERNAL CONFIDENTIAL PHI] true
+}
+
+func ExampleWithTable() {
+	var db *sql.DB // any driver
+	store, err := preset.New(db, preset.WithTable("config", "audit_preset"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(strings.Contains(store.Schema(), `"config"."audit_preset"`))
+}
+
+func ExampleWithCacheHint() {
+	var db *sql.DB // from auditpg.Open
+	// Reads always go to the server: for a tool that must see other
+	// processes' writes at once.
+	if _, err := preset.New(db, preset.WithCacheHint(false)); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func ExampleWithCacheTTL() {
+	var db *sql.DB // from auditpg.Open
+	// Other processes' writes are seen within 30s at worst; this process's
+	// own writes at once.
+	if _, err := preset.New(db, preset.WithCacheTTL(30*time.Second)); err != nil {
+		log.Fatal(err)
+	}
 }

@@ -702,3 +702,26 @@ func TestCacheHint(t *testing.T) {
 		}
 	}
 }
+
+// TestOddTableName: the table name is quoted, never spliced in raw.
+func TestOddTableName(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openDB(t, "pgx")
+	base := newStore(t, db) // for its schema, dropped at the end
+	schema := strings.Trim(strings.SplitN(base.sql.table, ".", 2)[0], `"`)
+	s, err := New(db, WithTable(schema, `preset "x"; DROP TABLE audit_preset; --`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, sample("login", "org-a"))
+	if p, err := s.Get(ctx, "login", "org-a"); err != nil || p.OrganizationID != "org-a" {
+		t.Errorf("Get = %+v, %v", p, err)
+	}
+	if _, err := base.List(ctx, "org-a"); err != nil {
+		t.Errorf("the other table is gone: %v", err)
+	}
+}
