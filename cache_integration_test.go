@@ -6,12 +6,14 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -1281,5 +1283,334 @@ func TestCacheIntegInvalidateAPI(t *testing.T) {
 
 	if err := Invalidate(openDB(t, "pgx")); !errors.Is(err, ErrNotAuditpg) {
 		t.Fatalf("Invalidate of a pgx *sql.DB: %v, want ErrNotAuditpg", err)
+	}
+}
+
+// ---- read-your-writes ----
+
+func TestCacheIntegReadYourWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	ciTable(t, db, "ci_ryw")
+	q := `SELECT v FROM ci_ryw WHERE id = 1`
+	read := func() (string, error) { return ciRows(db, ctx, q) }
+
+	t.Run("same goroutine", func(t *testing.T) {
+		for i := range 20 {
+			ciFill(t, db, q)
+			v := fmt.Sprint("same", i)
+			ciExec(t, db, `UPDATE ci_ryw SET v = $1 WHERE id = 1`, v)
+			for range 2 { // the miss, then the hit it filled
+				if got, err := read(); err != nil || got != v+"\n" {
+					t.Fatalf("read after writing %s: %q, %v", v, got, err)
+				}
+			}
+		}
+	})
+
+	// Another goroutine reads once the write returned; ways to write.
+	writes := map[string]func(t *testing.T, v string){
+		"exec": func(t *testing.T, v string) { ciExec(t, db, `UPDATE ci_ryw SET v = $1 WHERE id = 1`, v) },
+		"query RETURNING": func(t *testing.T, v string) {
+			var id int
+			if err := db.QueryRowContext(ctx, `UPDATE ci_ryw SET v = $1 WHERE id = 1 RETURNING id`, v).Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"transaction commit": func(t *testing.T, v string) {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			ciExec(t, tx, `UPDATE ci_ryw SET v = $1 WHERE id = 1`, v)
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"manual commit": func(t *testing.T, v string) {
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			ciExec(t, conn, `BEGIN`)
+			ciExec(t, conn, `UPDATE ci_ryw SET v = $1 WHERE id = 1`, v)
+			ciExec(t, conn, `COMMIT`)
+		},
+	}
+	for name, write := range writes {
+		t.Run(name+" then another goroutine", func(t *testing.T) {
+			values := make(chan string)
+			results := make(chan error)
+			go func() {
+				for v := range values {
+					got, err := read()
+					if err == nil && got != v+"\n" {
+						err = fmt.Errorf("read %q after the write of %s returned", got, v)
+					}
+					results <- err
+				}
+			}()
+			defer close(values)
+			for i := range 15 {
+				ciFill(t, db, q)
+				v := fmt.Sprint(name, i)
+				write(t, v)
+				values <- v
+				if err := <-results; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+	t.Run("rollback then another goroutine", func(t *testing.T) {
+		old := ciFill(t, db, q)
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ciExec(t, tx, `UPDATE ci_ryw SET v = 'rolled back' WHERE id = 1`)
+		done := make(chan string)
+		go func() { got, _ := read(); done <- got }() // during the transaction
+		if got := <-done; got != old {
+			t.Fatalf("during the transaction %q, want %q", got, old)
+		}
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { got, _ := read(); done <- got }()
+		if got := <-done; got != old {
+			t.Fatalf("after rollback %q, want %q", got, old)
+		}
+	})
+}
+
+// ---- randomized concurrent reads and writes ----
+
+// Eight goroutines read and write three tables at random. Reads and
+// writes of the rows id > 0 of one table hold that table's lock (read or
+// write), so that every cached read of them must equal the NoCache read
+// made right after it under the same lock. Row 0 of each table is a
+// version counter written and read without any lock: a read must never
+// return a version older than one whose write had returned before the read
+// started, which checks reads that race writes.
+func TestCacheIntegRandomized(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const (
+		tables     = 3
+		goroutines = 8
+		ops        = 300
+		ids        = 8
+	)
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	var locks [tables]sync.RWMutex
+	var committed [tables]atomic.Int64
+	for k := range tables {
+		name := fmt.Sprint("ci_rnd_", k)
+		ciExec(t, db, `DROP TABLE IF EXISTS `+name)
+		ciExec(t, db, `CREATE TABLE `+name+` (id int PRIMARY KEY, v int NOT NULL)`)
+		ciExec(t, db, `INSERT INTO `+name+` SELECT i, i * 10 FROM generate_series(0, 5) i`)
+		ciExec(t, db, `UPDATE `+name+` SET v = 0 WHERE id = 0`)
+	}
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	ResetStats(db)
+
+	var stale, checked, versionChecks atomic.Int64
+	lockAll := func(ks []int, write bool) func() {
+		slices.Sort(ks)
+		ks = slices.Compact(ks)
+		for _, k := range ks {
+			if write {
+				locks[k].Lock()
+			} else {
+				locks[k].RLock()
+			}
+		}
+		return func() {
+			for _, k := range ks {
+				if write {
+					locks[k].Unlock()
+				} else {
+					locks[k].RUnlock()
+				}
+			}
+		}
+	}
+	bumpVersion := func(k int, n int64) {
+		for {
+			cur := committed[k].Load()
+			if n <= cur || committed[k].CompareAndSwap(cur, n) {
+				return
+			}
+		}
+	}
+	randomWrite := func(rng *rand.Rand, ex ciExecer, k int) error {
+		table := fmt.Sprint("ci_rnd_", k)
+		id := 1 + rng.IntN(ids)
+		var q string
+		switch rng.IntN(4) {
+		case 0:
+			q = `INSERT INTO ` + table + ` VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`
+		case 1:
+			q = `DELETE FROM ` + table + ` WHERE id = $1 AND $2::int IS NOT NULL`
+		default:
+			q = `UPDATE ` + table + ` SET v = $2 WHERE id = $1`
+		}
+		_, err := ex.ExecContext(ctx, q, id, rng.IntN(1000))
+		return err
+	}
+
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(seed), uint64(g)))
+			fail := func(format string, args ...any) {
+				t.Errorf("goroutine %d: "+format, append([]any{g}, args...)...)
+			}
+			for range ops {
+				k := rng.IntN(tables)
+				table := fmt.Sprint("ci_rnd_", k)
+				switch r := rng.IntN(100); {
+				case r < 45: // a locked read, compared with the server's
+					var q string
+					var args []any
+					ks := []int{k}
+					switch rng.IntN(4) {
+					case 0:
+						q, args = `SELECT v FROM `+table+` WHERE id = $1`, []any{1 + rng.IntN(ids)}
+					case 1:
+						q = `SELECT count(*), coalesce(sum(v), 0) FROM ` + table + ` WHERE id > 0`
+					case 2:
+						q = `SELECT id, v FROM ` + table + ` WHERE id > 0 ORDER BY id`
+					default:
+						j := (k + 1) % tables
+						ks = append(ks, j)
+						q = fmt.Sprintf(`SELECT a.id, a.v, b.v FROM ci_rnd_%d a JOIN ci_rnd_%d b USING (id) WHERE a.id > 0 ORDER BY a.id`, k, j)
+					}
+					unlock := lockAll(ks, false)
+					got, err := ciRows(db, ctx, q, args...)
+					truth, err2 := ciRows(db, NoCache(ctx), q, args...)
+					unlock()
+					if err != nil || err2 != nil {
+						fail("%s: %v, %v", q, err, err2)
+						return
+					}
+					checked.Add(1)
+					if got != truth {
+						stale.Add(1)
+						fail("stale read %s %v: %q, the server says %q", q, args, got, truth)
+					}
+				case r < 60: // an unlocked version read
+					before := committed[k].Load()
+					got, err := ciRows(db, ctx, `SELECT v FROM `+table+` WHERE id = 0`)
+					if err != nil {
+						fail("version read: %v", err)
+						return
+					}
+					var n int64
+					fmt.Sscan(got, &n)
+					versionChecks.Add(1)
+					if n < before {
+						stale.Add(1)
+						fail("stale version of %s: %d, but %d was committed before the read", table, n, before)
+					}
+				case r < 70: // an unlocked version write
+					var n int64
+					if err := db.QueryRowContext(ctx, `UPDATE `+table+` SET v = v + 1 WHERE id = 0 RETURNING v`).Scan(&n); err != nil {
+						fail("version write: %v", err)
+						return
+					}
+					bumpVersion(k, n)
+				case r < 88: // a locked write
+					unlock := lockAll([]int{k}, true)
+					err := randomWrite(rng, db, k)
+					unlock()
+					if err != nil {
+						fail("write: %v", err)
+						return
+					}
+				default: // a transaction over one or two tables, committed or not
+					ks := []int{k, rng.IntN(tables)}
+					commit := rng.IntN(2) == 0
+					manual := rng.IntN(3) == 0
+					unlock := lockAll(slices.Clone(ks), true)
+					err := func() error {
+						var ex interface {
+							ciExecer
+							ciQueryer
+							QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+						}
+						var end func(commit bool) error
+						if manual {
+							conn, err := db.Conn(ctx)
+							if err != nil {
+								return err
+							}
+							defer conn.Close()
+							if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
+								return err
+							}
+							ex = conn
+							end = func(commit bool) error {
+								_, err := conn.ExecContext(ctx, map[bool]string{true: "COMMIT", false: "ROLLBACK"}[commit])
+								return err
+							}
+						} else {
+							tx, err := db.BeginTx(ctx, nil)
+							if err != nil {
+								return err
+							}
+							defer tx.Rollback()
+							ex = tx
+							end = func(commit bool) error {
+								if commit {
+									return tx.Commit()
+								}
+								return tx.Rollback()
+							}
+						}
+						for _, k := range ks {
+							if err := randomWrite(rng, ex, k); err != nil {
+								return err
+							}
+							if _, err := ciRows(ex, ctx, fmt.Sprint(`SELECT sum(v) FROM ci_rnd_`, k, ` WHERE id > 0`)); err != nil {
+								return err
+							}
+						}
+						var version int64
+						if err := ex.QueryRowContext(ctx, `UPDATE `+table+` SET v = v + 1 WHERE id = 0 RETURNING v`).Scan(&version); err != nil {
+							return err
+						}
+						if err := end(commit); err != nil {
+							return err
+						}
+						if commit {
+							bumpVersion(k, version)
+						}
+						return nil
+					}()
+					unlock()
+					if err != nil {
+						fail("transaction: %v", err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s := ciStats(t, db)
+	t.Logf("%d locked reads and %d version reads checked; cache %+v", checked.Load(), versionChecks.Load(), s)
+	if stale.Load() != 0 {
+		t.Fatalf("%d stale reads", stale.Load())
+	}
+	if s.Hits == 0 || s.Invalidations == 0 || checked.Load() < goroutines*ops/4 {
+		t.Fatalf("the test exercised too little: %d hits, %d invalidations, %d checks", s.Hits, s.Invalidations, checked.Load())
 	}
 }
