@@ -316,8 +316,23 @@ type IndexReport struct {
 
 // Indexes gathers every index finding; suggestions from the statements are
 // included (and checked with HypoPG when checkHypothetical and available)
-// when pg_stat_statements is ready.
+// when suggest is set and pg_stat_statements is ready.
 func (m *Monitor) Indexes(ctx context.Context, suggest, checkHypothetical bool) (*IndexReport, error) {
+	var v *stmtView
+	if suggest {
+		var err error
+		switch v, err = m.statementsView(ctx, nil); {
+		case errors.Is(err, ErrStatementsUnavailable):
+			m.log.DebugContext(ctx, "monitor: no index suggestions", "reason", err)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return m.indexes(ctx, v, checkHypothetical)
+}
+
+// indexes gathers the findings, with suggestions when v is not nil.
+func (m *Monitor) indexes(ctx context.Context, v *stmtView, checkHypothetical bool) (*IndexReport, error) {
 	r := &IndexReport{}
 	var err error
 	if r.Usage, err = m.IndexUsage(ctx); err != nil {
@@ -333,14 +348,8 @@ func (m *Monitor) Indexes(ctx context.Context, suggest, checkHypothetical bool) 
 	if r.SeqScans, err = m.SeqScanTables(ctx); err != nil {
 		return nil, err
 	}
-	if suggest {
-		s, err := m.SuggestIndexes(ctx, SuggestOptions{CheckHypothetical: checkHypothetical})
-		switch {
-		case err == nil:
-			r.Suggestions = s
-		case errors.Is(err, ErrStatementsUnavailable):
-			m.log.DebugContext(ctx, "monitor: no index suggestions", "reason", err)
-		default:
+	if v != nil {
+		if r.Suggestions, err = m.suggestIndexes(ctx, v, SuggestOptions{CheckHypothetical: checkHypothetical}); err != nil {
 			return nil, err
 		}
 	}

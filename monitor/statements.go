@@ -40,7 +40,8 @@ func (m *Monitor) StatementsStatus(ctx context.Context) (StatementsStatus, error
 	var queryID string
 	err := m.db.QueryRowContext(ctx, `
 SELECT current_setting('shared_preload_libraries'),
-       EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements'),
+       CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') THEN true -- pg_available_extensions reads files: only when needed
+            ELSE EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements') END,
        (SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
          WHERE e.extname = 'pg_stat_statements'),
        coalesce(current_setting('compute_query_id', true), 'on')`).
@@ -89,28 +90,38 @@ func splitLibraries(s string) []string {
 	return out
 }
 
-// statementsView returns the quoted pg_stat_statements view name and the set
-// of its columns, or ErrStatementsUnavailable with the advice.
-func (m *Monitor) statementsView(ctx context.Context) (string, map[string]bool, error) {
-	st, err := m.StatementsStatus(ctx)
-	if err != nil {
-		return "", nil, err
+// stmtView is the pg_stat_statements view of this database: its quoted
+// name and its columns, which differ between PostgreSQL versions.
+type stmtView struct {
+	name string
+	cols map[string]bool
+}
+
+// statementsView returns the pg_stat_statements view, or
+// ErrStatementsUnavailable with the advice. st, when not nil, is a status
+// just read (to save reading it again).
+func (m *Monitor) statementsView(ctx context.Context, st *StatementsStatus) (*stmtView, error) {
+	if st == nil {
+		s, err := m.StatementsStatus(ctx)
+		if err != nil {
+			return nil, err
+		}
+		st = &s
 	}
 	if !st.Ready {
-		return "", nil, fmt.Errorf("%w: %s", ErrStatementsUnavailable, strings.Join(st.Advice, "; "))
+		return nil, fmt.Errorf("%w: %s", ErrStatementsUnavailable, strings.Join(st.Advice, "; "))
 	}
-	view := pgx.Identifier{st.Schema, "pg_stat_statements"}.Sanitize()
-	cols := map[string]bool{}
-	err = m.queryRows(ctx, "pg_stat_statements columns", `
+	v := &stmtView{name: pgx.Identifier{st.Schema, "pg_stat_statements"}.Sanitize(), cols: map[string]bool{}}
+	err := m.queryRows(ctx, "pg_stat_statements columns", `
 SELECT a.attname::text FROM pg_attribute a
  WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
 		func(r scanner) error {
 			var c string
 			err := r.Scan(&c)
-			cols[c] = true
+			v.cols[c] = true
 			return err
-		}, view)
-	return view, cols, err
+		}, v.name)
+	return v, err
 }
 
 // SlowQuery is one row of pg_stat_statements for this database. Times are
@@ -153,10 +164,15 @@ type SlowQueryOptions struct {
 // column names differ, by reading the view's columns first. It never resets
 // the statistics (see ResetStatements).
 func (m *Monitor) SlowQueries(ctx context.Context, o SlowQueryOptions) ([]SlowQuery, error) {
-	view, cols, err := m.statementsView(ctx)
+	v, err := m.statementsView(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
+	return m.slowQueries(ctx, v, o)
+}
+
+func (m *Monitor) slowQueries(ctx context.Context, v *stmtView, o SlowQueryOptions) ([]SlowQuery, error) {
+	view, cols := v.name, v.cols
 	total, plan := "total_time", "0::float8" // before 13
 	if cols["total_exec_time"] {
 		total, plan = "total_exec_time", "0::float8"
@@ -200,7 +216,7 @@ SELECT queryid, query, toplevel, calls, rows, total_ms, plan_ms, total_ms / call
  ORDER BY ` + order + ` DESC
  LIMIT $4`
 	var out []SlowQuery
-	err = m.queryRows(ctx, "pg_stat_statements", q, func(r scanner) error {
+	err := m.queryRows(ctx, "pg_stat_statements", q, func(r scanner) error {
 		var s SlowQuery
 		var totalMS, planMS, meanMS, readMS float64
 		if err := r.Scan(&s.QueryID, &s.Query, &s.TopLevel, &s.Calls, &s.Rows, &totalMS, &planMS, &meanMS,
@@ -218,11 +234,11 @@ SELECT queryid, query, toplevel, calls, rows, total_ms, plan_ms, total_ms / call
 // ResetStatements clears pg_stat_statements, for all databases: the only
 // call in this package that does.
 func (m *Monitor) ResetStatements(ctx context.Context) error {
-	view, _, err := m.statementsView(ctx)
+	v, err := m.statementsView(ctx, nil)
 	if err != nil {
 		return err
 	}
-	schema := strings.TrimSuffix(view, `."pg_stat_statements"`)
+	schema := strings.TrimSuffix(v.name, `."pg_stat_statements"`)
 	if _, err := m.db.ExecContext(ctx, `SELECT `+schema+`.pg_stat_statements_reset()`); err != nil {
 		return fmt.Errorf("monitor: reset pg_stat_statements (needs superuser or a GRANT EXECUTE on pg_stat_statements_reset): %w", err)
 	}

@@ -84,13 +84,21 @@ type tableRef struct {
 // reads that no index serves yet. Statements are parsed, not searched as
 // text; columns are checked against the table's.
 func (m *Monitor) SuggestIndexes(ctx context.Context, o SuggestOptions) (*IndexSuggestions, error) {
+	v, err := m.statementsView(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return m.suggestIndexes(ctx, v, o)
+}
+
+func (m *Monitor) suggestIndexes(ctx context.Context, v *stmtView, o SuggestOptions) (*IndexSuggestions, error) {
 	if o.Statements <= 0 {
 		o.Statements = 50
 	}
 	if o.MinCalls <= 0 {
 		o.MinCalls = 1
 	}
-	top, err := m.SlowQueries(ctx, SlowQueryOptions{MinCalls: o.MinCalls, OrderByTotal: true, Limit: o.Statements})
+	top, err := m.slowQueries(ctx, v, SlowQueryOptions{MinCalls: o.MinCalls, OrderByTotal: true, Limit: o.Statements})
 	if err != nil {
 		return nil, err
 	}

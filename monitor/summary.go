@@ -74,15 +74,19 @@ SELECT current_setting('server_version'), current_setting('server_version_num'):
 	if s.Statements, err = m.StatementsStatus(ctx); err != nil {
 		return nil, err
 	}
+	var view *stmtView
 	if s.Statements.Ready {
-		if s.SlowQueries, err = m.SlowQueries(ctx, SlowQueryOptions{MinCalls: m.th.SlowQueryMinCalls, MinMean: m.th.SlowQueryMean}); err != nil {
+		if view, err = m.statementsView(ctx, &s.Statements); err != nil {
 			return nil, err
 		}
-		if s.TopQueries, err = m.SlowQueries(ctx, SlowQueryOptions{OrderByTotal: true, Limit: 10}); err != nil {
+		if s.SlowQueries, err = m.slowQueries(ctx, view, SlowQueryOptions{MinCalls: m.th.SlowQueryMinCalls, MinMean: m.th.SlowQueryMean}); err != nil {
+			return nil, err
+		}
+		if s.TopQueries, err = m.slowQueries(ctx, view, SlowQueryOptions{OrderByTotal: true, Limit: 10}); err != nil {
 			return nil, err
 		}
 	}
-	if s.Indexes, err = m.Indexes(ctx, s.Statements.Ready, false); err != nil {
+	if s.Indexes, err = m.indexes(ctx, view, false); err != nil {
 		return nil, err
 	}
 	if s.Tables, err = m.Tables(ctx); err != nil {

@@ -153,13 +153,27 @@ func TestHealthThresholds(t *testing.T) {
 	}
 }
 
+// BenchmarkSummary measures one full summary report (some 25 catalog and
+// statistics queries) on the test database, through pgx's database/sql
+// driver and through auditpg (which adds its own statistics to the report).
 func BenchmarkSummary(b *testing.B) {
 	ctx := context.Background()
-	m := New(openDB(b))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := m.Summary(ctx); err != nil {
-			b.Fatal(err)
-		}
+	adb, err := auditpg.Open(testDSN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { adb.Close() })
+	for _, bc := range []struct {
+		name string
+		m    *Monitor
+	}{{"driver=pgx", New(openDB(b))}, {"driver=auditpg", New(adb)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.m.Summary(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
