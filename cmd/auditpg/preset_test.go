@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/auditpg/auditpg"
 	"github.com/auditpg/auditpg/preset"
 )
 
@@ -15,6 +17,18 @@ import (
 // database, in a table of its own so that other tests are not disturbed.
 func TestPresetCommands(t *testing.T) {
 	table := []string{"--table", "cli_preset_test"}
+	db, err := auditpg.Open(testDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	drop := func() {
+		if _, err := db.ExecContext(context.Background(), `DROP TABLE IF EXISTS cli_preset_test`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drop() // a database that outlives the tests (AUDITPG_TEST_DATABASE_URL) may hold a previous run's
+	defer drop()
 	run := func(args ...string) (string, error) {
 		t.Helper()
 		return runCLI(t, append(append([]string{"preset"}, args...), table...)...)
