@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -146,28 +147,22 @@ func (m *Manager) buildConverted(ctx context.Context, old *parent, tmp Table, re
 		res.Partitions = append(res.Partitions, defaultName(p.base))
 	}
 	// Every range holding data, then the current one and the premade ones.
-	var minEpoch, maxEpoch sql.NullFloat64
-	if err := m.db.QueryRowContext(ctx, fmt.Sprintf(`SELECT extract(epoch FROM min(%[1]s))::float8, extract(epoch FROM max(%[1]s))::float8 FROM ONLY %[2]s`,
-		old.utcExpr(), old.table)).Scan(&minEpoch, &maxEpoch); err != nil {
+	starts, _, err := m.rangesWithRows(ctx, old, old.table)
+	if err != nil {
 		return err
 	}
 	iv := m.cfg.interval
-	last := iv.Add(iv.Floor(m.cfg.now()), m.cfg.premake)
-	first := iv.Floor(m.cfg.now())
-	if minEpoch.Valid {
-		if lo := iv.Floor(time.Unix(int64(minEpoch.Float64), 0)); lo.Before(first) {
-			first = lo
-		}
-		if hi := iv.Floor(time.Unix(int64(maxEpoch.Float64), 0)); hi.After(last) {
-			last = hi
-		}
+	for i := 0; i <= m.cfg.premake; i++ {
+		starts = append(starts, iv.Add(iv.Floor(m.cfg.now()), i))
 	}
+	slices.SortFunc(starts, time.Time.Compare)
+	starts = slices.CompactFunc(starts, time.Time.Equal)
 	r := &Report{}
-	for from := first; !from.After(last); from = iv.Add(from, 1) {
+	for _, from := range starts {
 		if err := m.ensureRange(ctx, p, from, iv.Add(from, 1), r); err != nil {
 			return err
 		}
-		m.cfg.progress(Progress{Step: "create partitions", Done: int64(len(r.Created))})
+		m.cfg.progress(Progress{Step: "create partitions", Done: int64(len(r.Created)), Total: int64(len(starts))})
 	}
 	res.Partitions = append(res.Partitions, r.Created...)
 	return nil

@@ -429,38 +429,42 @@ func (m *Manager) moveDefault(ctx context.Context, p *parent, r *Report) error {
 	if err != nil || def == nil {
 		return err
 	}
-	rows, err := m.db.QueryContext(ctx, fmt.Sprintf(`SELECT extract(epoch FROM date_trunc(%s, %s))::float8, count(*)
-		FROM ONLY %s GROUP BY 1 ORDER BY 1 NULLS LAST`, literal(m.cfg.interval.postgresUnit()), p.utcExpr(), def))
+	starts, nulls, err := m.rangesWithRows(ctx, p, *def)
 	if err != nil {
-		return fmt.Errorf("partition: ranges of the rows in %s: %w", def, err)
-	}
-	type bucket struct {
-		from  time.Time
-		count int64
-	}
-	var buckets []bucket
-	for rows.Next() {
-		var epoch sql.NullFloat64
-		var count int64
-		if err := rows.Scan(&epoch, &count); err != nil {
-			rows.Close()
-			return err
-		}
-		if !epoch.Valid {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%d rows in %s have a NULL %s: no partition can take them", count, def, p.column))
-			continue
-		}
-		buckets = append(buckets, bucket{time.Unix(int64(epoch.Float64), 0).UTC(), count})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
-	for i, b := range buckets {
-		m.cfg.progress(Progress{Step: "move rows out of " + def.Name, Done: int64(i), Total: int64(len(buckets))})
-		if err := m.ensureRange(ctx, p, b.from, m.cfg.interval.Add(b.from, 1), r); err != nil {
+	if nulls > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d rows in %s have a NULL %s: no partition can take them", nulls, def, p.column))
+	}
+	for i, from := range starts {
+		m.cfg.progress(Progress{Step: "move rows out of " + def.Name, Done: int64(i), Total: int64(len(starts))})
+		if err := m.ensureRange(ctx, p, from, m.cfg.interval.Add(from, 1), r); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// rangesWithRows returns the starts of the interval ranges that rows of
+// table t (p's columns) fall in, in order, and how many rows have a NULL key.
+func (m *Manager) rangesWithRows(ctx context.Context, p *parent, t Table) (starts []time.Time, nulls int64, err error) {
+	rows, err := m.db.QueryContext(ctx, fmt.Sprintf(`SELECT extract(epoch FROM date_trunc(%s, %s))::float8, count(*)
+		FROM ONLY %s GROUP BY 1 ORDER BY 1 NULLS LAST`, literal(m.cfg.interval.postgresUnit()), p.utcExpr(), t))
+	if err != nil {
+		return nil, 0, fmt.Errorf("partition: ranges of the rows in %s: %w", t, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var epoch sql.NullFloat64
+		var count int64
+		if err := rows.Scan(&epoch, &count); err != nil {
+			return nil, 0, err
+		}
+		if !epoch.Valid {
+			nulls = count
+			continue
+		}
+		starts = append(starts, time.Unix(int64(epoch.Float64), 0).UTC())
+	}
+	return starts, nulls, rows.Err()
 }

@@ -62,7 +62,7 @@ func TestListAndAnalyze(t *testing.T) {
 	exec(t, db, `ANALYZE `+table.sibling("audit_log_p20240601").String())
 	exec(t, db, `ALTER TABLE `+table.String()+` DETACH PARTITION `+table.sibling("audit_log_p20240301").String()) // a gap
 	exec(t, db, `CREATE INDEX ON ONLY `+table.String()+` (action)`)                                               // on no partition
-	insertAt(t, db, table, date(2024, 3, 5))                                                                       // into the gap: the default
+	insertAt(t, db, table, date(2024, 3, 5))                                                                      // into the gap: the default
 
 	l, err := m.List(ctx, true)
 	if err != nil {
@@ -130,7 +130,7 @@ func TestConvert(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := db.Exec(`INSERT INTO `+table.String()+` ("timestamp", action, status) VALUES ('2024-06-01 12:00:00+00', 'w', 's')`); err != nil {
+			if _, err := db.Exec(`INSERT INTO ` + table.String() + ` ("timestamp", action, status) VALUES ('2024-06-01 12:00:00+00', 'w', 's')`); err != nil {
 				t.Error(err)
 				return
 			}
@@ -162,7 +162,7 @@ func TestConvert(t *testing.T) {
 		t.Errorf("%d rows in the converted table; want %d + %d written during the conversion", total, count0, written.Load())
 	}
 	var sum string
-	db.QueryRow(`SELECT md5(string_agg(row(t.*)::text, ',' ORDER BY id)) FROM `+table.String()+` t WHERE id <= 5000`).Scan(&sum)
+	db.QueryRow(`SELECT md5(string_agg(row(t.*)::text, ',' ORDER BY id)) FROM ` + table.String() + ` t WHERE id <= 5000`).Scan(&sum)
 	if sum != sum0 {
 		t.Error("the first 5000 rows differ after the conversion")
 	}
@@ -179,7 +179,7 @@ func TestConvert(t *testing.T) {
 	// backup leaves inserts working, with fresh ids.
 	exec(t, db, `DROP TABLE `+Table{table.Schema, `audit "log"_unpartitioned`}.String())
 	var id int64
-	if err := db.QueryRow(`INSERT INTO `+table.String()+` ("timestamp", action, status) VALUES ('2024-06-02', 'a', 's') RETURNING id`).Scan(&id); err != nil || id <= total {
+	if err := db.QueryRow(`INSERT INTO ` + table.String() + ` ("timestamp", action, status) VALUES ('2024-06-02', 'a', 's') RETURNING id`).Scan(&id); err != nil || id <= total {
 		t.Errorf("insert after dropping the backup: id %d, %v", id, err)
 	}
 	if _, err := m.Convert(ctx); !errors.Is(err, ErrAlreadyPartitioned) {
@@ -191,7 +191,7 @@ func TestScheduler(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "")
 	table := Table{newSchema(t, db), "audit_log"}
-	m := newManager(t, db, WithTable(table), WithClock(fixedClock(date(2024, 6, 15))))
+	m := newManager(t, db, WithTable(table), WithClock(fixedClock(date(2024, 6, 15))), WithLogger(testLogger(t)))
 	runs := make(chan Run, 100)
 	s := NewScheduler(m, Every(50*time.Millisecond), OnRun(func(r Run) { runs <- r }))
 	if _, ok := s.Last(); ok {

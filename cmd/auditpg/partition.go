@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/auditpg/auditpg/partition"
+	"github.com/spf13/cobra"
+)
+
+func init() { commands = append(commands, newPartitionCmd) }
+
+// partitionFlags are the flags of every partition command.
+type partitionFlags struct {
+	table         string
+	schema        string
+	interval      string
+	retentionDays int
+	premake       int
+	dryRun        bool
+	mode          string
+	archiveSchema string
+	lockTimeout   time.Duration
+	batchSize     int
+	exact         bool
+	seedIndexes   bool
+	noDefault     bool
+}
+
+func newPartitionCmd(g *globals) *cobra.Command {
+	f := &partitionFlags{}
+	cmd := &cobra.Command{
+		Use:   "partition",
+		Short: "Manage the time partitions of audit_log: create, list, analyze, cleanup, convert, schema",
+		Long: `partition manages the time-range partitions of audit_log (or --table): bounds in
+UTC, partitions built standalone and attached without blocking inserts, rows
+moved out of the default partition, retention that never touches the current
+partition. The logic lives in the partition package; see its documentation.`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.table, "table", "audit_log", "the partitioned table")
+	pf.StringVar(&f.schema, "schema", "", "the table's schema (default: the search_path)")
+	pf.StringVar(&f.interval, "interval", "monthly", "partition interval: daily, weekly, monthly, quarterly or yearly")
+	pf.IntVar(&f.retentionDays, "retention", 0, "retention in days: partitions entirely older go (0: keep all)")
+	pf.IntVar(&f.premake, "premake", 4, "future partitions kept ready")
+	pf.DurationVar(&f.lockTimeout, "lock-timeout", 2*time.Second, "lock_timeout of each DDL step (retried)")
+	pf.IntVar(&f.batchSize, "batch-size", 10000, "rows per committed batch when moving or copying")
+	pf.BoolVar(&f.noDefault, "no-default", false, "make no default partition")
+
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create the table if missing, the current and premade partitions; move rows out of the default partition",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withPartition(cmd.Context(), g, f, func(ctx context.Context, m *partition.Manager) error {
+				r, err := m.Create(ctx)
+				if err != nil {
+					return err
+				}
+				return printPartitionReport(g, r)
+			})
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List partitions with bounds (UTC), estimated rows and size; gaps and overlaps",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withPartition(cmd.Context(), g, f, func(ctx context.Context, m *partition.Manager) error {
+				l, err := m.List(ctx, f.exact)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(l)
+				}
+				return writePartitionList(g.stdout, l, f.exact)
+			})
+		},
+	}
+	list.Flags().BoolVar(&f.exact, "exact", false, "also count each partition's rows exactly (scans every partition)")
+	analyze := &cobra.Command{
+		Use:   "analyze",
+		Short: "Summarize the partitions and recommend what to change",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withPartition(cmd.Context(), g, f, func(ctx context.Context, m *partition.Manager) error {
+				a, err := m.Analyze(ctx)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(a)
+				}
+				return writePartitionAnalysis(g.stdout, a)
+			})
+		},
+	}
+	cleanup := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Apply the retention: drop, detach or archive partitions entirely older than --retention days",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.retentionDays <= 0 {
+				return fmt.Errorf("cleanup needs --retention DAYS (a positive number of days)")
+			}
+			return withPartition(cmd.Context(), g, f, func(ctx context.Context, m *partition.Manager) error {
+				r, err := m.Cleanup(ctx, f.dryRun)
+				if err != nil {
+					return err
+				}
+				return printPartitionReport(g, r)
+			})
+		},
+	}
+	cleanup.Flags().BoolVar(&f.dryRun, "dry-run", false, "list what would go, change nothing")
+	cleanup.Flags().StringVar(&f.mode, "mode", "drop", "what to do with expired partitions: drop, detach or archive")
+	cleanup.Flags().StringVar(&f.archiveSchema, "archive-schema", "archive", "schema that --mode archive moves partitions into")
+	convert := &cobra.Command{
+		Use:   "convert",
+		Short: "Convert an unpartitioned table into a partitioned one, copying in batches; the old one is kept as <table>_unpartitioned",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withPartition(cmd.Context(), g, f, func(ctx context.Context, m *partition.Manager) error {
+				res, err := m.Convert(ctx)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(res)
+				}
+				fmt.Fprintf(g.stdout, "converted %s: %d rows into %d partitions in %v; the old table is %s (drop it once satisfied)\n",
+					res.Table, res.Rows, len(res.Partitions), res.Duration.Round(time.Millisecond), res.Backup)
+				for _, w := range res.Warnings {
+					fmt.Fprintln(g.stdout, "warning:", w)
+				}
+				return nil
+			})
+		},
+	}
+	schema := &cobra.Command{
+		Use:   "schema",
+		Short: "Print the audit_log DDL (partitioned parent, primary key, indexes, default partition) for a migration tool",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var opts []partition.SchemaOption
+			if f.seedIndexes {
+				opts = append(opts, partition.WithSeedIndexes())
+			}
+			if f.noDefault {
+				opts = append(opts, partition.WithoutDefaultPartition())
+			}
+			_, err := io.WriteString(g.stdout, partition.AuditLogSchema(partition.Table{Schema: f.schema, Name: f.table}, opts...))
+			return err
+		},
+	}
+	schema.Flags().BoolVar(&f.seedIndexes, "seed-indexes", false, "declare all the seed's indexes, not only the kept ones")
+	cmd.AddCommand(create, list, analyze, cleanup, convert, schema)
+	return cmd
+}
+
+// withPartition opens the database and builds the Manager the flags describe.
+func withPartition(ctx context.Context, g *globals, f *partitionFlags, run func(context.Context, *partition.Manager) error) error {
+	iv, err := partition.ParseInterval(f.interval)
+	if err != nil {
+		return err
+	}
+	mode := partition.Drop
+	if f.mode != "" {
+		if mode, err = partition.ParseRetentionMode(f.mode); err != nil {
+			return err
+		}
+	}
+	if f.retentionDays < 0 {
+		return fmt.Errorf("--retention must be a number of days >= 0, got %d", f.retentionDays)
+	}
+	db, err := g.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	opts := []partition.Option{
+		partition.WithTable(partition.Table{Schema: f.schema, Name: f.table}),
+		partition.WithInterval(iv),
+		partition.WithPremake(f.premake),
+		partition.WithRetention(time.Duration(f.retentionDays) * 24 * time.Hour),
+		partition.WithRetentionMode(mode),
+		partition.WithDefaultPartition(!f.noDefault),
+		partition.WithLockTimeout(f.lockTimeout),
+		partition.WithBatchSize(f.batchSize),
+		partition.WithProgress(func(p partition.Progress) {
+			if p.Total > 0 {
+				g.progress("%s: %d/%d", p.Step, p.Done, p.Total)
+			} else {
+				g.progress("%s: %d", p.Step, p.Done)
+			}
+		}),
+	}
+	if f.archiveSchema != "" {
+		opts = append(opts, partition.WithArchiveSchema(f.archiveSchema))
+	}
+	m, err := partition.New(db, opts...)
+	if err != nil {
+		return err
+	}
+	defer g.progressDone()
+	return run(ctx, m)
+}
+
+func printPartitionReport(g *globals, r *partition.Report) error {
+	g.progressDone()
+	if g.json {
+		return g.printJSON(r)
+	}
+	w := g.stdout
+	if len(r.Created) > 0 {
+		fmt.Fprintf(w, "created %d partitions: %s\n", len(r.Created), strings.Join(r.Created, ", "))
+	}
+	if r.Moved > 0 {
+		fmt.Fprintf(w, "moved %d rows out of the default partition\n", r.Moved)
+	}
+	verb := map[partition.RetentionMode]string{partition.Drop: "dropped", partition.Detach: "detached", partition.Archive: "archived"}
+	for _, rm := range r.Removed {
+		v := verb[rm.Mode]
+		if r.DryRun {
+			v = "would be " + v
+		}
+		fmt.Fprintf(w, "%s [%s, %s) %s\n", rm.Name, rm.From.Format(time.RFC3339), rm.To.Format(time.RFC3339), v)
+	}
+	if len(r.Created) == 0 && r.Moved == 0 && len(r.Removed) == 0 {
+		fmt.Fprintln(w, "nothing to do")
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintln(w, "warning:", warn)
+	}
+	return nil
+}
+
+func writePartitionList(w io.Writer, l *partition.Listing, exact bool) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := "partition\tfrom (UTC)\tto (UTC)\test. rows\tsize"
+	if exact {
+		header += "\trows"
+	}
+	fmt.Fprintln(tw, header)
+	bound := func(t time.Time, def bool) string {
+		switch {
+		case def:
+			return "DEFAULT"
+		case t.IsZero():
+			return "unbounded"
+		}
+		return t.Format("2006-01-02 15:04")
+	}
+	for _, p := range l.Partitions {
+		est := "never analyzed"
+		if p.EstimatedRows != nil {
+			est = fmt.Sprint(*p.EstimatedRows)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s", p.Name, bound(p.From, p.Default), bound(p.To, p.Default), est, bytesText(p.SizeBytes))
+		if p.ExactRows != nil {
+			fmt.Fprintf(tw, "\t%d", *p.ExactRows)
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, gap := range l.Gaps {
+		fmt.Fprintf(w, "gap: [%s, %s) has no partition\n", gap.From.Format(time.RFC3339), gap.To.Format(time.RFC3339))
+	}
+	for _, o := range l.Overlaps {
+		fmt.Fprintf(w, "overlap: %s and %s\n", o[0], o[1])
+	}
+	return nil
+}
+
+func writePartitionAnalysis(w io.Writer, a *partition.Analysis) error {
+	fmt.Fprintf(w, "%s: %d partitions, %s (average %s), about %d rows", a.Table, a.TotalPartitions,
+		bytesText(a.TotalSizeBytes), bytesText(a.AverageBytes), a.EstimatedRows)
+	if a.NotAnalyzed > 0 {
+		fmt.Fprintf(w, " (%d partitions never analyzed)", a.NotAnalyzed)
+	}
+	fmt.Fprintf(w, "\n%d future, %d empty, %d past the retention", a.Future, len(a.Empty), len(a.Expired))
+	if a.DefaultRows >= 0 {
+		fmt.Fprintf(w, ", %d rows in the default partition", a.DefaultRows)
+	}
+	fmt.Fprintln(w)
+	if len(a.Recommendations) == 0 {
+		_, err := fmt.Fprintln(w, "no recommendation: the partitioning looks healthy")
+		return err
+	}
+	fmt.Fprintln(w, "recommendations:")
+	for _, r := range a.Recommendations {
+		fmt.Fprintln(w, "  -", r)
+	}
+	return nil
+}
