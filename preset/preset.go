@@ -315,7 +315,7 @@ func truncate(s string, n int) string {
 // the content when it writes.
 func Decode(r io.Reader) (Preset, error) {
 	p := Preset{Validation: DefaultValidation()}
-	if err := decodeStrict(r, &p); err != nil {
+	if err := decodeStrict(r, &p, ""); err != nil {
 		return Preset{}, err
 	}
 	return p, nil
@@ -325,8 +325,8 @@ func Decode(r io.Reader) (Preset, error) {
 // Decode); keys left out keep their DefaultValidation value.
 func DecodeValidation(data []byte) (Validation, error) {
 	v := DefaultValidation()
-	if err := decodeStrict(bytes.NewReader(data), &v); err != nil {
-		return Validation{}, fmt.Errorf("validation: %w", err)
+	if err := decodeStrict(bytes.NewReader(data), &v, "validation"); err != nil {
+		return Validation{}, err
 	}
 	return v, nil
 }
@@ -335,18 +335,19 @@ func DecodeValidation(data []byte) (Validation, error) {
 // numbers kept exactly as json.Number.
 func DecodeDefaultValues(data []byte) (map[string]any, error) {
 	var m map[string]any
-	if err := decodeStrict(bytes.NewReader(data), &m); err != nil {
-		return nil, fmt.Errorf("defaultValues: %w", err)
+	if err := decodeStrict(bytes.NewReader(data), &m, "defaultValues"); err != nil {
+		return nil, err
 	}
 	if m == nil {
-		return nil, fmt.Errorf("defaultValues: %w: must be a JSON object, not null", ErrInvalid)
+		return nil, fmt.Errorf("%w: defaultValues must be a JSON object, not null", ErrInvalid)
 	}
 	return m, nil
 }
 
 // decodeStrict decodes exactly one JSON value from r into v and turns
-// decoding errors into ErrInvalid errors that name the offending field.
-func decodeStrict(r io.Reader, v any) error {
+// decoding errors into ErrInvalid errors that name the offending field;
+// field names are prefixed with what ("validation", say) unless it is "".
+func decodeStrict(r io.Reader, v any, what string) error {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
@@ -356,6 +357,10 @@ func decodeStrict(r io.Reader, v any) error {
 			err = errors.New("trailing data after the JSON value")
 		}
 	}
+	doc := what
+	if doc == "" {
+		doc = "the document"
+	}
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
@@ -363,16 +368,19 @@ func decodeStrict(r io.Reader, v any) error {
 		return nil
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
-		if field == "" {
-			field = "the document"
+		switch {
+		case field == "":
+			field = doc
+		case what != "":
+			field = what + "." + field
 		}
 		return fmt.Errorf("%w: %s must be %s, not a JSON %s", ErrInvalid, field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 	case errors.As(err, &syntaxErr):
-		return fmt.Errorf("%w: not valid JSON (at byte %d): %w", ErrInvalid, syntaxErr.Offset, err)
+		return fmt.Errorf("%w: %s is not valid JSON (at byte %d): %w", ErrInvalid, doc, syntaxErr.Offset, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%w: not valid JSON: the document is empty or cut short", ErrInvalid)
+		return fmt.Errorf("%w: %s is not valid JSON: empty or cut short", ErrInvalid, doc)
 	default:
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: %s: %w", ErrInvalid, doc, err)
 	}
 }
 

@@ -62,8 +62,12 @@ func TestDecode(t *testing.T) {
 	if err != nil || len(v.AllowedEventVersions) != 1 || v.MaxStringLength != 10000 {
 		t.Errorf("DecodeValidation = %+v, %v; want versions [3.0], the rest defaulted", v, err)
 	}
-	if _, err := DecodeValidation([]byte(`{"allowedDataClassifications": "PHI"}`)); !errors.Is(err, ErrInvalid) {
-		t.Errorf("DecodeValidation with a string list: %v; want ErrInvalid", err)
+	if _, err := DecodeValidation([]byte(`{"allowedDataClassifications": "PHI"}`)); !errors.Is(err, ErrInvalid) ||
+		!strings.Contains(err.Error(), "validation.allowedDataClassifications must be an array") {
+		t.Errorf("DecodeValidation with a string list: %v; want ErrInvalid naming validation.allowedDataClassifications", err)
+	}
+	if _, err := DecodeValidation([]byte(`{`)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "validation is not valid JSON") {
+		t.Errorf("DecodeValidation({): %v; want ErrInvalid saying validation is not valid JSON", err)
 	}
 }
 

@@ -353,7 +353,7 @@ func printPreset(g *globals, p preset.Preset) error {
 	for _, kv := range [][2]string{
 		{"name", p.Name},
 		{"organization", owner},
-		{"description", p.Description},
+		{"description", strings.Join(strings.Fields(p.Description), " ")}, // one line; --json has it as written
 		{"action", p.Action},
 		{"classification", string(p.DataClassification)},
 		{"required fields", strings.Join(p.RequiredFields, ", ")},
