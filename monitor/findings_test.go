@@ -111,6 +111,29 @@ func TestStatementsNotInstalled(t *testing.T) {
 	}
 }
 
+func TestStatementsExprsAcrossVersions(t *testing.T) {
+	cols := func(names string) map[string]bool {
+		m := map[string]bool{}
+		for _, n := range strings.Fields(names) {
+			m[n] = true
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		version, cols string
+		want          stmtExprs
+	}{
+		{"12", "total_time blk_read_time", stmtExprs{"total_time", "0", "blk_read_time", "true"}},
+		{"13", "total_exec_time total_plan_time blk_read_time", stmtExprs{"total_exec_time + total_plan_time", "total_plan_time", "blk_read_time", "true"}},
+		{"14-16", "toplevel total_exec_time total_plan_time blk_read_time", stmtExprs{"total_exec_time + total_plan_time", "total_plan_time", "blk_read_time", "toplevel"}},
+		{"17", "toplevel total_exec_time total_plan_time shared_blk_read_time local_blk_read_time", stmtExprs{"total_exec_time + total_plan_time", "total_plan_time", "shared_blk_read_time", "toplevel"}},
+	} {
+		if got := statementsExprs(cols(tc.cols)); got != tc.want {
+			t.Errorf("PostgreSQL %s: %+v, want %+v", tc.version, got, tc.want)
+		}
+	}
+}
+
 func TestStatementsAdvice(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -172,25 +172,7 @@ func (m *Monitor) SlowQueries(ctx context.Context, o SlowQueryOptions) ([]SlowQu
 }
 
 func (m *Monitor) slowQueries(ctx context.Context, v *stmtView, o SlowQueryOptions) ([]SlowQuery, error) {
-	view, cols := v.name, v.cols
-	total, plan := "total_time", "0::float8" // before 13
-	if cols["total_exec_time"] {
-		total, plan = "total_exec_time", "0::float8"
-		if cols["total_plan_time"] {
-			total, plan = "total_exec_time + total_plan_time", "total_plan_time"
-		}
-	}
-	readTime := "0::float8"
-	switch {
-	case cols["shared_blk_read_time"]: // 17
-		readTime = "shared_blk_read_time"
-	case cols["blk_read_time"]:
-		readTime = "blk_read_time"
-	}
-	topLevel := "true"
-	if cols["toplevel"] {
-		topLevel = "toplevel"
-	}
+	e := statementsExprs(v.cols)
 	order := "mean_ms"
 	if o.OrderByTotal {
 		order = "total_ms"
@@ -202,15 +184,15 @@ func (m *Monitor) slowQueries(ctx context.Context, v *stmtView, o SlowQueryOptio
 	// Every fragment above is one of our constants: no user text in the SQL.
 	q := `
 WITH s AS (
-  SELECT coalesce(queryid, 0) AS queryid, query, ` + topLevel + ` AS toplevel, calls, rows,
-         (` + total + `)::float8 AS total_ms, (` + plan + `)::float8 AS plan_ms,
-         shared_blks_hit, shared_blks_read, (` + readTime + `)::float8 AS read_ms
-    FROM ` + view + `
+  SELECT coalesce(queryid, 0) AS queryid, query, ` + e.topLevel + ` AS toplevel, calls, rows,
+         (` + e.total + `)::float8 AS total_ms, (` + e.plan + `)::float8 AS plan_ms,
+         shared_blks_hit, shared_blks_read, (` + e.readTime + `)::float8 AS read_ms,
+         sum((` + e.total + `)::float8) OVER () AS all_ms
+    FROM ` + v.name + `
    WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls > 0
 )
 SELECT queryid, query, toplevel, calls, rows, total_ms, plan_ms, total_ms / calls AS mean_ms,
-       shared_blks_hit, shared_blks_read, read_ms,
-       coalesce(100 * total_ms / nullif(sum(total_ms) OVER (), 0), 0)
+       shared_blks_hit, shared_blks_read, read_ms, coalesce(100 * total_ms / nullif(all_ms, 0), 0)
   FROM s
  WHERE calls >= $1 AND total_ms / calls >= $2 AND total_ms >= $3
  ORDER BY ` + order + ` DESC
@@ -229,6 +211,33 @@ SELECT queryid, query, toplevel, calls, rows, total_ms, plan_ms, total_ms / call
 		return nil
 	}, o.MinCalls, float64(o.MinMean)/float64(time.Millisecond), float64(o.MinTotal)/float64(time.Millisecond), limit)
 	return out, err
+}
+
+// stmtExprs are the SQL expressions for the figures whose columns differ
+// between PostgreSQL versions.
+type stmtExprs struct{ total, plan, readTime, topLevel string }
+
+// statementsExprs picks the expressions from the view's columns:
+// total_time before 13; total_exec_time, plus total_plan_time, from 13;
+// blk_read_time before 17, shared_blk_read_time from 17; toplevel from 14.
+func statementsExprs(cols map[string]bool) stmtExprs {
+	e := stmtExprs{total: "total_time", plan: "0", readTime: "0", topLevel: "true"}
+	if cols["total_exec_time"] {
+		e.total = "total_exec_time"
+		if cols["total_plan_time"] {
+			e.total, e.plan = "total_exec_time + total_plan_time", "total_plan_time"
+		}
+	}
+	switch {
+	case cols["shared_blk_read_time"]:
+		e.readTime = "shared_blk_read_time"
+	case cols["blk_read_time"]:
+		e.readTime = "blk_read_time"
+	}
+	if cols["toplevel"] {
+		e.topLevel = "toplevel"
+	}
+	return e
 }
 
 // ResetStatements clears pg_stat_statements, for all databases: the only

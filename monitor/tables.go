@@ -24,8 +24,10 @@ type TableStats struct {
 	LastAutovacuum    *time.Time `json:"last_autovacuum,omitempty"`
 	LastAnalyze       *time.Time `json:"last_analyze,omitempty"`
 	LastAutoanalyze   *time.Time `json:"last_autoanalyze,omitempty"`
-	// HitRatio is the buffer cache hit ratio of the heap (0 when never read).
-	HitRatio float64 `json:"hit_ratio"`
+	// HitRatio and IndexHitRatio are the buffer cache hit ratios of the
+	// heap and of the indexes (0 when never read).
+	HitRatio      float64 `json:"hit_ratio"`
+	IndexHitRatio float64 `json:"index_hit_ratio"`
 }
 
 // LastAnalyzed is the later of the manual and automatic analyze, or nil.
@@ -48,13 +50,14 @@ func (m *Monitor) Tables(ctx context.Context) ([]TableStats, error) {
 SELECT s.schemaname::text, s.relname::text, pg_total_relation_size(s.relid), pg_indexes_size(s.relid),
        s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze, s.seq_scan, coalesce(s.idx_scan, 0),
        s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
-       coalesce(io.heap_blks_hit::float8 / nullif(io.heap_blks_hit + io.heap_blks_read, 0), 0)
+       coalesce(io.heap_blks_hit::float8 / nullif(io.heap_blks_hit + io.heap_blks_read, 0), 0),
+       coalesce(io.idx_blks_hit::float8 / nullif(io.idx_blks_hit + io.idx_blks_read, 0), 0)
   FROM pg_stat_user_tables s
   JOIN pg_statio_user_tables io ON io.relid = s.relid
  ORDER BY 3 DESC, 1, 2`, func(r scanner) error {
 		var t TableStats
 		if err := r.Scan(&t.Schema, &t.Table, &t.Bytes, &t.IndexBytes, &t.LiveRows, &t.DeadRows, &t.ModifiedSinceAnal,
-			&t.SeqScans, &t.IdxScans, &t.LastVacuum, &t.LastAutovacuum, &t.LastAnalyze, &t.LastAutoanalyze, &t.HitRatio); err != nil {
+			&t.SeqScans, &t.IdxScans, &t.LastVacuum, &t.LastAutovacuum, &t.LastAnalyze, &t.LastAutoanalyze, &t.HitRatio, &t.IndexHitRatio); err != nil {
 			return err
 		}
 		t.DeadRatio = ratio(float64(t.DeadRows), float64(t.LiveRows+t.DeadRows))

@@ -329,10 +329,10 @@ func writeIndexes(w io.Writer, r *monitor.IndexReport) error {
 }
 
 func writeTables(w io.Writer, ts []monitor.TableStats) error {
-	return table(w, "table\tsize\trows\tdead\tlast vacuum\tlast analyze\tseq scans\tidx scans\thit ratio", func(tw *tabwriter.Writer) {
+	return table(w, "table\tsize\trows\tdead\tlast vacuum\tlast analyze\tseq scans\tidx scans\theap hit\tidx hit", func(tw *tabwriter.Writer) {
 		for _, t := range ts {
-			fmt.Fprintf(tw, "%s.%s\t%s\t%d\t%d (%.0f%%)\t%s\t%s\t%d\t%d\t%.1f%%\n", t.Schema, t.Table, bytesText(t.Bytes), t.LiveRows,
-				t.DeadRows, 100*t.DeadRatio, timeText(t.LastVacuumed()), timeText(t.LastAnalyzed()), t.SeqScans, t.IdxScans, 100*t.HitRatio)
+			fmt.Fprintf(tw, "%s.%s\t%s\t%d\t%d (%.0f%%)\t%s\t%s\t%d\t%d\t%.1f%%\t%.1f%%\n", t.Schema, t.Table, bytesText(t.Bytes), t.LiveRows,
+				t.DeadRows, 100*t.DeadRatio, timeText(t.LastVacuumed()), timeText(t.LastAnalyzed()), t.SeqScans, t.IdxScans, 100*t.HitRatio, 100*t.IndexHitRatio)
 		}
 	})
 }
