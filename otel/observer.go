@@ -108,10 +108,13 @@ type callAttrs struct {
 	name    string
 	start   []trace.SpanStartOption
 	metric  []attribute.KeyValue // metric attributes, without cache or error
-	metrics [4]metric.MeasurementOption
+	// record and add hold the metric attributes with each cache outcome,
+	// as the option slices the instruments take (passed on with no copy).
+	record [4][]metric.RecordOption
+	add    [4][]metric.AddOption
 }
 
-// cacheIndex maps a cache outcome to its slot in callAttrs.metrics.
+// cacheIndex maps a cache outcome to its slot in callAttrs.record and add.
 func cacheIndex(c auditpg.CacheOutcome) int {
 	switch c {
 	case auditpg.CacheHit:
@@ -212,7 +215,8 @@ func (o *observer) newCallAttrs(ev *auditpg.Event) *callAttrs {
 		if outcome != "" {
 			set = attribute.NewSet(append(attrs[:len(attrs):len(attrs)], CacheKey.String(string(outcome)))...)
 		}
-		a.metrics[i] = metric.WithAttributeSet(set)
+		opt := metric.WithAttributeSet(set)
+		a.record[i], a.add[i] = []metric.RecordOption{opt}, []metric.AddOption{opt}
 	}
 	return a
 }
@@ -297,15 +301,16 @@ func (o *observer) record(ctx context.Context, ev *auditpg.Event, a *callAttrs, 
 	if ev.Op == auditpg.OpConnect {
 		return
 	}
-	attrs := a.metrics[cacheIndex(ev.Cache)]
+	i := cacheIndex(ev.Cache)
 	switch ev.Cache {
 	case auditpg.CacheHit:
-		o.cacheHits.Add(ctx, 1, attrs)
+		o.cacheHits.Add(ctx, 1, a.add[i]...)
 	case auditpg.CacheMiss:
-		o.cacheMisses.Add(ctx, 1, attrs)
+		o.cacheMisses.Add(ctx, 1, a.add[i]...)
 	case auditpg.CacheBypass:
-		o.cacheBypasses.Add(ctx, 1, attrs)
+		o.cacheBypasses.Add(ctx, 1, a.add[i]...)
 	}
+	attrs := a.record[i]
 	if ev.Err != nil { // rare: build the set with the error's attributes
 		kv := append(a.metric[:len(a.metric):len(a.metric)], semconv.ErrorTypeKey.String(errType))
 		if ev.SQLState != "" {
@@ -314,11 +319,11 @@ func (o *observer) record(ctx context.Context, ev *auditpg.Event, a *callAttrs, 
 		if ev.Cache != "" {
 			kv = append(kv, CacheKey.String(string(ev.Cache)))
 		}
-		attrs = metric.WithAttributes(kv...)
+		attrs = []metric.RecordOption{metric.WithAttributes(kv...)}
 	}
-	o.duration.Record(ctx, ev.Duration.Seconds(), attrs)
+	o.duration.Record(ctx, ev.Duration.Seconds(), attrs...)
 	if ev.Op == auditpg.OpQuery && ev.Err == nil {
-		o.returnedRows.Record(ctx, ev.Rows, attrs)
+		o.returnedRows.Record(ctx, ev.Rows, attrs...)
 	}
 }
 

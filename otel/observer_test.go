@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +103,7 @@ func findMetric(rm metricdata.ResourceMetrics, name string) (metricdata.Metrics,
 func attrMap(kvs []attribute.KeyValue) map[string]string {
 	m := make(map[string]string, len(kvs))
 	for _, kv := range kvs {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }
@@ -185,7 +186,7 @@ func TestQuerySpan(t *testing.T) {
 		"db.system.name":            "postgresql",
 		"db.namespace":              tgt.Database,
 		"server.address":            tgt.Host,
-		"server.port":               strings.TrimSpace(attribute.IntValue(int(tgt.Port)).Emit()),
+		"server.port":               strconv.Itoa(int(tgt.Port)),
 		"db.operation.name":         "SELECT",
 		"db.collection.name":        "otel_item",
 		"db.query.summary":          "SELECT otel_item",

@@ -1,0 +1,82 @@
+package otel
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/XSAM/otelsql"
+	"github.com/auditpg/auditpg"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// BenchmarkPointSelect is the issue's overhead comparison: a select by
+// primary key on loopback PostgreSQL through bare pgx stdlib, auditpg
+// without OpenTelemetry, auditpg with the observer and no provider
+// installed (the global no-op), auditpg with an SDK TracerProvider (batch
+// span processor, discarding exporter) and SDK MeterProvider, and
+// XSAM/otelsql over pgx with the same providers. Run
+//
+//	go test -run '^$' -bench PointSelect -count 8 ./otel/ | tee bench.txt
+//	go tool benchstat -col /driver bench.txt
+func BenchmarkPointSelect(b *testing.B) {
+	ctx := context.Background()
+	setup, err := sql.Open("pgx", testDSN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer setup.Close()
+	mustExec(b, setup, `CREATE TABLE IF NOT EXISTS bench_item (id bigint PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL)`)
+	mustExec(b, setup, `INSERT INTO bench_item SELECT g, 'item ' || g, now() FROM generate_series(1, 1000) g ON CONFLICT DO NOTHING`)
+
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer tp.Shutdown(ctx)
+	defer mp.Shutdown(ctx)
+
+	for _, c := range []struct {
+		name string
+		open func() (*sql.DB, error)
+	}{
+		{"pgx", func() (*sql.DB, error) { return sql.Open("pgx", testDSN) }},
+		{"auditpg", func() (*sql.DB, error) { return auditpg.Open(testDSN) }},
+		{"auditpg-otel-noprovider", func() (*sql.DB, error) { return auditpg.Open(testDSN, Options()...) }},
+		{"auditpg-otel-sdk", func() (*sql.DB, error) {
+			return auditpg.Open(testDSN, Options(WithTracerProvider(tp), WithMeterProvider(mp))...)
+		}},
+		{"otelsql-sdk", func() (*sql.DB, error) {
+			return otelsql.Open("pgx", testDSN, otelsql.WithTracerProvider(tp), otelsql.WithMeterProvider(mp),
+				otelsql.WithAttributes(semconv.DBSystemNamePostgreSQL))
+		}},
+	} {
+		b.Run("driver="+c.name, func(b *testing.B) {
+			db, err := c.open()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			db.SetMaxOpenConns(1) // one connection: measure the call path, not the pool
+			var (
+				id      int64
+				label   string
+				created time.Time
+			)
+			q := `SELECT id, name, created_at FROM bench_item WHERE id = $1`
+			if err := db.QueryRowContext(ctx, q, 1).Scan(&id, &label, &created); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if err := db.QueryRowContext(ctx, q, int64(i%1000+1)).Scan(&id, &label, &created); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
