@@ -249,7 +249,7 @@ type cacheCounters struct {
 type relInfo struct {
 	found     bool
 	unsafe    string   // why reads of it are not cached, "" when they may be
-	ancestors []string // partitioned tables above it, unqualified
+	ancestors []string // the tables it inherits from (partitioned or not), unqualified
 }
 
 func newCache(cfg cacheConfig, observers []Observer) *cache {
@@ -882,20 +882,27 @@ const (
 // session's search_path resolves it.
 func (ic *interceptor) relation(ctx context.Context, t string) (relInfo, error) {
 	c := ic.c.cache
+	// A session that changed (SET search_path, a temporary table) may see
+	// other tables under the same names: it neither uses nor fills the
+	// memo its scope shares with other connections.
+	shared := !ic.cc.sessionChanged
 	memo := ic.cc.scope + "\x00" + t
 	c.metaMu.Lock()
 	rel, ok := c.rels[memo]
 	c.metaMu.Unlock()
-	if ok {
+	if ok && shared {
 		return rel, nil
 	}
+	rel = relInfo{}
 	var kind, persistence string
 	var rls bool
 	var schema string
 	err := ic.pgx.Conn().QueryRow(ctx, `
 		SELECT c.relkind::text, c.relpersistence::text, c.relrowsecurity, n.nspname,
-		       ARRAY(SELECT p.relname::text FROM pg_partition_ancestors(c.oid) a
-		             JOIN pg_class p ON p.oid = a.relid WHERE a.relid <> c.oid)
+		       ARRAY(WITH RECURSIVE up(oid) AS (
+		                 SELECT inhparent FROM pg_inherits WHERE inhrelid = c.oid
+		                 UNION SELECT i.inhparent FROM pg_inherits i JOIN up ON i.inhrelid = up.oid)
+		             SELECT p.relname::text FROM up JOIN pg_class p ON p.oid = up.oid)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.oid = to_regclass($1)`, pgx.Identifier(strings.Split(t, ".")).Sanitize(),
 	).Scan(&kind, &persistence, &rls, &schema, &rel.ancestors)
@@ -917,9 +924,11 @@ func (ic *interceptor) relation(ctx context.Context, t string) (relInfo, error) 
 			rel.unsafe = unsafeRLS
 		}
 	}
-	c.metaMu.Lock()
-	c.rels[memo] = rel
-	c.metaMu.Unlock()
+	if shared {
+		c.metaMu.Lock()
+		c.rels[memo] = rel
+		c.metaMu.Unlock()
+	}
 	return rel, nil
 }
 
@@ -927,11 +936,12 @@ func (ic *interceptor) relation(ctx context.Context, t string) (relInfo, error) 
 // functions named fn that the session can call; 'v' when there is none.
 func (ic *interceptor) volatility(ctx context.Context, fn string) (byte, error) {
 	c := ic.c.cache
+	shared := !ic.cc.sessionChanged // as in relation
 	memo := ic.cc.scope + "\x00" + fn
 	c.metaMu.Lock()
 	v, ok := c.funcs[memo]
 	c.metaMu.Unlock()
-	if ok {
+	if ok && shared {
 		return v, nil
 	}
 	schema, name := "", fn
@@ -949,9 +959,11 @@ func (ic *interceptor) volatility(ctx context.Context, fn string) (byte, error) 
 		return 0, err
 	}
 	v = worst[0] // 'i' < 's' < 'v' in byte order, so max is the worst
-	c.metaMu.Lock()
-	c.funcs[memo] = v
-	c.metaMu.Unlock()
+	if shared {
+		c.metaMu.Lock()
+		c.funcs[memo] = v
+		c.metaMu.Unlock()
+	}
 	return v, nil
 }
 
@@ -1037,7 +1049,9 @@ func (ic *interceptor) invalidate(ctx context.Context, tables []string, all bool
 		}
 		for _, t := range tables {
 			rel, err := ic.relation(ctx, t)
-			if err != nil || !rel.found {
+			if err != nil || !rel.found || rel.unsafe == unsafeKind {
+				// Unknown, or a view (its base tables are not named) or a
+				// foreign table: invalidate everything.
 				c.invalidate(ctx, nil, true)
 				return
 			}

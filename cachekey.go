@@ -873,6 +873,14 @@ func (w *walker) walk(lo, hi int, m mode) {
 			}
 			continue
 		case tkWord, tkQIdent:
+		case tkString:
+			// 'now', 'today'... read as a date or time are the time of
+			// the execution: the text is constant, its value is not.
+			if isTimeWord(t.text) && w.volatile == "" {
+				w.volatile = t.text
+			}
+			expect = false
+			continue
 		default:
 			expect = false
 			continue
@@ -1043,6 +1051,22 @@ func (w *walker) read(i, j int) {
 		return
 	}
 	w.table(name, false)
+}
+
+// isTimeWord reports whether a string literal (quotes included) or an
+// argument is one of the special date/time inputs whose value is the time
+// it is read: now, today, tomorrow, yesterday.
+func isTimeWord(s string) bool {
+	s = strings.Trim(s, "' \t\r\n")
+	if len(s) < 3 || len(s) > 9 {
+		return false
+	}
+	for _, w := range [...]string{"now", "today", "tomorrow", "yesterday"} {
+		if strings.EqualFold(s, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func isCatalog(name string) bool {
