@@ -1015,7 +1015,7 @@ func TestCacheIntegInvalidationWrites(t *testing.T) {
 		{"insert again", "", exec(`INSERT INTO ci_inv VALUES (1, 'one'), (2, 'two')`)},
 		{"refresh materialized view", `SELECT n FROM ci_inv_mv`, func(t *testing.T) {
 			ciExec(t, admin, `INSERT INTO ci_inv VALUES (5, 'five')`) // the view does not change...
-			ciExec(t, db, `REFRESH MATERIALIZED VIEW ci_inv_mv`)     // ...until this
+			ciExec(t, db, `REFRESH MATERIALIZED VIEW ci_inv_mv`)      // ...until this
 		}},
 		{"write through an updatable view", "", exec(`UPDATE ci_inv_view SET v = 'through the view' WHERE id = 1`)},
 	}
@@ -1613,4 +1613,242 @@ func TestCacheIntegRandomized(t *testing.T) {
 	if s.Hits == 0 || s.Invalidations == 0 || checked.Load() < goroutines*ops/4 {
 		t.Fatalf("the test exercised too little: %d hits, %d invalidations, %d checks", s.Hits, s.Invalidations, checked.Load())
 	}
+}
+
+// ---- single flight ----
+
+// ciOutcomes counts the cache's answers to one query text.
+type ciOutcomes struct {
+	query string
+	mu    sync.Mutex
+	count map[CacheOutcome]int
+}
+
+func (o *ciOutcomes) Start(ctx context.Context, _ *Event) context.Context { return ctx }
+func (o *ciOutcomes) End(_ context.Context, ev *Event) {
+	if ev.Op == OpQuery && ev.Query == o.query {
+		o.mu.Lock()
+		o.count[ev.Cache]++
+		o.mu.Unlock()
+	}
+}
+
+func (o *ciOutcomes) get(c CacheOutcome) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.count[c]
+}
+
+func TestCacheIntegSingleFlight(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := ciAdmin(t)
+	// IMMUTABLE is a lie here (it sleeps), which makes a slow cacheable read.
+	ciExec(t, admin, `CREATE OR REPLACE FUNCTION ci_sf_slow(x int, secs float8) RETURNS int LANGUAGE plpgsql IMMUTABLE
+		AS $$ BEGIN PERFORM pg_sleep(secs); RETURN x; END $$`)
+	q := `SELECT ci_sf_slow($1, 0.3) AS sf`
+	obs := &ciOutcomes{query: q, count: map[CacheOutcome]int{}}
+	db := ciOpen(t, WithCacheMode(CacheAll), WithObserver(obs))
+	calls := func() int {
+		var n int
+		if err := admin.QueryRowContext(ctx, `SELECT coalesce(sum(calls), 0) FROM pg_stat_statements
+			WHERE query LIKE 'SELECT ci_sf_slow(%) AS sf'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	const n = 6
+	conns := make([]*sql.Conn, n)
+	for i := range conns {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		// Each connection learns its scope and the function's volatility.
+		if _, err := ciRows(conn, ctx, `SELECT ci_sf_slow($1, 0) AS warm`, -1); err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = conn
+	}
+	before := calls()
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	began := time.Now()
+	for _, conn := range conns {
+		go func() {
+			<-start
+			var got int
+			err := conn.QueryRowContext(ctx, q, 42).Scan(&got)
+			if err == nil && got != 42 {
+				err = fmt.Errorf("read %d, want 42", got)
+			}
+			errs <- err
+		}()
+	}
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Since(began)
+	if m, h := obs.get(CacheMiss), obs.get(CacheHit); m != 1 || h != n-1 {
+		t.Fatalf("%d concurrent identical reads: %d misses and %d hits, want 1 and %d", n, m, h, n-1)
+	}
+	if got := calls() - before; got != 1 {
+		t.Fatalf("the server ran the query %d times, want once", got)
+	}
+	if elapsed > 2*time.Second {
+		t.Fatalf("%d concurrent reads of a 0.3 s query took %v", n, elapsed)
+	}
+
+	t.Run("waiter's deadline", func(t *testing.T) {
+		slow := `SELECT ci_sf_slow($1, 1.5) AS sfd`
+		leader := make(chan error, 1)
+		go func() {
+			var got int
+			err := conns[0].QueryRowContext(ctx, slow, 7).Scan(&got)
+			if err == nil && got != 7 {
+				err = fmt.Errorf("leader read %d", got)
+			}
+			leader <- err
+		}()
+		time.Sleep(200 * time.Millisecond) // the leader is running
+		wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		began := time.Now()
+		var got int
+		err := conns[1].QueryRowContext(wctx, slow, 7).Scan(&got)
+		if waited := time.Since(began); !errors.Is(err, context.DeadlineExceeded) || waited > 900*time.Millisecond {
+			t.Fatalf("waiter: %v after %v, want context.DeadlineExceeded after about 200ms", err, waited)
+		}
+		if err := <-leader; err != nil {
+			t.Fatal(err)
+		}
+		// The waiter's connection still works, and the leader's fill serves it.
+		if res := ciExpect(t, db, conns[1], ctx, "hit", "", slow, 7); res != "7\n" {
+			t.Fatalf("after the fill: %q", res)
+		}
+	})
+}
+
+// ---- entry size limit, partial and failed reads, evictions ----
+
+func TestCacheIntegEntryLimit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := ciAdmin(t)
+	ciExec(t, admin, `DROP TABLE IF EXISTS ci_size`)
+	ciExec(t, admin, `CREATE TABLE ci_size (id int PRIMARY KEY, v text)`)
+	ciExec(t, admin, `INSERT INTO ci_size SELECT i, repeat('x', 20) || i FROM generate_series(1, 200) i`)
+	limited := ciOpen(t, WithCacheMode(CacheAll), WithCacheMaxEntry(1024))
+	db := ciOpen(t, WithCacheMode(CacheAll))
+
+	big := `SELECT id, v FROM ci_size ORDER BY id`
+	truth := ciNoCache(t, limited, big)
+	if len(truth) < 2048 || strings.Count(truth, "\n") != 200 {
+		t.Fatalf("the big result is %d bytes, %d rows", len(truth), strings.Count(truth, "\n"))
+	}
+	for range 2 {
+		s := ciStats(t, limited)
+		if got := ciExpect(t, limited, limited, ctx, "miss", "", big); got != truth {
+			t.Fatalf("big result read through the cache differs: %d bytes, want %d", len(got), len(truth))
+		}
+		after := ciStats(t, limited)
+		if after.RejectedFills != s.RejectedFills+1 || after.Fills != s.Fills {
+			t.Fatalf("big result: fills %d->%d, rejected %d->%d; want one rejected fill", s.Fills, after.Fills, s.RejectedFills, after.RejectedFills)
+		}
+	}
+	small := `SELECT id, v FROM ci_size WHERE id <= 3 ORDER BY id`
+	ciExpect(t, limited, limited, ctx, "miss", "", small)
+	ciExpect(t, limited, limited, ctx, "hit", "", small)
+
+	// Closed after the first row: the rest is drained into the entry when
+	// it fits, so that the next full read is a complete hit.
+	partial := func(t *testing.T, db *sql.DB, q string) {
+		t.Helper()
+		rows, err := db.QueryContext(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rows.Next() {
+			t.Fatal("no first row")
+		}
+		var id int
+		var v string
+		if err := rows.Scan(&id, &v); err != nil || id != 1 {
+			t.Fatalf("first row %d, %v", id, err)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	some := `SELECT id, v FROM ci_size WHERE id <= 40 ORDER BY id`
+	partial(t, db, some)
+	if got := ciExpect(t, db, db, ctx, "hit", "", some); got != ciNoCache(t, db, some) {
+		t.Fatalf("hit after a partial read: %q", got)
+	}
+	rowQ := `SELECT id, v FROM ci_size WHERE id <= 30 ORDER BY id`
+	var id int
+	var v string
+	if err := db.QueryRowContext(ctx, rowQ).Scan(&id, &v); err != nil || id != 1 {
+		t.Fatalf("QueryRow: %d, %v", id, err)
+	}
+	if got := ciExpect(t, db, db, ctx, "hit", "", rowQ); strings.Count(got, "\n") != 30 || got != ciNoCache(t, db, rowQ) {
+		t.Fatalf("hit after QueryRow: %q", got)
+	}
+	// Too large to drain into the limit: not cached, and the next read is whole.
+	partial(t, limited, big)
+	if got := ciExpect(t, limited, limited, ctx, "miss", "", big); got != truth {
+		t.Fatalf("after a partial read of the big result: %d bytes", len(got))
+	}
+
+	// A read that fails after some rows is not cached: the error comes again.
+	// (100 kB of rows come before the error, so the fill has begun.)
+	failing := `SELECT id, repeat('z', 1000) AS pad, 10 / (100 - id) AS q FROM ci_size WHERE id <= 150`
+	for range 2 {
+		s := ciStats(t, db)
+		rows, err := db.QueryContext(ctx, failing)
+		n := 0
+		if err == nil { // the error may come with the first rows, or after them
+			for rows.Next() {
+				n++
+			}
+			err = rows.Err()
+			rows.Close()
+		}
+		if sqlState(err) != "22012" || n == 0 || n > 99 {
+			t.Fatalf("failing read: %d rows, %v; want some of the first 99 rows then division by zero", n, err)
+		}
+		if after := ciStats(t, db); after.Hits != s.Hits || after.Fills != s.Fills {
+			t.Fatalf("failing read: hits %d->%d, fills %d->%d", s.Hits, after.Hits, s.Fills, after.Fills)
+		}
+	}
+}
+
+func TestCacheIntegEvictions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := ciOpen(t, WithCacheMode(CacheAll), WithCacheSize(1<<20), WithCacheMaxEntry(64<<10))
+	q := `SELECT $1::int AS k, repeat('y', 40000) AS pad`
+	const n = 60 // 60 entries of 40 kB in a 1 MB store
+	for round := range 2 {
+		for i := range n {
+			res, err := ciRows(db, ctx, q, i)
+			if err != nil || !strings.HasPrefix(res, fmt.Sprint(i, "|yyy")) || len(res) < 40000 {
+				t.Fatalf("round %d, key %d: %.20q, %v", round, i, res, err)
+			}
+		}
+	}
+	s := ciStats(t, db)
+	if s.Evictions == 0 || s.Entries >= n || s.Fills < n {
+		t.Fatalf("after %d entries of 40 kB in 1 MB: %+v, want evictions and fewer than %d entries", n, s, n)
+	}
+	if s.Bytes > 2<<20 {
+		t.Fatalf("the store holds %d bytes, over its 1 MB limit", s.Bytes)
+	}
+	// The most recent entry is still there.
+	ciExpect(t, db, db, ctx, "hit", "", q, n-1)
 }
