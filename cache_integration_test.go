@@ -1852,3 +1852,131 @@ func TestCacheIntegEvictions(t *testing.T) {
 	// The most recent entry is still there.
 	ciExpect(t, db, db, ctx, "hit", "", q, n-1)
 }
+
+// ---- session changes the classifier cannot see, transaction chains, settings ----
+
+// A function, a DO block or a procedure may change the session (here its
+// search_path) where the classifier cannot see it: the connection must not
+// then share entries with the others.
+func TestCacheIntegHiddenSessionChange(t *testing.T) {
+	ctx := context.Background()
+	admin := ciAdmin(t)
+	ciExec(t, admin, `DROP SCHEMA IF EXISTS ci_hs CASCADE`)
+	ciExec(t, admin, `CREATE SCHEMA ci_hs`)
+	ciTable(t, admin, "ci_hs_t")
+	ciExec(t, admin, `CREATE TABLE ci_hs.ci_hs_t (id int PRIMARY KEY, v text)`)
+	ciExec(t, admin, `INSERT INTO ci_hs.ci_hs_t VALUES (1, 'other schema')`)
+	ciExec(t, admin, `CREATE OR REPLACE FUNCTION ci_hs_setpath() RETURNS text LANGUAGE sql VOLATILE
+		AS $$ SELECT set_config('search_path', 'ci_hs', false) $$`)
+	ciExec(t, admin, `CREATE OR REPLACE PROCEDURE ci_hs_proc() LANGUAGE plpgsql
+		AS $$ BEGIN PERFORM set_config('search_path', 'ci_hs', false); END $$`)
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	q := `SELECT v FROM ci_hs_t WHERE id = $1`
+
+	for _, change := range []struct{ name, sql string }{
+		{"function", `SELECT ci_hs_setpath()`},
+		{"DO", `DO $$ BEGIN PERFORM set_config('search_path', 'ci_hs', false); END $$`},
+		{"CALL", `CALL ci_hs_proc()`},
+	} {
+		t.Run(change.name, func(t *testing.T) {
+			ciBug(t, "a search_path (or role, or any setting) changed inside a function, DO block or procedure goes unseen: Statement.ChangesSession is false, so the connection keeps its scope and shares entries with the others. Its reads of public names then fill entries from another schema under the public scope, and other connections are served them. Fix: mark the session changed (or ask the scope again) after any DO, CALL or call of a VOLATILE function")
+			x, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ciDiscard(x)
+			ciFill(t, db, q, 1) // public's row, by another connection or this one
+			if _, err := ciRows(x, ctx, q, 1); err != nil { // x's scope is known
+				t.Fatal(err)
+			}
+			if _, err := ciRows(x, NoCache(ctx), change.sql); err != nil {
+				t.Fatal(err)
+			}
+			if got := ciNoCache(t, x, `SELECT current_setting('search_path')`); got != "ci_hs\n" {
+				t.Fatalf("search_path %q: the change did not happen", got)
+			}
+			// Now x reads ci_hs.ci_hs_t.
+			if got, err := ciRows(x, ctx, q, 1); err != nil || got != "other schema\n" {
+				t.Fatalf("x read %q, %v, want its own schema's row", got, err)
+			}
+			// And the others still read public.ci_hs_t.
+			ciExec(t, db, `UPDATE ci_hs.ci_hs_t SET v = 'other schema' WHERE id = 1`) // invalidate ci_hs_t
+			if got, err := ciRows(x, ctx, q, 1); err != nil || got != "other schema\n" {
+				t.Fatalf("x read %q, %v, want its own schema's row", got, err)
+			}
+			if got := ciNoCache(t, x, `SELECT 1`); got != "1\n" {
+				t.Fatal(got)
+			}
+			got, err := ciRows(db, ctx, q, 1)
+			if err != nil || got != "one\n" {
+				t.Fatalf("another connection read %q, %v, want public's row", got, err)
+			}
+		})
+	}
+}
+
+// COMMIT AND CHAIN commits and opens the next transaction at once: the
+// writes it committed must be invalidated then, and a rollback of the
+// chained transaction must not forget them.
+func TestCacheIntegCommitAndChain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	ciTable(t, db, "ci_chain")
+	q := `SELECT v FROM ci_chain WHERE id = 1`
+	ciFill(t, db, q)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ciExec(t, conn, `BEGIN`)
+	ciExec(t, conn, `UPDATE ci_chain SET v = 'chained' WHERE id = 1`)
+	ciExec(t, conn, `COMMIT AND CHAIN`)
+	ciExec(t, conn, `ROLLBACK`)
+	ciBug(t, "COMMIT AND CHAIN commits but leaves the connection in a transaction, so afterStatement does not call endTransaction; the ROLLBACK of the chained transaction then clears the pending tables: the committed write is never invalidated and reads stay stale. Fix: in afterStatement treat a COMMIT/END ... AND CHAIN as a commit (endTransaction(true)) even though TxStatus is still 'T' (and ROLLBACK AND CHAIN as a rollback)")
+	if got := ciFresh(t, db, q); got != "chained\n" {
+		t.Fatalf("after COMMIT AND CHAIN: %q", got)
+	}
+}
+
+// A setting that decides how values are written as text (TimeZone here)
+// differs between two connections of one connector when it is set per role
+// between their connections: a cached text must not cross over.
+func TestCacheIntegKeyTimeZone(t *testing.T) {
+	ctx := context.Background()
+	admin := ciAdmin(t)
+	ciRole(t, admin, "ci_tz")
+	ciExec(t, admin, `DROP TABLE IF EXISTS ci_tz_t`)
+	ciExec(t, admin, `CREATE TABLE ci_tz_t (ts timestamptz)`)
+	ciExec(t, admin, `INSERT INTO ci_tz_t VALUES ('2024-01-01 12:00:00+00')`)
+	ciExec(t, admin, `GRANT SELECT ON ci_tz_t TO ci_tz`)
+	var db *sql.DB
+	conns := map[string]*sql.Conn{}
+	for _, zone := range []string{"UTC", "Asia/Tokyo"} {
+		ciExec(t, admin, `ALTER ROLE ci_tz SET timezone = '`+zone+`'`)
+		if db == nil {
+			db = ciOpenDSN(t, ciDSN(t, "ci_tz", nil), WithCacheMode(CacheAll))
+		}
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ciDiscard(conn)
+		conns[zone] = conn
+	}
+	ciExec(t, admin, `ALTER ROLE ci_tz RESET timezone`)
+	q := `SELECT ts::text FROM ci_tz_t`
+	want := map[string]string{"UTC": "2024-01-01 12:00:00+00\n", "Asia/Tokyo": "2024-01-01 21:00:00+09\n"}
+	for _, zone := range []string{"UTC", "Asia/Tokyo"} {
+		if got := ciNoCache(t, conns[zone], q); got != want[zone] {
+			t.Fatalf("%s: NoCache %q", zone, got)
+		}
+	}
+	ciBug(t, "the key holds user, role and search_path but not the settings that shape text output (TimeZone, DateStyle, IntervalStyle, extra_float_digits, lc_monetary...): two connections of one connector whose role or database default differs share `SELECT ts::text`. Fix: add current_setting('TimeZone'), DateStyle and IntervalStyle (at least) to the scope askScope reads")
+	for _, zone := range []string{"UTC", "Asia/Tokyo"} {
+		if got, err := ciRows(conns[zone], ctx, q); err != nil || got != want[zone] {
+			t.Fatalf("%s: %q, %v; want %q", zone, got, err, want[zone])
+		}
+	}
+}
