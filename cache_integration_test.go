@@ -1885,7 +1885,7 @@ func TestCacheIntegHiddenSessionChange(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ciDiscard(x)
-			ciFill(t, db, q, 1) // public's row, by another connection or this one
+			ciFill(t, db, q, 1)                             // public's row, by another connection or this one
 			if _, err := ciRows(x, ctx, q, 1); err != nil { // x's scope is known
 				t.Fatal(err)
 			}
