@@ -610,3 +610,81 @@ func TestSingleTable(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheThroughDriver checks the result cache's outcomes as the driver
+// reports them: a miss that fills, a hit with no network call, a bypass
+// with its reason, and the invalidation a write makes.
+func TestCacheThroughDriver(t *testing.T) {
+	tel := newTelemetry(t)
+	db := tel.open(t)
+	createItems(t, db, "otel_cached")
+	ctx := auditpg.WithCache(context.Background(), time.Minute)
+	read := func(ctx context.Context) {
+		t.Helper()
+		var name string
+		if err := db.QueryRowContext(ctx, `SELECT name FROM otel_cached WHERE id = $1`, 3).Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read(ctx)
+	read(ctx)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	if err := tx.QueryRowContext(ctx, `SELECT name FROM otel_cached WHERE id = $1`, 3).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, `UPDATE otel_cached SET name = 'changed' WHERE id = 3`)
+
+	spans := tel.named("SELECT otel_cached")
+	var outcomes []string
+	for _, s := range spans {
+		a := attrMap(s.Attributes())
+		outcomes = append(outcomes, a["auditpg.cache"])
+		if a["auditpg.cache"] == "bypass" && a["auditpg.cache.reason"] == "" {
+			t.Errorf("bypass span without auditpg.cache.reason: %v", a)
+		}
+		if a["auditpg.cache"] == "hit" && a["db.response.returned_rows"] != "1" {
+			t.Errorf("hit span: db.response.returned_rows=%q, want 1", a["db.response.returned_rows"])
+		}
+	}
+	if want := []string{"miss", "hit", "bypass"}; !slices.Equal(outcomes, want) {
+		t.Fatalf("auditpg.cache of the reads %q, want %q", outcomes, want)
+	}
+
+	rm := tel.collect(t)
+	for name, want := range map[string]int64{"auditpg.cache.hits": 1, "auditpg.cache.misses": 1, "auditpg.cache.bypasses": 1} {
+		m, ok := findMetric(rm, name)
+		if !ok {
+			t.Errorf("no metric %s", name)
+			continue
+		}
+		var n int64
+		for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+			if attrMap(dp.Attributes.ToSlice())["db.collection.name"] == "otel_cached" {
+				n += dp.Value
+			}
+		}
+		if n != want {
+			t.Errorf("%s for otel_cached: %d, want %d", name, n, want)
+		}
+	}
+	m, ok := findMetric(rm, "auditpg.cache.invalidations")
+	if !ok {
+		t.Fatal("no auditpg.cache.invalidations")
+	}
+	var n int64
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		if attrMap(dp.Attributes.ToSlice())["db.collection.name"] == "otel_cached" {
+			n += dp.Value
+		}
+	}
+	if n < 1 {
+		t.Errorf("invalidations of otel_cached %d after an UPDATE, want at least 1", n)
+	}
+}
