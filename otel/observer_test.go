@@ -408,7 +408,12 @@ func TestWithoutQueryText(t *testing.T) {
 
 func TestSlowQueryEvent(t *testing.T) {
 	tel := newTelemetry(t)
-	db := tel.open(t, WithSlowQueryThreshold(30*time.Millisecond))
+	db, err := auditpg.Open(testDSN, append(Options(tel.options(WithSlowQueryThreshold(30*time.Millisecond))...),
+		auditpg.WithSlowQueryThreshold(30*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	ctx := context.Background()
 	if _, err := db.ExecContext(ctx, `SELECT pg_sleep(0.06)`); err != nil {
 		t.Fatal(err)
@@ -435,6 +440,23 @@ func TestSlowQueryEvent(t *testing.T) {
 	}
 	if len(fast.Events()) != 0 {
 		t.Errorf("fast span events %+v, want none", fast.Events())
+	}
+	// The statistics' slow sample leads to the trace.
+	snap, err := auditpg.Stats(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, sq := range snap.SlowQueries {
+		if strings.Contains(strings.ToLower(sq.Fingerprint), "pg_sleep") {
+			found = true
+			if sq.TraceID != slow.SpanContext().TraceID().String() {
+				t.Errorf("slow sample's trace id %q, want the span's %s", sq.TraceID, slow.SpanContext().TraceID())
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no slow sample for pg_sleep among %d", len(snap.SlowQueries))
 	}
 }
 
