@@ -47,8 +47,7 @@ type ConvertResult struct {
 // indexes must include the partition key): each is listed in Warnings.
 func (m *Manager) Convert(ctx context.Context) (*ConvertResult, error) {
 	t0 := time.Now()
-	key := lockKey(m.cfg.table.Schema, m.cfg.table.Name)
-	lock, err := m.acquireLock(ctx, key, true)
+	lock, err := m.acquireLock(ctx, true)
 	if err != nil {
 		return nil, err
 	}

@@ -53,12 +53,12 @@ type Report struct {
 
 // Removal is one partition that retention removed.
 type Removal struct {
-	Name   string        `json:"name"`
-	From   time.Time     `json:"from"`
-	To     time.Time     `json:"to"`
-	Mode   RetentionMode `json:"mode"`
-	Moved  string        `json:"archived_as,omitempty"` // Archive: the new qualified name
-	Detach string        `json:"detach"`                // "concurrently" or "plain" (a default partition exists)
+	Name       string        `json:"name"`
+	From       time.Time     `json:"from"`
+	To         time.Time     `json:"to"`
+	Mode       RetentionMode `json:"mode"`
+	ArchivedAs string        `json:"archived_as,omitempty"` // Archive: the new qualified name
+	Detach     string        `json:"detach"`                // "concurrently" or "plain" (a default partition exists)
 }
 
 func (m *Manager) newReport() *Report {
@@ -180,8 +180,7 @@ func (m *Manager) maintain(ctx context.Context, r *Report) error {
 func (m *Manager) locked(ctx context.Context, wait bool, f func(*Report) error) (*Report, error) {
 	r := m.newReport()
 	t0 := time.Now()
-	key := lockKey(m.cfg.table.Schema, m.cfg.table.Name)
-	lock, err := m.acquireLock(ctx, key, wait)
+	lock, err := m.acquireLock(ctx, wait)
 	if err != nil {
 		return r, err
 	}

@@ -30,13 +30,15 @@ func (m *Manager) Cleanup(ctx context.Context, dryRun bool) (*Report, error) {
 		return m.cleanup(ctx, p, r, dryRun)
 	}
 	if dryRun { // reads only: no need to wait for the maintenance lock
-		r := m.newReport()
-		return r, run(r)
+		r, t0 := m.newReport(), time.Now()
+		err := run(r)
+		r.Duration = time.Since(t0)
+		return r, err
 	}
 	return m.locked(ctx, true, run)
 }
 
-// Expired returns the partitions the retention removes at the given time.
+// expired returns the partitions the retention removes at the given time.
 func expired(parts []Partition, now time.Time, retention time.Duration) []Partition {
 	if retention <= 0 {
 		return nil
@@ -44,7 +46,7 @@ func expired(parts []Partition, now time.Time, retention time.Duration) []Partit
 	cutoff := now.Add(-retention)
 	var out []Partition
 	for _, q := range parts {
-		if q.Default || q.From.IsZero() || q.To.IsZero() || q.To.After(cutoff) || q.Contains(now) || !q.To.Before(now.Add(time.Nanosecond)) {
+		if q.Default || q.From.IsZero() || q.To.IsZero() || q.To.After(cutoff) || q.To.After(now) || q.Contains(now) {
 			continue
 		}
 		out = append(out, q)
@@ -109,7 +111,7 @@ func (m *Manager) remove(ctx context.Context, p *parent, q Partition, hasDefault
 		})
 	case Archive:
 		archived := Table{Schema: m.cfg.archiveSchema, Name: child.Name}
-		rm.Moved = archived.String()
+		rm.ArchivedAs = archived.String()
 		return m.inTx(ctx, "archive "+child.String(), func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{m.cfg.archiveSchema}.Sanitize()); err != nil {
 				return err

@@ -38,8 +38,14 @@ type Scheduler struct {
 // SchedulerOption configures a Scheduler.
 type SchedulerOption func(*Scheduler)
 
-// Every sets the time between runs (default 24h).
-func Every(d time.Duration) SchedulerOption { return func(s *Scheduler) { s.every = d } }
+// Every sets the time between runs (default 24h; values <= 0 keep it).
+func Every(d time.Duration) SchedulerOption {
+	return func(s *Scheduler) {
+		if d > 0 {
+			s.every = d
+		}
+	}
+}
 
 // OnRun sets a callback called after every run, skipped or not, with its
 // record: the place to export metrics or alert on Err.

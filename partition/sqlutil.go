@@ -108,11 +108,23 @@ type sessionLock struct {
 
 // acquireLock takes the maintenance lock: waiting when wait is true (the
 // wait ends with ctx), else returning ErrBusy if another session holds it.
-func (m *Manager) acquireLock(ctx context.Context, key int64, wait bool) (*sessionLock, error) {
+// The key names the table by schema and name as the server resolves them,
+// so that "audit_log" and "public.audit_log" share one lock.
+func (m *Manager) acquireLock(ctx context.Context, wait bool) (*sessionLock, error) {
 	conn, err := m.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("partition: maintenance lock: %w", err)
 	}
+	schema := m.cfg.table.Schema
+	if schema == "" {
+		err = conn.QueryRowContext(ctx, `SELECT coalesce((SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.oid = to_regclass($1)), current_schema(), '')`, m.cfg.table.String()).Scan(&schema)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("partition: maintenance lock: %w", err)
+		}
+	}
+	key := lockKey(schema, m.cfg.table.Name)
 	var ok bool
 	if wait {
 		ok = true
