@@ -878,6 +878,21 @@ func TestCacheIntegReplayFidelity(t *testing.T) {
 		(3, 0, -1, 0, -0.01, -0, 0, false, '', '', '', '', 'null', '[]', '1970-01-01 00:00:00+00', '0001-01-01 00:00:00',
 		 '0001-01-01', '00:00', '-1 day', '00000000-0000-0000-0000-000000000000', '{}', '{}', '::1')`)
 
+	ciExec(t, db, `DROP TABLE IF EXISTS ci_fid_more`)
+	ciExec(t, db, `DROP TYPE IF EXISTS ci_fid_mood, ci_fid_pair`)
+	ciExec(t, db, `CREATE TYPE ci_fid_mood AS ENUM ('sad', 'ok', 'happy')`)
+	ciExec(t, db, `CREATE TYPE ci_fid_pair AS (a int, b text)`)
+	ciExec(t, db, `CREATE TABLE ci_fid_more (
+		id int PRIMARY KEY, c_enum ci_fid_mood, c_pair ci_fid_pair, c_range int4range, c_tsrange tstzrange, c_point point,
+		c_bit bit(4), c_varbit varbit(8), c_xml xml, c_tsv tsvector, c_macaddr macaddr, c_cidr cidr, c_oid oid, c_name name,
+		c_qchar "char", c_intervals interval[], c_jsonbs jsonb[], c_num_special numeric, c_uuids uuid[], c_money money)`)
+	ciExec(t, db, `INSERT INTO ci_fid_more VALUES
+		(1, 'happy', ROW(1, 'x'), '[1,5)', '[2024-01-01 00:00+00,2024-02-01 00:00+00)', '(1.5,2)', B'1010', B'101',
+		 '<a>x</a>', 'a fat cat', '08:00:2b:01:02:03', '10.0.0.0/8', 42, 'a name', 'c', '{1 day,"2 hours"}',
+		 ARRAY['{"a":1}'::jsonb], 'NaN', '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}', 12.34),
+		(2, NULL, NULL, 'empty', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '{}', NULL, 'Infinity',
+		 NULL, NULL)`)
+
 	all := `SELECT * FROM ci_fid ORDER BY id`
 	const ncols = 23
 	natural := func() []any {
@@ -908,6 +923,8 @@ func TestCacheIntegReplayFidelity(t *testing.T) {
 			c_ints[1] AS first, c_tstz AT TIME ZONE 'UTC' AS utc, NULL::text AS nothing, c_varchar::varchar(3) AS short
 			FROM ci_fid ORDER BY id`, func() []any { return ciPtrs[any](8) }},
 		{"no rows", `SELECT * FROM ci_fid WHERE id < 0`, func() []any { return ciPtrs[any](ncols) }},
+		{"other types", `SELECT * FROM ci_fid_more ORDER BY id`, func() []any { return ciPtrs[any](20) }},
+		{"other types as text", `SELECT * FROM ci_fid_more ORDER BY id`, func() []any { return ciPtrs[sql.NullString](20) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -963,6 +980,7 @@ func TestCacheIntegInvalidationWrites(t *testing.T) {
 	admin := ciAdmin(t)
 	db := ciOpen(t, WithCacheMode(CacheAll))
 	ciTable(t, admin, "ci_inv")
+	ciTable(t, admin, "ci_inv_other")
 	ciExec(t, admin, `CREATE OR REPLACE VIEW ci_inv_view AS SELECT id, v FROM ci_inv`)
 	ciExec(t, admin, `DROP MATERIALIZED VIEW IF EXISTS ci_inv_mv`)
 	ciExec(t, admin, `CREATE MATERIALIZED VIEW ci_inv_mv AS SELECT count(*) AS n FROM ci_inv`)
@@ -1021,6 +1039,19 @@ func TestCacheIntegInvalidationWrites(t *testing.T) {
 			ciExec(t, db, `REFRESH MATERIALIZED VIEW ci_inv_mv`)      // ...until this
 		}},
 		{"write through an updatable view", "", exec(`UPDATE ci_inv_view SET v = 'through the view' WHERE id = 1`)},
+		{"two statements in one exec", "", exec(`UPDATE ci_inv_other SET v = 'multi' WHERE id = 1; UPDATE ci_inv SET v = 'multi' WHERE id = 1`)},
+		{"UPDATE ... FROM", "", exec(`UPDATE ci_inv SET v = o.v || ' from' FROM ci_inv_other o WHERE o.id = ci_inv.id`)},
+		{"EXPLAIN ANALYZE", "", exec(`EXPLAIN ANALYZE UPDATE ci_inv SET v = 'explained' WHERE id = 1`)},
+		{"writing function in FROM", "", query(`SELECT * FROM ci_inv_writer('from clause')`)},
+		{"SQL PREPARE and EXECUTE", "", func(t *testing.T) {
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ciDiscard(conn)
+			ciExec(t, conn, `PREPARE ci_inv_p(text) AS UPDATE ci_inv SET v = $1 WHERE id = 1`)
+			ciExec(t, conn, `EXECUTE ci_inv_p('executed')`)
+		}},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
