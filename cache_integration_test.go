@@ -1043,6 +1043,10 @@ func TestCacheIntegInvalidationWrites(t *testing.T) {
 		{"UPDATE ... FROM", "", exec(`UPDATE ci_inv SET v = o.v || ' from' FROM ci_inv_other o WHERE o.id = ci_inv.id`)},
 		{"EXPLAIN ANALYZE", "", exec(`EXPLAIN ANALYZE UPDATE ci_inv SET v = 'explained' WHERE id = 1`)},
 		{"writing function in FROM", "", query(`SELECT * FROM ci_inv_writer('from clause')`)},
+		{"a table read in a subquery", `SELECT count(*) FROM ci_inv WHERE id IN (SELECT id FROM ci_inv_other WHERE v = 'keep')`,
+			exec(`UPDATE ci_inv_other SET v = 'keep' WHERE id = 1`)},
+		{"a table read in a CTE of its own name", `WITH ci_inv_other AS (SELECT * FROM ci_inv_other WHERE id > 0)
+			SELECT string_agg(v, ',' ORDER BY id) FROM ci_inv_other`, exec(`UPDATE ci_inv_other SET v = 'cte' WHERE id = 2`)},
 		{"SQL PREPARE and EXECUTE", "", func(t *testing.T) {
 			conn, err := db.Conn(ctx)
 			if err != nil {
@@ -2312,5 +2316,63 @@ func TestCacheIntegTruncateCascade(t *testing.T) {
 	ciExec(t, db, `TRUNCATE ci_tc_parent CASCADE`)
 	if got := ciFresh(t, db, q); got != "0\n" {
 		t.Fatalf("child after TRUNCATE CASCADE: %q", got)
+	}
+}
+
+// ciLastEvent keeps the last query event an observer saw.
+type ciLastEvent struct {
+	mu sync.Mutex
+	ev Event
+}
+
+func (o *ciLastEvent) Start(ctx context.Context, _ *Event) context.Context { return ctx }
+func (o *ciLastEvent) End(_ context.Context, ev *Event) {
+	if ev.Op == OpQuery {
+		o.mu.Lock()
+		o.ev = *ev
+		o.mu.Unlock()
+	}
+}
+
+// Observers see how the cache answered each query, and a hit counts its
+// rows like a read from the server.
+func TestCacheIntegObserverEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	obs := &ciLastEvent{}
+	db := ciOpen(t, WithCacheMode(CacheAll), WithObserver(obs))
+	ciTable(t, db, "ci_obs")
+	q := `SELECT id, v FROM ci_obs ORDER BY id`
+	last := func() Event {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.ev
+	}
+	for _, c := range []struct {
+		ctx     context.Context
+		query   string
+		outcome CacheOutcome
+		reason  string
+	}{
+		{ctx, q, CacheMiss, ""},
+		{ctx, q, CacheHit, ""},
+		{NoCache(ctx), q, CacheBypass, "NoCache context"},
+		{ctx, `SELECT id, v FROM ci_obs WHERE random() >= 0 ORDER BY id`, CacheBypass, "not cacheable"},
+	} {
+		if _, err := ciRows(db, c.ctx, c.query); err != nil {
+			t.Fatal(err)
+		}
+		ev := last()
+		if ev.Query != c.query || ev.Cache != c.outcome || !strings.Contains(ev.CacheReason, c.reason) || ev.Rows != 2 || ev.Err != nil {
+			t.Fatalf("%s: event Cache %q, CacheReason %q, Rows %d, Err %v; want %q %q and 2 rows",
+				c.query, ev.Cache, ev.CacheReason, ev.Rows, ev.Err, c.outcome, c.reason)
+		}
+	}
+	// A query the cache has no part in (a write) carries no outcome.
+	if _, err := ciRows(db, ctx, `UPDATE ci_obs SET v = v RETURNING id`); err != nil {
+		t.Fatal(err)
+	}
+	if ev := last(); ev.Cache != "" {
+		t.Fatalf("write through a query: Cache %q, want none", ev.Cache)
 	}
 }
