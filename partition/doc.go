@@ -34,7 +34,11 @@
 // not by hash); GIN on details (the costliest to maintain of all; add it
 // only where ad-hoc jsonb search is a product feature). [WithSeedIndexes]
 // declares all fourteen. The measurement is in BENCHMARKS.md
-// (BenchmarkInsertIndexes): inserting 1000 events costs INDEXFIGURES.
+// (BenchmarkInsertIndexes, medians of 3 runs of 300 batches, 2 shared
+// cores): a batch of 1000 events takes 12 ms with the primary key alone,
+// 25 ms with the kept indexes, 55 ms with the seed's fourteen: the kept
+// set writes about 2.2 times as many events per second as the seed's
+// (40,000 against 18,000).
 //
 // # Partitions
 //
