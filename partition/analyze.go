@@ -51,7 +51,7 @@ func (m *Manager) Analyze(ctx context.Context) (*Analysis, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := m.resolve(ctx, m.db)
+	p, err := m.resolve(ctx, m.q)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func (m *Manager) Analyze(ctx context.Context) (*Analysis, error) {
 		Gaps: l.Gaps, Overlaps: l.Overlaps, Recommendations: []string{}}
 	for _, q := range l.Partitions {
 		if q.Default {
-			if err := m.db.QueryRowContext(ctx, `SELECT count(*) FROM ONLY `+q.Table().String()).Scan(&a.DefaultRows); err != nil {
+			if err := m.q.QueryRowContext(ctx, `SELECT count(*) FROM ONLY `+q.Table().String()).Scan(&a.DefaultRows); err != nil {
 				return nil, fmt.Errorf("partition: count %s: %w", q.Name, err)
 			}
 			continue
@@ -79,7 +79,7 @@ func (m *Manager) Analyze(ctx context.Context) (*Analysis, error) {
 		// An existence probe rather than the estimate: exact, cheap, and
 		// right for partitions never analyzed.
 		var hasRows bool
-		if err := m.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM ONLY `+q.Table().String()+`)`).Scan(&hasRows); err != nil {
+		if err := m.q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM ONLY `+q.Table().String()+`)`).Scan(&hasRows); err != nil {
 			return nil, fmt.Errorf("partition: probe %s: %w", q.Name, err)
 		}
 		if !hasRows {
@@ -138,7 +138,7 @@ func roundDays(d time.Duration) string { return fmt.Sprintf("%gd", d.Hours()/24)
 // have no index attached to it (as after CREATE INDEX ... ON ONLY, or a
 // failed attach).
 func (m *Manager) missingIndexes(ctx context.Context, p *parent) ([]string, error) {
-	out, err := queryStrings(ctx, m.db, `SELECT part.relname || ': ' || pidx.relname
+	out, err := queryStrings(ctx, m.q, `SELECT part.relname || ': ' || pidx.relname
 		FROM pg_index pi
 		JOIN pg_class pidx ON pidx.oid = pi.indexrelid
 		JOIN pg_inherits pinh ON pinh.inhparent = pi.indrelid

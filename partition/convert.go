@@ -52,10 +52,11 @@ func (m *Manager) Convert(ctx context.Context) (*ConvertResult, error) {
 		return nil, err
 	}
 	defer lock.release()
+	m = m.on(lock.conn)
 
 	var old parent
 	var kind string
-	err = m.db.QueryRowContext(ctx, `SELECT c.oid::int8, n.nspname, c.relname, c.relkind::text,
+	err = m.q.QueryRowContext(ctx, `SELECT c.oid::int8, n.nspname, c.relname, c.relkind::text,
 			coalesce((SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = c.oid AND attname = $2 AND NOT attisdropped), '')
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`,
 		m.cfg.table.String(), m.cfg.column).Scan(&old.oid, &old.table.Schema, &old.table.Name, &kind, &old.colType)
@@ -89,7 +90,7 @@ func (m *Manager) Convert(ctx context.Context) (*ConvertResult, error) {
 }
 
 func (m *Manager) dropQuietly(ctx context.Context, t Table) {
-	if _, err := m.db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS `+t.String()+` CASCADE`); err != nil {
+	if _, err := m.q.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS `+t.String()+` CASCADE`); err != nil {
 		m.cfg.logger.WarnContext(ctx, "partition: could not remove the unfinished table; drop it by hand", "table", t.String(), "err", err)
 	}
 }
@@ -97,7 +98,7 @@ func (m *Manager) dropQuietly(ctx context.Context, t Table) {
 // buildConverted makes the new partitioned table and its partitions.
 func (m *Manager) buildConverted(ctx context.Context, old *parent, tmp Table, res *ConvertResult) error {
 	var exists bool
-	if err := m.db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, tmp.String()).Scan(&exists); err != nil {
+	if err := m.q.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, tmp.String()).Scan(&exists); err != nil {
 		return err
 	}
 	if exists {
@@ -171,7 +172,7 @@ func (m *Manager) buildConverted(ctx context.Context, old *parent, tmp Table, re
 func (m *Manager) resolveTable(ctx context.Context, t Table) (*parent, error) {
 	other := *m
 	other.cfg.table = t
-	return other.resolve(ctx, m.db)
+	return other.resolve(ctx, m.q)
 }
 
 // copyIndexes recreates old's non-unique indexes on tmp, from
@@ -219,12 +220,12 @@ func (m *Manager) copyIndexes(ctx context.Context, tx *sql.Tx, old *parent, tmp 
 // copyAndSwap copies the rows in batches of blocks, then copies the rest,
 // verifies the counts and swaps the tables in one transaction.
 func (m *Manager) copyAndSwap(ctx context.Context, old *parent, tmp, backup Table, res *ConvertResult) error {
-	cols, err := columnList(ctx, m.db, old.oid)
+	cols, err := columnList(ctx, m.q, old.oid)
 	if err != nil {
 		return err
 	}
 	var blocks, perBlock int64
-	if err := m.db.QueryRowContext(ctx, `SELECT pg_relation_size($1::regclass) / current_setting('block_size')::int8,
+	if err := m.q.QueryRowContext(ctx, `SELECT pg_relation_size($1::regclass) / current_setting('block_size')::int8,
 			CASE WHEN c.relpages > 0 AND c.reltuples > 0 THEN (c.reltuples / c.relpages)::int8 ELSE 50 END
 		FROM pg_class c WHERE c.oid = $1::regclass`, old.table.String()).Scan(&blocks, &perBlock); err != nil {
 		return err
@@ -246,7 +247,7 @@ func (m *Manager) copyAndSwap(ctx context.Context, old *parent, tmp, backup Tabl
 	var copied int64
 	for b := int64(0); b < blocks; b += step {
 		end := min(b+step, blocks) // the blocks after are the swap's to copy
-		n, err := copyBlocks(ctx, m.db, b, end)
+		n, err := copyBlocks(ctx, m.q, b, end)
 		if err != nil {
 			return fmt.Errorf("partition: copy blocks %d-%d of %s: %w", b, end, old.table, err)
 		}

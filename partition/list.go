@@ -109,7 +109,7 @@ func (m *Manager) partitions(ctx context.Context, p *parent) ([]Partition, error
 // readPartitions reads under the lock timeout: the sizes need a lock on
 // each partition, which a maintenance step elsewhere may hold.
 func (m *Manager) readPartitions(ctx context.Context, p *parent) ([]Partition, error) {
-	tx, err := m.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := m.q.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +179,7 @@ type Range struct {
 // List returns the table's partitions; with exact, each one's count(*) too
 // (a full scan of each partition).
 func (m *Manager) List(ctx context.Context, exact bool) (*Listing, error) {
-	p, err := m.resolve(ctx, m.db)
+	p, err := m.resolve(ctx, m.q)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func (m *Manager) List(ctx context.Context, exact bool) (*Listing, error) {
 	if exact {
 		for i := range parts {
 			var n int64
-			if err := m.db.QueryRowContext(ctx, `SELECT count(*) FROM ONLY `+parts[i].Table().String()).Scan(&n); err != nil {
+			if err := m.q.QueryRowContext(ctx, `SELECT count(*) FROM ONLY `+parts[i].Table().String()).Scan(&n); err != nil {
 				return nil, fmt.Errorf("partition: count %s: %w", parts[i].Name, err)
 			}
 			parts[i].ExactRows = &n

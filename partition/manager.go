@@ -17,7 +17,24 @@ import (
 // on a session advisory lock per table, so several processes may call them.
 type Manager struct {
 	db  *sql.DB
+	q   dbConn // db, or during a locked call the connection holding the lock
 	cfg config
+}
+
+// dbConn is what *sql.DB and *sql.Conn share. A locked call runs on the
+// connection that holds the lock, so a Manager needs one connection, not
+// two, and never waits on its own pool.
+type dbConn interface {
+	querier
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// on returns a copy of m that runs on conn.
+func (m *Manager) on(conn *sql.Conn) *Manager {
+	other := *m
+	other.q = conn
+	return &other
 }
 
 // New returns a Manager for db (a *sql.DB of any PostgreSQL driver, server
@@ -30,7 +47,7 @@ func New(db *sql.DB, opts ...Option) (*Manager, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Manager{db: db, cfg: cfg}, nil
+	return &Manager{db: db, q: db, cfg: cfg}, nil
 }
 
 // Report says what one call did.
@@ -137,7 +154,7 @@ func PartitionName(table string, from time.Time) string {
 // new partition's range found in the default partition are moved into it
 // first. Create is idempotent.
 func (m *Manager) Create(ctx context.Context) (*Report, error) {
-	return m.locked(ctx, true, func(r *Report) error { return m.create(ctx, r) })
+	return m.locked(ctx, true, func(m *Manager, r *Report) error { return m.create(ctx, r) })
 }
 
 // MoveDefault moves the rows of the default partition into partitions of
@@ -146,8 +163,8 @@ func (m *Manager) Create(ctx context.Context) (*Report, error) {
 // committed transaction; a new partition's rows are not visible through the
 // parent between its first batch and its attach.
 func (m *Manager) MoveDefault(ctx context.Context) (*Report, error) {
-	return m.locked(ctx, true, func(r *Report) error {
-		p, err := m.resolve(ctx, m.db)
+	return m.locked(ctx, true, func(m *Manager, r *Report) error {
+		p, err := m.resolve(ctx, m.q)
 		if err != nil {
 			return err
 		}
@@ -159,7 +176,7 @@ func (m *Manager) MoveDefault(ctx context.Context) (*Report, error) {
 // of the default partition, premade partitions, then retention. It waits
 // for the table's maintenance lock if another session holds it.
 func (m *Manager) Maintain(ctx context.Context) (*Report, error) {
-	return m.locked(ctx, true, func(r *Report) error { return m.maintain(ctx, r) })
+	return m.locked(ctx, true, func(m *Manager, r *Report) error { return m.maintain(ctx, r) })
 }
 
 func (m *Manager) maintain(ctx context.Context, r *Report) error {
@@ -167,7 +184,7 @@ func (m *Manager) maintain(ctx context.Context, r *Report) error {
 		return err
 	}
 	if m.cfg.retention > 0 {
-		p, err := m.resolve(ctx, m.db)
+		p, err := m.resolve(ctx, m.q)
 		if err != nil {
 			return err
 		}
@@ -176,8 +193,9 @@ func (m *Manager) maintain(ctx context.Context, r *Report) error {
 	return nil
 }
 
-// locked runs f under the table's maintenance lock and times it.
-func (m *Manager) locked(ctx context.Context, wait bool, f func(*Report) error) (*Report, error) {
+// locked runs f under the table's maintenance lock, on the connection
+// holding it, and times it.
+func (m *Manager) locked(ctx context.Context, wait bool, f func(*Manager, *Report) error) (*Report, error) {
 	r := m.newReport()
 	t0 := time.Now()
 	lock, err := m.acquireLock(ctx, wait)
@@ -185,16 +203,16 @@ func (m *Manager) locked(ctx context.Context, wait bool, f func(*Report) error) 
 		return r, err
 	}
 	defer lock.release()
-	err = f(r)
+	err = f(m.on(lock.conn), r)
 	r.Duration = time.Since(t0)
 	return r, err
 }
 
 func (m *Manager) create(ctx context.Context, r *Report) error {
-	p, err := m.resolve(ctx, m.db)
+	p, err := m.resolve(ctx, m.q)
 	if errors.Is(err, ErrNoTable) && m.cfg.column == "timestamp" {
 		if err = m.createTable(ctx); err == nil {
-			p, err = m.resolve(ctx, m.db)
+			p, err = m.resolve(ctx, m.q)
 		}
 	}
 	if err != nil {
@@ -347,7 +365,7 @@ func (m *Manager) attachNew(ctx context.Context, p *parent, name string, moved *
 // defaultPartition returns the default partition of p, or nil.
 func (m *Manager) defaultPartition(ctx context.Context, p *parent) (*Table, error) {
 	var t Table
-	err := m.db.QueryRowContext(ctx, `SELECT n.nspname, c.relname FROM pg_partitioned_table pt
+	err := m.q.QueryRowContext(ctx, `SELECT n.nspname, c.relname FROM pg_partitioned_table pt
 		JOIN pg_class c ON c.oid = pt.partdefid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE pt.partrelid = $1`, p.oid).Scan(&t.Schema, &t.Name)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -447,7 +465,7 @@ func (m *Manager) moveDefault(ctx context.Context, p *parent, r *Report) error {
 // rangesWithRows returns the starts of the interval ranges that rows of
 // table t (p's columns) fall in, in order, and how many rows have a NULL key.
 func (m *Manager) rangesWithRows(ctx context.Context, p *parent, t Table) (starts []time.Time, nulls int64, err error) {
-	rows, err := m.db.QueryContext(ctx, fmt.Sprintf(`SELECT extract(epoch FROM date_trunc(%s, %s))::float8, count(*)
+	rows, err := m.q.QueryContext(ctx, fmt.Sprintf(`SELECT extract(epoch FROM date_trunc(%s, %s))::float8, count(*)
 		FROM ONLY %s GROUP BY 1 ORDER BY 1 NULLS LAST`, literal(m.cfg.interval.postgresUnit()), p.utcExpr(), t))
 	if err != nil {
 		return nil, 0, fmt.Errorf("partition: ranges of the rows in %s: %w", t, err)

@@ -242,3 +242,34 @@ func TestScheduler(t *testing.T) {
 		t.Error("Last lost the error")
 	}
 }
+
+// TestOneConnection checks that a Manager needs a single connection: the
+// locked calls run on the connection that holds the lock instead of
+// waiting on the pool for a second one.
+func TestOneConnection(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db := openDB(t, "")
+	db.SetMaxOpenConns(1)
+	table := Table{newSchema(t, db), "audit_log"}
+	now := date(2024, 6, 15)
+	if _, err := newManager(t, db, WithTable(table), WithClock(fixedClock(now))).Create(ctx); err != nil {
+		t.Fatal(err)
+	}
+	insertAt(t, db, table, date(2023, 1, 5))
+	for _, withDefault := range []bool{true, false} {
+		m := newManager(t, db, WithTable(table), WithClock(fixedClock(now)), WithRetention(90*24*time.Hour), WithDefaultPartition(withDefault))
+		r, err := m.Maintain(ctx)
+		if err != nil {
+			t.Fatalf("default partition %v: %v", withDefault, err)
+		}
+		t.Logf("default partition %v: %+v", withDefault, r)
+		if withDefault {
+			exec(t, db, `DROP TABLE `+table.sibling("audit_log_default").String())
+			insertAt(t, db, table, date(2024, 6, 1)) // keeps the table busy for the next run's check
+			exec(t, db, `CREATE TABLE `+table.sibling("old").String()+` PARTITION OF `+table.String()+` FOR VALUES FROM ('2022-01-01 00:00:00+00') TO ('2022-02-01 00:00:00+00')`)
+		} else if len(r.Removed) != 1 || r.Removed[0].Detach != "concurrently" {
+			t.Errorf("without a default partition: removed %+v, want old detached concurrently", r.Removed)
+		}
+	}
+}

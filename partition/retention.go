@@ -21,9 +21,9 @@ import (
 // EXCLUSIVE lock on the table, bounded by the lock timeout and retried.
 // Each Removal says which was used.
 func (m *Manager) Cleanup(ctx context.Context, dryRun bool) (*Report, error) {
-	run := func(r *Report) error {
+	run := func(m *Manager, r *Report) error {
 		r.DryRun = dryRun
-		p, err := m.resolve(ctx, m.db)
+		p, err := m.resolve(ctx, m.q)
 		if err != nil {
 			return err
 		}
@@ -31,7 +31,7 @@ func (m *Manager) Cleanup(ctx context.Context, dryRun bool) (*Report, error) {
 	}
 	if dryRun { // reads only: no need to wait for the maintenance lock
 		r, t0 := m.newReport(), time.Now()
-		err := run(r)
+		err := run(m, r)
 		r.Duration = time.Since(t0)
 		return r, err
 	}
@@ -127,11 +127,14 @@ func (m *Manager) remove(ctx context.Context, p *parent, q Partition, hasDefault
 // earlier one was interrupted) on a connection of its own: it cannot run in
 // a transaction block, so the lock timeout is a session setting there.
 func (m *Manager) detachConcurrently(ctx context.Context, p *parent, child Table) error {
-	conn, err := m.db.Conn(ctx)
-	if err != nil {
-		return err
+	conn, ok := m.q.(*sql.Conn)
+	if !ok {
+		var err error
+		if conn, err = m.db.Conn(ctx); err != nil {
+			return err
+		}
+		defer conn.Close()
 	}
-	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, false)`, durationSetting(m.cfg.lockTimeout)); err != nil {
 		discard(conn)
 		return err

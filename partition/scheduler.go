@@ -115,7 +115,7 @@ func (s *Scheduler) loop(ctx context.Context, done chan struct{}) {
 // records it and returns its record.
 func (s *Scheduler) RunOnce(ctx context.Context) Run {
 	run := Run{Started: time.Now()}
-	r, err := s.m.locked(ctx, false, func(r *Report) error { return s.m.maintain(ctx, r) })
+	r, err := s.m.locked(ctx, false, func(m *Manager, r *Report) error { return m.maintain(ctx, r) })
 	run.Duration = time.Since(run.Started)
 	switch {
 	case errors.Is(err, ErrBusy):

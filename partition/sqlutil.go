@@ -42,7 +42,7 @@ func boundText(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05+
 // transaction again, up to the configured retries.
 func (m *Manager) inTx(ctx context.Context, what string, f func(tx *sql.Tx) error) error {
 	return m.retryLocks(ctx, what, func() error {
-		tx, err := m.db.BeginTx(ctx, nil)
+		tx, err := m.q.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}

@@ -45,7 +45,7 @@ partition. The logic lives in the partition package; see its documentation.`,
 	pf.StringVar(&f.table, "table", "audit_log", "the partitioned table")
 	pf.StringVar(&f.schema, "schema", "", "the table's schema (default: the search_path)")
 	pf.StringVar(&f.interval, "interval", "monthly", "partition interval: daily, weekly, monthly, quarterly or yearly")
-	pf.IntVar(&f.retentionDays, "retention", 0, "retention in days: partitions entirely older go (0: keep all)")
+	pf.IntVar(&f.retentionDays, "retention", 0, "retention in days: cleanup removes partitions entirely older, analyze reports them (0: keep all)")
 	pf.IntVar(&f.premake, "premake", 4, "future partitions kept ready")
 	pf.DurationVar(&f.lockTimeout, "lock-timeout", 2*time.Second, "lock_timeout of each DDL step (retried)")
 	pf.IntVar(&f.batchSize, "batch-size", 10000, "rows per committed batch when moving or copying")
