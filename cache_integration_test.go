@@ -869,7 +869,6 @@ func ciPtrs[T any](n int) []any {
 
 func TestCacheIntegReplayFidelity(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	db := ciOpen(t, WithCacheMode(CacheAll))
 	ciExec(t, db, `DROP TABLE IF EXISTS ci_fid`)
 	ciExec(t, db, `CREATE TABLE ci_fid (
@@ -935,31 +934,46 @@ func TestCacheIntegReplayFidelity(t *testing.T) {
 		{"other types", `SELECT * FROM ci_fid_more ORDER BY id`, func() []any { return ciPtrs[any](20) }},
 		{"other types as text", `SELECT * FROM ci_fid_more ORDER BY id`, func() []any { return ciPtrs[sql.NullString](20) }},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			c.query += " -- " + c.name // a key of its own
-			before := ciStats(t, db)
-			truth := ciScan(t, db, NoCache(ctx), c.query, c.dests)
-			filled := ciScan(t, db, ctx, c.query, c.dests)
-			mid := ciStats(t, db)
-			hit := ciScan(t, db, ctx, c.query, c.dests)
-			after := ciStats(t, db)
-			if mid.Fills != before.Fills+1 || after.Hits != mid.Hits+1 {
-				t.Fatalf("%s: fills %d->%d, hits %d->%d: want the second read to fill and the third to hit (bypasses %v)",
-					c.name, before.Fills, mid.Fills, mid.Hits, after.Hits, after.Bypasses)
-			}
-			if len(truth.Rows) == 0 && c.name != "no rows" {
-				t.Fatal("no rows read")
-			}
-			for _, got := range []ciScanned{filled, hit} {
-				if !reflect.DeepEqual(got.Columns, truth.Columns) {
-					t.Errorf("columns:\n got %+v\nwant %+v", got.Columns, truth.Columns)
-				}
-				if !reflect.DeepEqual(got.Rows, truth.Rows) {
-					t.Errorf("rows:\n got %q\nwant %q", got.Rows, truth.Rows)
-				}
-			}
-		})
+	// pgx's exec modes decode results from binary or from text: both replay.
+	modes := map[string]*sql.DB{
+		"cache_statement": db,
+		"simple_protocol": ciOpenDSN(t, ciDSN(t, "", map[string]string{"default_query_exec_mode": "simple_protocol"}), WithCacheMode(CacheAll)),
+		"exec":            ciOpenDSN(t, ciDSN(t, "", map[string]string{"default_query_exec_mode": "exec"}), WithCacheMode(CacheAll)),
+	}
+	for mode, db := range modes {
+		for _, c := range cases {
+			t.Run(mode+"/"+c.name, func(t *testing.T) {
+				ciFidelity(t, db, c.name, c.query+" -- "+c.name, c.dests)
+			})
+		}
+	}
+}
+
+// ciFidelity reads query without the cache, then filling it, then from
+// it, and compares every column answer and every scanned value.
+func ciFidelity(t *testing.T, db *sql.DB, name, query string, dests func() []any) {
+	t.Helper()
+	ctx := context.Background()
+	before := ciStats(t, db)
+	truth := ciScan(t, db, NoCache(ctx), query, dests)
+	filled := ciScan(t, db, ctx, query, dests)
+	mid := ciStats(t, db)
+	hit := ciScan(t, db, ctx, query, dests)
+	after := ciStats(t, db)
+	if mid.Fills != before.Fills+1 || after.Hits != mid.Hits+1 {
+		t.Fatalf("%s: fills %d->%d, hits %d->%d: want the second read to fill and the third to hit (bypasses %v)",
+			name, before.Fills, mid.Fills, mid.Hits, after.Hits, after.Bypasses)
+	}
+	if len(truth.Rows) == 0 && name != "no rows" {
+		t.Fatal("no rows read")
+	}
+	for _, got := range []ciScanned{filled, hit} {
+		if !reflect.DeepEqual(got.Columns, truth.Columns) {
+			t.Errorf("columns:\n got %+v\nwant %+v", got.Columns, truth.Columns)
+		}
+		if !reflect.DeepEqual(got.Rows, truth.Rows) {
+			t.Errorf("rows:\n got %q\nwant %q", got.Rows, truth.Rows)
+		}
 	}
 }
 
