@@ -68,7 +68,8 @@
 // [ErrLockTimeout], having changed nothing in that step. Locks are always
 // taken in one order: parent, then default partition, then the partition
 // being changed. All mutating calls of one table serialize on a session
-// advisory lock held on a dedicated connection, across processes.
+// advisory lock held on a dedicated connection, across processes, and run
+// on that connection: a Manager needs a single connection of the pool.
 //
 // # The default partition
 //

@@ -16,8 +16,9 @@ type Run struct {
 	Skipped bool `json:"skipped"`
 	// Report is what the run did (created, moved, removed); nil if skipped.
 	Report *Report `json:"report,omitempty"`
-	// Err is the run's error, nil on success.
-	Err error `json:"-"`
+	// Err is the run's error, nil on success; Error is its text, for JSON.
+	Err   error  `json:"-"`
+	Error string `json:"error,omitempty"`
 }
 
 // Scheduler runs a Manager's maintenance every interval (default daily) in
@@ -131,6 +132,9 @@ func (s *Scheduler) RunOnce(ctx context.Context) Run {
 		run.Report = r
 		s.m.cfg.logger.InfoContext(ctx, "partition: maintenance done", "table", s.m.cfg.table.String(),
 			"created", len(r.Created), "moved", r.Moved, "removed", len(r.Removed), "duration", run.Duration)
+	}
+	if run.Err != nil {
+		run.Error = run.Err.Error()
 	}
 	s.mu.Lock()
 	s.last = &run
