@@ -2280,6 +2280,28 @@ func TestCacheIntegResultShapes(t *testing.T) {
 		ciExpect(t, explicit, explicit, ctx, "miss", "", q, 2)
 		ciExpect(t, explicit, explicit, ctx, "hit", "", q, 2)
 	})
+	t.Run("caller writes into RawBytes", func(t *testing.T) {
+		q := `SELECT v, v::bytea AS b FROM ci_shape WHERE id = $1`
+		ciFill(t, db, q, 1)
+		for range 2 { // each hit gets bytes of its own
+			rows, err := db.QueryContext(ctx, q, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var v, b sql.RawBytes
+				if err := rows.Scan(&v, &b); err != nil {
+					t.Fatal(err)
+				}
+				if string(v) != "one" || string(b) != "one" {
+					t.Fatalf("hit gave %q, %q: an earlier caller's writes leaked into the entry", v, b)
+				}
+				copy(v, "XXX")
+				copy(b, "YYY")
+			}
+			rows.Close()
+		}
+	})
 	t.Run("one large value", func(t *testing.T) {
 		q := `SELECT repeat('ab', 200000) AS big, NULL::bytea AS nothing, ''::bytea AS empty`
 		truth := ciNoCache(t, db, q)
