@@ -20,10 +20,15 @@ import (
 // without OpenTelemetry, auditpg with the observer and no provider
 // installed (the global no-op), auditpg with an SDK TracerProvider (batch
 // span processor, discarding exporter) and SDK MeterProvider, and
-// XSAM/otelsql over pgx with the same providers. Run
+// XSAM/otelsql over pgx with the same providers, with its default spans
+// (query, rows, reset session) and with one span a query. Run
 //
-//	go test -run '^$' -bench PointSelect -count 8 ./otel/ | tee bench.txt
+//	go test -c -o otel.test ./otel/
+//	for i in 1 2 3 4 5 6 7 8; do ./otel.test -test.run '^$' -test.bench PointSelect -test.benchtime 5000x; done | tee bench.txt
 //	go tool benchstat -col /driver bench.txt
+//
+// (rounds of one run each, so that the load of a shared machine spreads
+// over all the variants alike).
 func BenchmarkPointSelect(b *testing.B) {
 	ctx := context.Background()
 	setup, err := sql.Open("pgx", testDSN)
@@ -49,9 +54,14 @@ func BenchmarkPointSelect(b *testing.B) {
 		{"auditpg-otel-sdk", func() (*sql.DB, error) {
 			return auditpg.Open(testDSN, Options(WithTracerProvider(tp), WithMeterProvider(mp))...)
 		}},
-		{"otelsql-sdk", func() (*sql.DB, error) {
+		{"otelsql-sdk", func() (*sql.DB, error) { // its defaults: query, rows and reset-session spans
 			return otelsql.Open("pgx", testDSN, otelsql.WithTracerProvider(tp), otelsql.WithMeterProvider(mp),
 				otelsql.WithAttributes(semconv.DBSystemNamePostgreSQL))
+		}},
+		{"otelsql-sdk-1span", func() (*sql.DB, error) { // one span a query, as auditpg makes
+			return otelsql.Open("pgx", testDSN, otelsql.WithTracerProvider(tp), otelsql.WithMeterProvider(mp),
+				otelsql.WithAttributes(semconv.DBSystemNamePostgreSQL),
+				otelsql.WithSpanOptions(otelsql.SpanOptions{OmitRows: true, OmitConnResetSession: true}))
 		}},
 	} {
 		b.Run("driver="+c.name, func(b *testing.B) {

@@ -94,6 +94,11 @@ func TestJaegerEndToEnd(t *testing.T) {
 	}
 
 	trace := j.trace(t, app.SpanContext().TraceID().String(), 8)
+	var names []string
+	for _, s := range trace.Spans {
+		names = append(names, s.OperationName)
+	}
+	t.Logf("Jaeger returned trace %s with %d spans: %q", trace.TraceID, len(trace.Spans), names)
 	root := trace.only(t, "e2e request")
 	if len(root.References) != 0 {
 		t.Errorf("application span has references %+v, want none", root.References)
