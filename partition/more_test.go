@@ -238,8 +238,8 @@ func TestScheduler(t *testing.T) {
 	if r := bad.RunOnce(ctx); r.Err == nil {
 		t.Errorf("run on a missing schema: %+v, want an error", r)
 	}
-	if last, _ := bad.Last(); last.Err == nil {
-		t.Error("Last lost the error")
+	if last, _ := bad.Last(); last.Err == nil || !strings.Contains(last.Error, "no such schema") {
+		t.Errorf("Last lost the error: %+v", last)
 	}
 }
 
