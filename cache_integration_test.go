@@ -2447,3 +2447,35 @@ func TestCacheIntegSyntaxCalls(t *testing.T) {
 		}
 	}
 }
+
+// A table created in pg_temp is temporary although the statement does not
+// say TEMP: it hides the permanent table of that name on its connection.
+func TestCacheIntegTempSchemaTable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	ciTable(t, db, "ci_pgtemp")
+	q := `SELECT v FROM ci_pgtemp WHERE id = $1`
+	ciFill(t, db, q, 1)
+	x, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ciDiscard(x)
+	ciExpect(t, db, x, ctx, "hit", "", q, 1) // x knows its scope and the verdict
+	ciExec(t, x, `CREATE TABLE pg_temp.ci_pgtemp (id int, v text)`)
+	ciExec(t, x, `INSERT INTO pg_temp.ci_pgtemp VALUES (1, 'temporary')`)
+	fresh := `SELECT v AS temp_v FROM ci_pgtemp WHERE id = $1` // no plan prepared before
+	if got := ciNoCache(t, x, fresh, 1); got != "temporary\n" {
+		t.Fatalf("the temporary table does not hide the permanent one: %q", got)
+	}
+	if got, err := ciRows(x, ctx, q, 1); err != nil || got != "temporary\n" {
+		t.Fatalf("x read %q, %v, want its temporary row", got, err)
+	}
+	if got := ciNoCache(t, db, q, 1); got != "one\n" {
+		t.Fatalf("another connection reads %q", got)
+	}
+	ciBug(t, "CREATE TABLE pg_temp.name creates a temporary table, but the classifier sets CreatesTemp only for TEMP/TEMPORARY, so the connection is not marked changed and its lookup of the name (now its temporary table) fills the shared catalog memo: every other connection then bypasses the permanent table as 'temporary' until the next DDL. Fix: treat a pg_temp-qualified CREATE (and SELECT INTO pg_temp.x) as CreatesTemp")
+	ciExpect(t, db, db, ctx, "cached", "", q, 1)
+	ciExpect(t, db, db, ctx, "hit", "", q, 1)
+}
