@@ -231,6 +231,9 @@ type cache struct {
 	flightMu sync.Mutex
 	flights  map[string]chan struct{} // key hash -> closed when its fill ends
 
+	colSets     sync.Map     // column section bytes -> *columnSet
+	colSetCount atomic.Int64 // entries in colSets
+
 	typesMu sync.RWMutex
 	types   []reflect.Type // ScanType registry: entries store an index
 	typeIdx map[reflect.Type]uint32
@@ -697,7 +700,7 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 	key = (*bufp)[:len(key)]
 	var gensArr [8]uint64
 	gens := c.generations(gensArr[:0], tables)
-	if rows := c.get(hash, gens, key); rows != nil {
+	if rows := c.get(hash, ev.Start, gens, key); rows != nil {
 		keyBufs.Put(bufp)
 		ev.Cache = CacheHit
 		c.stats.hits.Add(1)
@@ -715,7 +718,7 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 			return nil, nil, ctx.Err()
 		}
 		gens = c.generations(gens[:0], tables)
-		if rows := c.get(hash, gens, key); rows != nil {
+		if rows := c.get(hash, time.Now(), gens, key); rows != nil {
 			keyBufs.Put(bufp)
 			ev.Cache = CacheHit
 			c.stats.hits.Add(1)
@@ -733,12 +736,12 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 }
 
 // get returns the replay of a valid entry, or nil.
-func (c *cache) get(hash string, gens []uint64, key []byte) driver.Rows {
+func (c *cache) get(hash string, now time.Time, gens []uint64, key []byte) driver.Rows {
 	e, err := c.store.Get(hash)
 	if err != nil {
 		return nil
 	}
-	rest, ok := validEntry(e, time.Now().UnixNano(), gens, key)
+	rest, ok := validEntry(e, now.UnixNano(), gens, key)
 	if !ok {
 		return nil
 	}

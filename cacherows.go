@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"reflect"
+	"slices"
 	"time"
 	"unsafe"
 )
@@ -173,9 +174,9 @@ const (
 
 // appendColumns appends the columns of live rows, asking every ColumnType
 // interface they implement.
-func (c *cache) appendColumns(b []byte, r driver.Rows) []byte {
+func (c *cache) appendColumns(out []byte, r driver.Rows) []byte {
 	names := r.Columns()
-	b = binary.AppendUvarint(b, uint64(len(names)))
+	b := binary.AppendUvarint(nil, uint64(len(names)))
 	for i, name := range names {
 		var col column
 		if t, ok := r.(driver.RowsColumnTypeDatabaseTypeName); ok {
@@ -213,7 +214,9 @@ func (c *cache) appendColumns(b []byte, r driver.Rows) []byte {
 		b = binary.AppendVarint(b, col.prec)
 		b = binary.AppendVarint(b, col.scale)
 	}
-	return b
+	// Length-prefixed, so that a replay finds the same columns decoded
+	// once (columnSets) from the bytes alone.
+	return appendString(out, unsafe.String(unsafe.SliceData(b), len(b)))
 }
 
 // appendRow appends one row's values; false when a value is of a type the
@@ -276,32 +279,42 @@ func validEntry(e []byte, now int64, gens []uint64, key []byte) ([]byte, bool) {
 
 // ---- replay ----
 
-// cachedRows replays an entry. Strings and byte slices point into the
-// entry, which is this replay's own copy and never written again.
-type cachedRows struct {
-	c     *cache
+// columnSet is a result's columns, decoded once and shared by the
+// replays of every entry with the same columns. It is never modified.
+type columnSet struct {
 	names []string
 	cols  []column
-	data  []byte
-	// Most results have few columns: room for them here saves two
-	// allocations on every hit.
-	namesArr [8]string
-	colsArr  [8]column
 }
 
-func (c *cache) replay(e []byte) (*cachedRows, error) {
+// maxColumnSets bounds the decoded column sets kept; past it, replays
+// decode their own.
+const maxColumnSets = 4096
+
+// columns returns the decoded column set of an entry's column section.
+func (c *cache) columns(b []byte) (*columnSet, error) {
+	if v, ok := c.colSets.Load(unsafe.String(unsafe.SliceData(b), len(b))); ok {
+		return v.(*columnSet), nil
+	}
+	b = bytes.Clone(b) // the set outlives the entry it was read from
+	set, err := decodeColumns(b)
+	if err != nil {
+		return nil, err
+	}
+	if c.colSetCount.Load() < maxColumnSets {
+		if _, loaded := c.colSets.LoadOrStore(unsafe.String(unsafe.SliceData(b), len(b)), set); !loaded {
+			c.colSetCount.Add(1)
+		}
+	}
+	return set, nil
+}
+
+func decodeColumns(e []byte) (*columnSet, error) {
 	n, e, err := readUvarint(e)
 	if err != nil || n > uint64(len(e)) {
 		return nil, errNotCached
 	}
-	r := &cachedRows{c: c}
-	if n <= uint64(len(r.colsArr)) {
-		r.names, r.cols = r.namesArr[:n], r.colsArr[:n]
-	} else {
-		r.names, r.cols = make([]string, n), make([]column, n)
-	}
-	for i := range r.cols {
-		col := &r.cols[i]
+	set := &columnSet{names: make([]string, n), cols: make([]column, n)}
+	for i := range set.cols {
 		var name, dbType []byte
 		if name, e, err = readBytes(e); err != nil {
 			return nil, err
@@ -323,16 +336,38 @@ func (c *cache) replay(e []byte) (*cachedRows, error) {
 			}
 			vals[j], e = v, e[k:]
 		}
-		r.names[i] = unsafe.String(unsafe.SliceData(name), len(name))
-		*col = column{
-			name: r.names[i], dbType: unsafe.String(unsafe.SliceData(dbType), len(dbType)), scanType: uint32(st),
+		set.names[i] = unsafe.String(unsafe.SliceData(name), len(name))
+		set.cols[i] = column{
+			name: set.names[i], dbType: unsafe.String(unsafe.SliceData(dbType), len(dbType)), scanType: uint32(st),
 			hasLength: flags&colHasLength != 0, hasNullable: flags&colHasNullable != 0,
 			nullable: flags&colNullable != 0, hasPrecScale: flags&colHasPrecScale != 0,
 			length: vals[0], prec: vals[1], scale: vals[2],
 		}
 	}
-	r.data = e
-	return r, nil
+	return set, nil
+}
+
+// cachedRows replays an entry. Strings and byte slices point into the
+// entry, which is this replay's own copy and never written again.
+type cachedRows struct {
+	c    *cache
+	set  *columnSet
+	data []byte
+	// names is the replay's own copy of the column names: database/sql
+	// hands Columns' slice to the application, which may change it.
+	names []string
+}
+
+func (c *cache) replay(e []byte) (*cachedRows, error) {
+	section, data, err := readBytes(e)
+	if err != nil {
+		return nil, err
+	}
+	set, err := c.columns(section)
+	if err != nil {
+		return nil, err
+	}
+	return &cachedRows{c: c, set: set, data: data, names: slices.Clone(set.names)}, nil
 }
 
 func (r *cachedRows) Columns() []string { return r.names }
@@ -420,17 +455,22 @@ func readTime(b []byte) (driver.Value, []byte, error) {
 	return nil, nil, errNotCached
 }
 
-func (r *cachedRows) ColumnTypeDatabaseTypeName(i int) string { return r.cols[i].dbType }
-func (r *cachedRows) ColumnTypeScanType(i int) reflect.Type   { return r.c.typeAt(r.cols[i].scanType) }
+func (r *cachedRows) ColumnTypeDatabaseTypeName(i int) string { return r.set.cols[i].dbType }
+func (r *cachedRows) ColumnTypeScanType(i int) reflect.Type {
+	return r.c.typeAt(r.set.cols[i].scanType)
+}
 
 func (r *cachedRows) ColumnTypeLength(i int) (int64, bool) {
-	return r.cols[i].length, r.cols[i].hasLength
+	col := &r.set.cols[i]
+	return col.length, col.hasLength
 }
 
 func (r *cachedRows) ColumnTypeNullable(i int) (nullable, ok bool) {
-	return r.cols[i].nullable, r.cols[i].hasNullable
+	col := &r.set.cols[i]
+	return col.nullable, col.hasNullable
 }
 
 func (r *cachedRows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool) {
-	return r.cols[i].prec, r.cols[i].scale, r.cols[i].hasPrecScale
+	col := &r.set.cols[i]
+	return col.prec, col.scale, col.hasPrecScale
 }
