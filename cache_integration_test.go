@@ -20,7 +20,17 @@ import (
 
 // Integration tests of the result cache (issue 3) on the temporary
 // PostgreSQL cluster: every rule both ways (cached when allowed, not when
-// not). Each test uses tables of its own, prefixed ci_.
+// not): policy, what is never cached, the key (arguments, roles,
+// search_path, row-level security), replay fidelity, invalidation,
+// read-your-writes, a randomized concurrent test, single flight, the entry
+// size limit. Each test uses tables of its own, prefixed ci_; roles it
+// creates are dropped at its end. How the cache answered a read is told by
+// the change in Stats(db).Cache around it (ciDo).
+//
+// A test that finds a bug the cache still has calls ciBug, which skips the
+// rest of it with the bug's description; AUDITPG_CACHE_BUGS=1 runs them:
+//
+//	AUDITPG_CACHE_BUGS=1 go test -count=1 -run CacheInteg .
 
 // ciQueryer is what a read runs on: a *sql.DB, *sql.Conn or *sql.Tx.
 type ciQueryer interface {
@@ -1270,7 +1280,7 @@ func TestCacheIntegInvalidationPartitions(t *testing.T) {
 	})
 }
 
-// recordingObserver records the tables of every invalidation.
+// ciInvalidations records the tables of every invalidation.
 type ciInvalidations struct {
 	mu     sync.Mutex
 	tables [][]string
