@@ -105,9 +105,9 @@ type attrKey struct {
 // callAttrs are the attributes and options of one kind of call, computed
 // once: the query path then allocates for none of them.
 type callAttrs struct {
-	name    string
-	start   []trace.SpanStartOption
-	metric  []attribute.KeyValue // metric attributes, without cache or error
+	name   string
+	start  []trace.SpanStartOption
+	metric []attribute.KeyValue // metric attributes, without cache or error
 	// record and add hold the metric attributes with each cache outcome,
 	// as the option slices the instruments take (passed on with no copy).
 	record [4][]metric.RecordOption
