@@ -2489,3 +2489,35 @@ func TestCacheIntegTempSchemaTable(t *testing.T) {
 	ciExpect(t, db, db, ctx, "cached", "", q, 1)
 	ciExpect(t, db, db, ctx, "hit", "", q, 1)
 }
+
+// A result too large to be cached cannot be shared: a second identical
+// read should not wait for the first to end before running its own query.
+func TestCacheIntegSingleFlightTooLarge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := ciAdmin(t)
+	ciExec(t, admin, `CREATE OR REPLACE FUNCTION ci_sfl_slow(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE
+		AS $$ BEGIN PERFORM pg_sleep(1); RETURN x; END $$`)
+	db := ciOpen(t, WithCacheMode(CacheAll), WithCacheMaxEntry(1024))
+	q := `SELECT ci_sfl_slow($1) AS big, repeat('x', 5000) AS pad`
+	// The first read learns that the result is too large.
+	if _, err := ciRows(db, ctx, q, 1); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() { _, err := ciRows(db, ctx, q, 1); first <- err }()
+	ciWaitBackend(t, admin, "ci_sfl_slow($1) AS big", "PgSleep")
+	began := time.Now()
+	if _, err := ciRows(db, ctx, q, 1); err != nil {
+		t.Fatal(err)
+	}
+	waited := time.Since(began)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the second read took %v", waited)
+	if waited > 1700*time.Millisecond {
+		ciBug(t, fmt.Sprintf("a read whose result is known to exceed the entry limit still joins the single flight: it waited %v for the leader, whose rows it cannot use, then ran its own 1 s query. Fix: remember per key (briefly) that a fill was rejected as too large and let such reads run at once", waited))
+		t.Fatalf("the second read took %v, want about 1 s", waited)
+	}
+}
