@@ -2521,3 +2521,38 @@ func TestCacheIntegSingleFlightTooLarge(t *testing.T) {
 		t.Fatalf("the second read took %v, want about 1 s", waited)
 	}
 }
+
+// What the catalog says of a function or a table is asked once per scope
+// and remembered, whatever the connection and the statement. (Not
+// parallel: it counts the catalog queries of the whole server.)
+func TestCacheIntegCatalogLookupsRemembered(t *testing.T) {
+	ctx := context.Background()
+	admin := ciAdmin(t)
+	ciExec(t, admin, `CREATE OR REPLACE FUNCTION ci_memo_f(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x * 2'`)
+	ciTable(t, admin, "ci_memo_t")
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	calls := func(marker string) int {
+		var n int
+		if err := admin.QueryRowContext(ctx, `SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE strpos(query, $1) > 0`, marker).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	funcs, rels := calls("provolatile"), calls("relrowsecurity")
+	for c := range 3 {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			q := fmt.Sprintf(`SELECT ci_memo_f(id) + %d FROM ci_memo_t WHERE id = $1`, i) // a statement of its own
+			if got, err := ciRows(conn, ctx, q, 1); err != nil || got != fmt.Sprint(2+i, "\n") {
+				t.Fatalf("conn %d, read %d: %q, %v", c, i, got, err)
+			}
+		}
+		defer conn.Close()
+	}
+	if f, r := calls("provolatile")-funcs, calls("relrowsecurity")-rels; f != 1 || r != 1 {
+		t.Fatalf("9 reads on 3 connections asked the catalog %d times for the function and %d for the table, want once each", f, r)
+	}
+}
