@@ -37,7 +37,8 @@
 //
 // error.type is the SQLSTATE when the server sent one, "timeout" or
 // "canceled" when the context ended the call, and "_OTHER" otherwise: never
-// a Go type name.
+// a Go type name. The span's error status carries the error's text, unless
+// WithoutErrorText (some server messages quote an input value).
 //
 // # Metrics
 //

@@ -283,7 +283,11 @@ func (o *observer) End(ctx context.Context, ev *auditpg.Event) {
 		}
 		kv[n] = semconv.ErrorTypeKey.String(errType)
 		n++
-		span.SetStatus(codes.Error, ev.Err.Error())
+		if o.cfg.noErrorText {
+			span.SetStatus(codes.Error, errType)
+		} else {
+			span.SetStatus(codes.Error, ev.Err.Error())
+		}
 	}
 	if n > 0 {
 		span.SetAttributes(kv[:n]...)

@@ -394,6 +394,19 @@ func TestOmitSpansAndFilter(t *testing.T) {
 	})
 }
 
+func TestWithoutErrorText(t *testing.T) {
+	tel := newTelemetry(t)
+	db := tel.open(t, WithoutErrorText())
+	var n int
+	if err := db.QueryRowContext(context.Background(), `SELECT $1::text::int AS n`, "secret-abc").Scan(&n); err == nil {
+		t.Fatal("invalid integer: want an error")
+	}
+	s := tel.one(t, "SELECT")
+	if s.Status().Code != codes.Error || s.Status().Description != "22P02" {
+		t.Errorf("status %+v, want an error described only by its SQLSTATE 22P02", s.Status())
+	}
+}
+
 func TestWithoutQueryText(t *testing.T) {
 	tel := newTelemetry(t)
 	db := tel.open(t, WithoutQueryText())

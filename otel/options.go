@@ -20,6 +20,7 @@ type config struct {
 	spanFilter     func(ctx context.Context, ev *auditpg.Event) bool
 	omitSpans      [auditpg.OpRollback + 1]bool
 	noQueryText    bool
+	noErrorText    bool
 	slowThreshold  time.Duration
 	commenter      bool
 	commentTags    map[string]string
@@ -83,6 +84,14 @@ func WithOmitSpans(ops ...auditpg.Op) Option {
 // (see the package documentation).
 func WithoutQueryText() Option {
 	return func(c *config) { c.noQueryText = true }
+}
+
+// WithoutErrorText leaves the error's text out of a failed call's span
+// status, which then says only the error.type (the SQLSTATE). Some server
+// messages quote an input value ("invalid input syntax for type integer:
+// \"abc\""): use it when such values must not reach the traces.
+func WithoutErrorText() Option {
+	return func(c *config) { c.noErrorText = true }
 }
 
 // WithSlowQueryThreshold sets the duration from which a call's span gets an
