@@ -1986,9 +1986,10 @@ func TestCacheIntegHiddenSessionChange(t *testing.T) {
 		{"function", `SELECT ci_hs_setpath()`},
 		{"DO", `DO $$ BEGIN PERFORM set_config('search_path', 'ci_hs', false); END $$`},
 		{"CALL", `CALL ci_hs_proc()`},
+		{"UPDATE pg_settings", `UPDATE pg_settings SET setting = 'ci_hs' WHERE name = 'search_path'`},
 	} {
 		t.Run(change.name, func(t *testing.T) {
-			ciBug(t, "a search_path (or role, or any setting) changed inside a function, DO block or procedure goes unseen: Statement.ChangesSession is false, so the connection keeps its scope and shares entries with the others. Its reads of public names then fill entries from another schema under the public scope, and other connections are served them. Fix: mark the session changed (or ask the scope again) after any DO, CALL or call of a VOLATILE function")
+			ciBug(t, "a search_path (or role, or any setting) changed inside a function, DO block or procedure, or by UPDATE pg_settings, goes unseen: Statement.ChangesSession is false, so the connection keeps its scope and shares entries with the others. Its reads of public names then fill entries from another schema under the public scope, and other connections are served them. Fix: mark the session changed (or ask the scope again) after any DO, CALL, write to pg_settings or call of a VOLATILE function")
 			x, err := db.Conn(ctx)
 			if err != nil {
 				t.Fatal(err)
