@@ -76,7 +76,7 @@ func (m *Monitor) ConfigAdvice(ctx context.Context) (*ConfigReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.db.QueryRowContext(ctx, `SELECT pg_database_size(current_database())`).Scan(&r.DatabaseBytes); err != nil {
+	if err := m.q.QueryRowContext(ctx, `SELECT pg_database_size(current_database())`).Scan(&r.DatabaseBytes); err != nil {
 		return nil, fmt.Errorf("monitor: database size: %w", err)
 	}
 	r.Memory, r.MemorySource = m.memory, "option"
@@ -109,7 +109,7 @@ func (m *Monitor) ConfigAdvice(ctx context.Context) (*ConfigReport, error) {
 		shared := min(mem/4, max(128*mb, roundMB(2*float64(r.DatabaseBytes))))
 		advise("shared_buffers", roundMB(shared), fmt.Sprintf(
 			"25%% of the memory (%s), but no more than twice the database (%s): pages beyond it are never read",
-			formatBytes(mem/4), formatBytes(float64(r.DatabaseBytes))))
+			formatBytes(roundMB(mem/4)), formatBytes(roundMB(float64(r.DatabaseBytes)))))
 		advise("effective_cache_size", roundMB(mem*3/4), "75% of the memory: what the planner may assume the OS and PostgreSQL cache together")
 		advise("maintenance_work_mem", roundMB(min(max(mem/16, 64*mb), 2*gb)), "1/16 of the memory, at most 2GB: faster VACUUM and CREATE INDEX")
 		conns := max(settings["max_connections"].value, 1)

@@ -456,3 +456,64 @@ func component(h Health, name string) Component {
 	}
 	return Component{}
 }
+
+func TestActivityLongRunningAndBlocked(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	th := DefaultThresholds()
+	th.LongQueryWarning = 200 * time.Millisecond
+	m := New(db, WithThresholds(th), WithLockTimeout(300*time.Millisecond))
+	holder, waiter := newFixture(t, db), newFixture(t, db)
+	holder.exec(`CREATE TABLE mon_lock (id int)`)
+	var holderPID int
+	if err := holder.conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&holderPID); err != nil {
+		t.Fatal(err)
+	}
+	holder.exec(`BEGIN`)
+	t.Cleanup(func() { _, _ = holder.conn.ExecContext(ctx, `ROLLBACK`) }) // frees the waiter, whatever happens
+	// SHARE blocks the waiter's INSERT but not the monitor's reads.
+	holder.exec(`LOCK TABLE mon_lock IN SHARE MODE`)
+	done := make(chan error, 1)
+	go func() {
+		_, err := waiter.conn.ExecContext(ctx, `INSERT INTO mon_lock VALUES (1)`)
+		done <- err
+	}()
+	eventually(t, "the waiter shows as blocked by the holder, the holder as long-running", func() (bool, error) {
+		a, err := m.Activity(ctx)
+		if err != nil {
+			return false, err
+		}
+		blocked := has(a.Blocked, func(b Backend) bool { return slices.Contains(b.BlockedBy, holderPID) })
+		long := has(a.LongRunning, func(b Backend) bool { return b.PID == holderPID && b.State == "idle in transaction" })
+		return blocked && long && a.Connections["idle in transaction"] >= 1, nil
+	})
+	s, err := m.Summary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := component(s.Health, "queries"); c.Status != Warning || len(c.Reasons) < 2 {
+		t.Errorf("queries health = %+v, want a warning for the open transaction and the blocked query", c)
+	}
+	holder.exec(`COMMIT`)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	a, err := m.Activity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has(a.Blocked, func(b Backend) bool { return slices.Contains(b.BlockedBy, holderPID) }) {
+		t.Errorf("still blocked after COMMIT: %+v", a.Blocked)
+	}
+
+	// An exclusive lock (ALTER TABLE, VACUUM FULL) blocks reading sizes:
+	// the report fails after the lock timeout, saying why, instead of hanging.
+	holder.exec(`BEGIN`)
+	holder.exec(`LOCK TABLE mon_lock IN ACCESS EXCLUSIVE MODE`)
+	start := time.Now()
+	_, err = m.Summary(ctx)
+	if err == nil || !strings.Contains(err.Error(), "locked by another session") || time.Since(start) > 5*time.Second {
+		t.Errorf("summary with a table locked exclusively: %v after %s, want the lock timeout explained", err, time.Since(start))
+	}
+	holder.exec(`COMMIT`)
+}

@@ -32,6 +32,9 @@ type IndexUsage struct {
 // IndexUsage lists the indexes of the user schemas, most scanned first,
 // partition indexes rolled up into their partitioned parent index.
 func (m *Monitor) IndexUsage(ctx context.Context) ([]IndexUsage, error) {
+	if m.tx == nil {
+		return inReadTx(ctx, m, func(m *Monitor) ([]IndexUsage, error) { return m.IndexUsage(ctx) })
+	}
 	var out []IndexUsage
 	err := m.queryRows(ctx, "index usage", `
 WITH leaf AS (
@@ -79,6 +82,9 @@ type UnusedIndex struct {
 
 // UnusedIndexes lists the unused indexes, largest first.
 func (m *Monitor) UnusedIndexes(ctx context.Context) ([]UnusedIndex, error) {
+	if m.tx == nil {
+		return inReadTx(ctx, m, func(m *Monitor) ([]UnusedIndex, error) { return m.UnusedIndexes(ctx) })
+	}
 	usage, err := m.IndexUsage(ctx)
 	if err != nil {
 		return nil, err
@@ -127,6 +133,9 @@ type InvalidIndex struct {
 
 // InvalidIndexes lists the invalid indexes.
 func (m *Monitor) InvalidIndexes(ctx context.Context) ([]InvalidIndex, error) {
+	if m.tx == nil {
+		return inReadTx(ctx, m, func(m *Monitor) ([]InvalidIndex, error) { return m.InvalidIndexes(ctx) })
+	}
 	var out []InvalidIndex
 	err := m.queryRows(ctx, "invalid indexes", `
 SELECT n.nspname::text, t.relname::text, c.relname::text, i.indisunique,
@@ -185,6 +194,9 @@ type indexShape struct {
 // backing a constraint is never the one to drop, nor a unique index covered
 // by a longer one (it enforces something the longer one does not).
 func (m *Monitor) RedundantIndexes(ctx context.Context) ([]RedundantIndex, error) {
+	if m.tx == nil {
+		return inReadTx(ctx, m, func(m *Monitor) ([]RedundantIndex, error) { return m.RedundantIndexes(ctx) })
+	}
 	var all []indexShape
 	err := m.queryRows(ctx, "index definitions", `
 SELECT c.oid::int8, n.nspname::text, t.relname::text, c.relname::text, pg_get_indexdef(i.indexrelid),
@@ -288,6 +300,9 @@ type SeqScanTable struct {
 // whose share of index scans is below Thresholds.SeqScanMaxIndexShare,
 // most rows read sequentially first.
 func (m *Monitor) SeqScanTables(ctx context.Context) ([]SeqScanTable, error) {
+	if m.tx == nil {
+		return inReadTx(ctx, m, func(m *Monitor) ([]SeqScanTable, error) { return m.SeqScanTables(ctx) })
+	}
 	var out []SeqScanTable
 	err := m.queryRows(ctx, "sequential scans", `
 SELECT schemaname::text, relname::text, seq_scan, coalesce(idx_scan, 0), seq_tup_read, n_live_tup,
@@ -318,21 +333,31 @@ type IndexReport struct {
 // included (and checked with HypoPG when checkHypothetical and available)
 // when suggest is set and pg_stat_statements is ready.
 func (m *Monitor) Indexes(ctx context.Context, suggest, checkHypothetical bool) (*IndexReport, error) {
-	var v *stmtView
-	if suggest {
-		var err error
-		switch v, err = m.statementsView(ctx, nil); {
-		case errors.Is(err, ErrStatementsUnavailable):
-			m.log.DebugContext(ctx, "monitor: no index suggestions", "reason", err)
-		case err != nil:
-			return nil, err
+	r, err := inReadTx(ctx, m, func(m *Monitor) (*IndexReport, error) {
+		var v *stmtView
+		if suggest {
+			var err error
+			switch v, err = m.statementsView(ctx, nil); {
+			case errors.Is(err, ErrStatementsUnavailable):
+				m.log.DebugContext(ctx, "monitor: no index suggestions", "reason", err)
+			case err != nil:
+				return nil, err
+			}
 		}
+		return m.indexes(ctx, v)
+	})
+	if err != nil || !checkHypothetical || r.Suggestions == nil {
+		return r, err
 	}
-	return m.indexes(ctx, v, checkHypothetical)
+	// After the read-only transaction: HypoPG may need CREATE EXTENSION,
+	// in a transaction of its own that is rolled back.
+	r.Suggestions.HypoPG, r.Suggestions.Checked, err = m.checkHypothetical(ctx, r.Suggestions.Suggestions)
+	return r, err
 }
 
-// indexes gathers the findings, with suggestions when v is not nil.
-func (m *Monitor) indexes(ctx context.Context, v *stmtView, checkHypothetical bool) (*IndexReport, error) {
+// indexes gathers the findings, with unchecked suggestions when v is not
+// nil.
+func (m *Monitor) indexes(ctx context.Context, v *stmtView) (*IndexReport, error) {
 	r := &IndexReport{}
 	var err error
 	if r.Usage, err = m.IndexUsage(ctx); err != nil {
@@ -349,7 +374,7 @@ func (m *Monitor) indexes(ctx context.Context, v *stmtView, checkHypothetical bo
 		return nil, err
 	}
 	if v != nil {
-		if r.Suggestions, err = m.suggestIndexes(ctx, v, SuggestOptions{CheckHypothetical: checkHypothetical}); err != nil {
+		if r.Suggestions, err = m.suggestIndexes(ctx, v, SuggestOptions{}); err != nil {
 			return nil, err
 		}
 	}

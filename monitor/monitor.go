@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -24,10 +26,20 @@ var (
 // Monitor reads diagnostics from one database. It holds no state besides its
 // configuration and is safe for concurrent use.
 type Monitor struct {
-	db     *sql.DB
-	log    *slog.Logger
-	th     Thresholds
-	memory int64 // machine memory in bytes; 0: read /proc/meminfo
+	db          *sql.DB
+	q           querier // db, or the read transaction of a report
+	tx          *sql.Tx // the read transaction, when in one
+	log         *slog.Logger
+	th          Thresholds
+	memory      int64 // machine memory in bytes; 0: read /proc/meminfo
+	lockTimeout time.Duration
+}
+
+// querier is what the reading queries run on: the *sql.DB or a read-only
+// transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // Option configures a Monitor.
@@ -51,14 +63,46 @@ func WithThresholds(t Thresholds) Option { return func(m *Monitor) { m.th = t } 
 // the server runs on the machine running the monitor.
 func WithMemory(bytes int64) Option { return func(m *Monitor) { m.memory = bytes } }
 
+// WithLockTimeout bounds how long a report waits for a lock: reading a
+// relation's size takes a lock that an ALTER TABLE or VACUUM FULL holds
+// exclusively. Default 5 s; past it the report fails with a message saying
+// so, rather than hanging.
+func WithLockTimeout(d time.Duration) Option { return func(m *Monitor) { m.lockTimeout = d } }
+
 // New returns a Monitor for db, which may be opened with any PostgreSQL
 // driver (auditpg, pgx, lib/pq...).
 func New(db *sql.DB, opts ...Option) *Monitor {
-	m := &Monitor{db: db, log: slog.New(slog.DiscardHandler), th: DefaultThresholds()}
+	m := &Monitor{db: db, q: db, log: slog.New(slog.DiscardHandler), th: DefaultThresholds(), lockTimeout: 5 * time.Second}
 	for _, o := range opts {
 		o(m)
 	}
 	return m
+}
+
+// inReadTx runs fn with a Monitor whose queries run in one read-only
+// transaction under SET LOCAL lock_timeout, so that a locked table makes the
+// report fail instead of hang, and the report reads one snapshot of the
+// statistics. Inside such a transaction already, it just calls fn.
+func inReadTx[T any](ctx context.Context, m *Monitor, fn func(*Monitor) (T, error)) (T, error) {
+	var zero T
+	if m.tx != nil {
+		return fn(m)
+	}
+	tx, err := m.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return zero, fmt.Errorf("monitor: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only: nothing to keep
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, strconv.FormatInt(m.lockTimeout.Milliseconds(), 10)); err != nil {
+		return zero, fmt.Errorf("monitor: set lock_timeout: %w", err)
+	}
+	mt := *m
+	mt.q, mt.tx = tx, tx
+	v, err := fn(&mt)
+	if err != nil && (strings.Contains(err.Error(), "55P03") || strings.Contains(err.Error(), "lock timeout")) {
+		err = fmt.Errorf("%w (a relation the report reads is locked by another session for longer than %s: Activity shows the blocker; WithLockTimeout waits longer)", err, m.lockTimeout)
+	}
+	return v, err
 }
 
 // Thresholds decide what the reports call a finding and what the health
@@ -167,7 +211,7 @@ type scanner interface{ Scan(dest ...any) error }
 
 // queryRows runs query and calls scan for each row.
 func (m *Monitor) queryRows(ctx context.Context, what, query string, scan func(scanner) error, args ...any) error {
-	rows, err := m.db.QueryContext(ctx, query, args...)
+	rows, err := m.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("monitor: read %s: %w", what, err)
 	}
@@ -186,7 +230,7 @@ func (m *Monitor) queryRows(ctx context.Context, what, query string, scan func(s
 // serverVersion returns server_version_num (150004 for 15.4).
 func (m *Monitor) serverVersion(ctx context.Context) (int, error) {
 	var v int
-	if err := m.db.QueryRowContext(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&v); err != nil {
+	if err := m.q.QueryRowContext(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("monitor: read server_version_num: %w", err)
 	}
 	return v, nil

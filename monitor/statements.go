@@ -38,7 +38,7 @@ func (m *Monitor) StatementsStatus(ctx context.Context) (StatementsStatus, error
 	var st StatementsStatus
 	var schema *string
 	var queryID string
-	err := m.db.QueryRowContext(ctx, `
+	err := m.q.QueryRowContext(ctx, `
 SELECT current_setting('shared_preload_libraries'),
        CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') THEN true -- pg_available_extensions reads files: only when needed
             ELSE EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements') END,

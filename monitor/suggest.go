@@ -140,14 +140,9 @@ func (m *Monitor) suggestIndexes(ctx context.Context, v *stmtView, o SuggestOpti
 	for _, k := range order {
 		out.Suggestions = append(out.Suggestions, *byKey[k])
 	}
-	switch {
-	case !o.CheckHypothetical:
-		out.HypoPG = "not requested"
-	case len(out.Suggestions) == 0:
-		out.HypoPG = "nothing to check"
-	default:
-		out.HypoPG, out.Checked, err = m.checkHypothetical(ctx, out.Suggestions)
-		if err != nil {
+	out.HypoPG = "not requested"
+	if o.CheckHypothetical {
+		if out.HypoPG, out.Checked, err = m.checkHypothetical(ctx, out.Suggestions); err != nil {
 			return nil, err
 		}
 	}
@@ -172,7 +167,7 @@ func createIndexSQL(schema, table string, cols []string, concurrently bool) stri
 // nil when it is not a user table.
 func (m *Monitor) tableRef(ctx context.Context, name string) (*tableRef, error) {
 	t := &tableRef{columns: map[string]ColumnStats{}}
-	err := m.db.QueryRowContext(ctx, `
+	err := m.q.QueryRowContext(ctx, `
 SELECT c.oid::int8, n.nspname::text, c.relname::text, greatest(c.reltuples, 0)::float8
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p', 'm')
@@ -269,8 +264,11 @@ func (t *tableRef) hasIndexOn(cols []string) bool {
 // checkHypothetical estimates each suggestion's effect with HypoPG, on one
 // connection, inside a transaction that is rolled back.
 func (m *Monitor) checkHypothetical(ctx context.Context, sugg []IndexSuggestion) (status string, checked bool, err error) {
+	if len(sugg) == 0 {
+		return "nothing to check", false, nil
+	}
 	var available bool
-	if err := m.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg')`).Scan(&available); err != nil {
+	if err := m.q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg')`).Scan(&available); err != nil {
 		return "", false, fmt.Errorf("monitor: check hypopg: %w", err)
 	}
 	if !available {

@@ -62,8 +62,11 @@ type PartitionedTable struct {
 // Summary gathers every report and the health status. Index suggestions
 // are included unchecked (Indexes with HypoPG is the thorough path).
 func (m *Monitor) Summary(ctx context.Context) (*Summary, error) {
+	if m.tx == nil {
+		return inReadTx(ctx, m, func(m *Monitor) (*Summary, error) { return m.Summary(ctx) })
+	}
 	s := &Summary{Taken: time.Now()}
-	err := m.db.QueryRowContext(ctx, `
+	err := m.q.QueryRowContext(ctx, `
 SELECT current_setting('server_version'), current_setting('server_version_num')::int, current_database()::text,
        pg_database_size(current_database()), pg_postmaster_start_time(),
        (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database())`).
@@ -86,7 +89,7 @@ SELECT current_setting('server_version'), current_setting('server_version_num'):
 			return nil, err
 		}
 	}
-	if s.Indexes, err = m.indexes(ctx, view, false); err != nil {
+	if s.Indexes, err = m.indexes(ctx, view); err != nil {
 		return nil, err
 	}
 	if s.Tables, err = m.Tables(ctx); err != nil {
@@ -121,6 +124,9 @@ SELECT current_setting('server_version'), current_setting('server_version_num'):
 // Partitions lists the top-level partitioned tables with their leaf
 // partitions, read from the catalog (pg_partitioned_table, pg_inherits).
 func (m *Monitor) Partitions(ctx context.Context) ([]PartitionedTable, error) {
+	if m.tx == nil {
+		return inReadTx(ctx, m, func(m *Monitor) ([]PartitionedTable, error) { return m.Partitions(ctx) })
+	}
 	var out []PartitionedTable
 	err := m.queryRows(ctx, "partitioned tables", `
 SELECT n.nspname::text, c.relname::text,
@@ -154,13 +160,13 @@ SELECT n.nspname::text, c.relname::text,
 			continue
 		}
 		var schema, name string
-		_ = m.db.QueryRowContext(ctx, `SELECT n.nspname::text, c.relname::text FROM pg_partitioned_table t
+		_ = m.q.QueryRowContext(ctx, `SELECT n.nspname::text, c.relname::text FROM pg_partitioned_table t
   JOIN pg_class c ON c.oid = t.partdefid JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE t.partrelid = to_regclass($1)`, pgx.Identifier{p.Schema, p.Table}.Sanitize()).Scan(&schema, &name)
 		if name == "" {
 			continue // detached meanwhile
 		}
-		err := m.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+pgx.Identifier{schema, name}.Sanitize()+` LIMIT 1000000) d`).Scan(&p.DefaultRows)
+		err := m.q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+pgx.Identifier{schema, name}.Sanitize()+` LIMIT 1000000) d`).Scan(&p.DefaultRows)
 		if err != nil {
 			return nil, fmt.Errorf("monitor: count rows of default partition %s: %w", p.Default, err)
 		}

@@ -45,6 +45,9 @@ func later(a, b *time.Time) *time.Time {
 
 // Tables lists the user tables, largest first.
 func (m *Monitor) Tables(ctx context.Context) ([]TableStats, error) {
+	if m.tx == nil {
+		return inReadTx(ctx, m, func(m *Monitor) ([]TableStats, error) { return m.Tables(ctx) })
+	}
 	var out []TableStats
 	err := m.queryRows(ctx, "table statistics", `
 SELECT s.schemaname::text, s.relname::text, pg_total_relation_size(s.relid), pg_indexes_size(s.relid),
@@ -105,6 +108,9 @@ type SequenceUsage struct {
 
 // Sequences lists the sequences that were used, most used share first.
 func (m *Monitor) Sequences(ctx context.Context) ([]SequenceUsage, error) {
+	if m.tx == nil {
+		return inReadTx(ctx, m, func(m *Monitor) ([]SequenceUsage, error) { return m.Sequences(ctx) })
+	}
 	var out []SequenceUsage
 	err := m.queryRows(ctx, "sequences", `
 WITH seq AS (
@@ -168,7 +174,7 @@ type TableAge struct {
 // Wraparound returns the transaction ID age of this database.
 func (m *Monitor) Wraparound(ctx context.Context) (Wraparound, error) {
 	var w Wraparound
-	err := m.db.QueryRowContext(ctx, `
+	err := m.q.QueryRowContext(ctx, `
 SELECT datname::text, age(datfrozenxid)::int8, current_setting('autovacuum_freeze_max_age')::int8
   FROM pg_database WHERE datname = current_database()`).Scan(&w.Database, &w.Age, &w.FreezeMaxAge)
 	if err != nil {
@@ -220,7 +226,7 @@ type Backend struct {
 // Activity reads pg_stat_activity.
 func (m *Monitor) Activity(ctx context.Context) (Activity, error) {
 	a := Activity{Connections: map[string]int{}}
-	if err := m.db.QueryRowContext(ctx, `SELECT current_setting('max_connections')::int`).Scan(&a.MaxConnections); err != nil {
+	if err := m.q.QueryRowContext(ctx, `SELECT current_setting('max_connections')::int`).Scan(&a.MaxConnections); err != nil {
 		return a, err
 	}
 	err := m.queryRows(ctx, "connections", `
