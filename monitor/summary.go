@@ -128,47 +128,43 @@ func (m *Monitor) Partitions(ctx context.Context) ([]PartitionedTable, error) {
 		return inReadTx(ctx, m, func(m *Monitor) ([]PartitionedTable, error) { return m.Partitions(ctx) })
 	}
 	var out []PartitionedTable
+	var defaults []pgx.Identifier // the default partition of each, or nil
 	err := m.queryRows(ctx, "partitioned tables", `
 SELECT n.nspname::text, c.relname::text,
        CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' WHEN 'h' THEN 'hash' ELSE p.partstrat::text END,
        (SELECT count(*) FROM pg_partition_tree(c.oid) t WHERE t.isleaf)::int,
        (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t WHERE t.isleaf)::int8,
-       coalesce((SELECT d.relname::text FROM pg_class d WHERE d.oid = p.partdefid), ''),
-       coalesce((SELECT dn.nspname::text FROM pg_class d JOIN pg_namespace dn ON dn.oid = d.relnamespace WHERE d.oid = p.partdefid), '')
+       coalesce(dn.nspname::text, ''), coalesce(d.relname::text, '')
   FROM pg_partitioned_table p
   JOIN pg_class c ON c.oid = p.partrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_class d ON d.oid = p.partdefid
+  LEFT JOIN pg_namespace dn ON dn.oid = d.relnamespace
  WHERE NOT c.relispartition
  ORDER BY 1, 2`, func(r scanner) error {
 		var p PartitionedTable
-		var defSchema string
-		if err := r.Scan(&p.Schema, &p.Table, &p.Strategy, &p.Partitions, &p.Bytes, &p.Default, &defSchema); err != nil {
+		var defSchema, defName string
+		if err := r.Scan(&p.Schema, &p.Table, &p.Strategy, &p.Partitions, &p.Bytes, &defSchema, &defName); err != nil {
 			return err
 		}
-		if p.Default != "" {
-			p.Default = defSchema + "." + p.Default
+		var def pgx.Identifier
+		if defName != "" {
+			p.Default, def = defSchema+"."+defName, pgx.Identifier{defSchema, defName}
 		}
-		out = append(out, p)
+		out, defaults = append(out, p), append(defaults, def)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	for i := range out {
-		p := &out[i]
-		if p.Default == "" {
+	for i, def := range defaults {
+		if def == nil {
 			continue
 		}
-		var schema, name string
-		_ = m.q.QueryRowContext(ctx, `SELECT n.nspname::text, c.relname::text FROM pg_partitioned_table t
-  JOIN pg_class c ON c.oid = t.partdefid JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE t.partrelid = to_regclass($1)`, pgx.Identifier{p.Schema, p.Table}.Sanitize()).Scan(&schema, &name)
-		if name == "" {
-			continue // detached meanwhile
-		}
-		err := m.q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+pgx.Identifier{schema, name}.Sanitize()+` LIMIT 1000000) d`).Scan(&p.DefaultRows)
+		// Bounded: a million rows in a default partition is news enough.
+		err := m.q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+def.Sanitize()+` LIMIT 1000000) d`).Scan(&out[i].DefaultRows)
 		if err != nil {
-			return nil, fmt.Errorf("monitor: count rows of default partition %s: %w", p.Default, err)
+			return nil, fmt.Errorf("monitor: count rows of default partition %s: %w", out[i].Default, err)
 		}
 	}
 	return out, nil
