@@ -69,6 +69,15 @@
 // an estimate 10x off or more (when either count reaches 100); the inner
 // side of a nested loop run 1000 times or more; a lossy bitmap heap scan.
 //
+// # Locks
+//
+// Reading a relation's size takes a lock that ALTER TABLE, VACUUM FULL or
+// REINDEX (not CONCURRENTLY) hold exclusively. The reports therefore run in
+// one read-only transaction under SET LOCAL lock_timeout (WithLockTimeout,
+// default 5 s): a locked table makes a report fail with a message saying
+// so, never hang. The transaction also gives the report one consistent view
+// of the statistics.
+//
 // Statistics views are updated asynchronously (a backend reports its counts
 // when idle, at most once a second), so a report may lag the last second of
 // activity.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"time"
 
 	"github.com/auditpg/auditpg/monitor"
@@ -16,7 +17,12 @@ var db *sql.DB // opened with sql.Open("auditpg", dsn), or any PostgreSQL driver
 func ExampleNew() {
 	th := monitor.DefaultThresholds()
 	th.SlowQueryMean = 200 * time.Millisecond
-	m := monitor.New(db, monitor.WithThresholds(th), monitor.WithMemory(16<<30))
+	m := monitor.New(db,
+		monitor.WithThresholds(th),
+		monitor.WithMemory(16<<30),             // the server's memory, for ConfigAdvice
+		monitor.WithLockTimeout(2*time.Second), // fail a report rather than wait on a locked table
+		monitor.WithLogger(slog.Default()),     // what the monitor skips, at debug level
+	)
 	_ = m
 }
 
@@ -89,7 +95,10 @@ func ExampleParsePlan() {
 		log.Fatal(err)
 	}
 	fmt.Println(p.Root.Label(), p.ExecutionTime)
-	// Output: Seq Scan on audit_log 1.75ms
+	p.Root.Walk(func(n, parent *monitor.PlanNode) { fmt.Println(n.NodeType, parent == nil) })
+	// Output:
+	// Seq Scan on audit_log 1.75ms
+	// Seq Scan true
 }
 
 func ExampleMonitor_Indexes() {

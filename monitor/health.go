@@ -122,8 +122,12 @@ func (m *Monitor) health(s *Summary) Health {
 		for _, v := range ix.Invalid {
 			b.flag(Warning, "invalid index %s.%s: %s", v.Schema, v.Index, v.ReindexSQL)
 		}
+		since := ""
+		if r := s.Server.StatsReset; r != nil {
+			since = " since the statistics were reset on " + r.UTC().Format(time.DateTime) + " UTC"
+		}
 		for _, u := range ix.Unused {
-			b.flag(Warning, "unused index %s.%s (%s, %d scans)", u.Schema, u.Index, formatBytes(float64(u.Bytes)), u.Scans)
+			b.flag(Warning, "unused index %s.%s (%s, %d scans%s)", u.Schema, u.Index, formatBytes(roundMB(float64(u.Bytes))), u.Scans, since)
 		}
 		for _, r := range ix.Redundant {
 			b.flag(Warning, "index %s.%s is covered by %s", r.Schema, r.Index, r.CoveredBy)

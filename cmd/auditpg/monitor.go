@@ -196,12 +196,29 @@ func newClientCmd(g *globals) *cobra.Command {
 		Use:   "client",
 		Short: "Health status and the full report, the driver's own statistics included",
 	}
-	cmd.AddCommand(&cobra.Command{
+	var failOn string
+	health := &cobra.Command{
 		Use:   "health",
 		Short: "healthy / warning / critical per component, with the reasons",
 		Args:  cobra.NoArgs,
-		RunE:  runMonitor(g, nil, func(ctx context.Context, m *monitor.Monitor) (monitor.Health, error) { return m.Health(ctx) }, writeHealth),
-	}, &cobra.Command{
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if failOn != "" && failOn != string(monitor.Warning) && failOn != string(monitor.Critical) {
+				return fmt.Errorf("--fail-on %q: want warning or critical", failOn)
+			}
+			var overall monitor.Status
+			err := runMonitor(g, nil, func(ctx context.Context, m *monitor.Monitor) (monitor.Health, error) {
+				h, err := m.Health(ctx)
+				overall = h.Overall
+				return h, err
+			}, writeHealth)(cmd, args)
+			if err == nil && failOn != "" && (overall == monitor.Critical || overall == monitor.Status(failOn)) {
+				return fmt.Errorf("health is %s", overall)
+			}
+			return err
+		},
+	}
+	health.Flags().StringVar(&failOn, "fail-on", "", "exit with status 1 when the overall health is this bad or worse: warning or critical")
+	cmd.AddCommand(health, &cobra.Command{
 		Use:   "report",
 		Short: "The summary report with the auditpg driver's statistics",
 		Args:  cobra.NoArgs,

@@ -55,6 +55,14 @@ func TestMonitorCommands(t *testing.T) {
 		}
 	}
 
+	// The duplicate index makes the health a warning: --fail-on warning exits non-zero.
+	if _, err := runCLI(t, "client", "health", "--fail-on", "warning"); err == nil || !strings.Contains(err.Error(), "health is") {
+		t.Errorf("client health --fail-on warning with a duplicate index: err = %v, want a failure", err)
+	}
+	if _, err := runCLI(t, "client", "health", "--fail-on", "bad"); err == nil {
+		t.Error("--fail-on bad accepted")
+	}
+
 	// --json: one document of the package's types.
 	out, err := runCLI(t, "--json", "client", "health")
 	if err != nil {
