@@ -24,7 +24,7 @@ import (
 // (query, rows, reset session) and with one span a query. Run
 //
 //	go test -c -o otel.test ./otel/
-//	for i in 1 2 3 4 5 6 7 8; do ./otel.test -test.run '^$' -test.bench PointSelect -test.benchtime 5000x; done | tee bench.txt
+//	for i in $(seq 10); do ./otel.test -test.run '^$' -test.bench PointSelect -test.benchtime 20000x; done | tee bench.txt
 //	go tool benchstat -col /driver bench.txt
 //
 // (rounds of one run each, so that the load of a shared machine spreads

@@ -4,7 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/auditpg/auditpg"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -68,6 +70,20 @@ func TestSQLCommenterReachesServer(t *testing.T) {
 	}
 	if text := attrMap(span.Attributes())["db.query.text"]; strings.Contains(text, "traceparent") {
 		t.Errorf("db.query.text %q holds the comment: want the original text's fingerprint", text)
+	}
+
+	// The comment differs in every trace, but the cache key does not see it.
+	createItems(t, db, "otel_commented")
+	for i := range 2 {
+		ctx, app := tel.tp.Tracer("app").Start(auditpg.WithCache(context.Background(), time.Minute), "read")
+		if err := db.QueryRowContext(ctx, `SELECT name FROM otel_commented WHERE id = $1`, 1).Scan(&sent); err != nil {
+			t.Fatal(err)
+		}
+		app.End()
+		reads := tel.named("SELECT otel_commented")
+		if got, want := attrMap(reads[len(reads)-1].Attributes())["auditpg.cache"], []string{"miss", "hit"}[i]; got != want {
+			t.Errorf("read %d in its own trace: auditpg.cache=%q, want %q", i+1, got, want)
+		}
 	}
 }
 
