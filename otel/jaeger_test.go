@@ -173,9 +173,10 @@ func jaegerBinary(t *testing.T) string {
 	defer cancel()
 	// A module of its own: jaeger's go.mod has replace directives, which
 	// `go install pkg@version` refuses, and ours must not change.
+	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
 	steps := [][]string{
 		{"go", "get", "-tool", jaegerModule + "/cmd/jaeger@" + jaegerVersion},
-		{"go", "build", "-o", bin + ".tmp", jaegerModule + "/cmd/jaeger"},
+		{"go", "build", "-o", tmp, jaegerModule + "/cmd/jaeger"},
 	}
 	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
 		steps = append([][]string{{"go", "mod", "init", "auditpg-jaeger-build"}}, steps...)
@@ -189,7 +190,7 @@ func jaegerBinary(t *testing.T) string {
 				strings.Join(step, " "), err, tail(out, 3000), jaegerVersion)
 		}
 	}
-	if err := os.Rename(bin+".tmp", bin); err != nil {
+	if err := os.Rename(tmp, bin); err != nil { // atomic: a concurrent build may have won, same binary
 		t.Fatal(err)
 	}
 	return bin

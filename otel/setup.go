@@ -96,16 +96,15 @@ func Setup(ctx context.Context, opts ...SetupOption) (shutdown func(context.Cont
 		return nil, errors.Join(err, shutdown(ctx))
 	}
 
+	var tp *sdktrace.TracerProvider
 	if !strings.EqualFold(os.Getenv("OTEL_TRACES_EXPORTER"), "none") {
 		exporter, err := newTraceExporter(ctx, cfg.protocol)
 		if err != nil {
 			return fail(err)
 		}
-		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))
+		tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))
 		closers = append(closers, tp.Shutdown)
-		otelapi.SetTracerProvider(tp)
 	}
-	otelapi.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 
 	reg := cfg.registerer
 	var registry *prometheus.Registry
@@ -119,7 +118,6 @@ func Setup(ctx context.Context, opts ...SetupOption) (shutdown func(context.Cont
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithResource(res))
 	closers = append(closers, mp.Shutdown)
-	otelapi.SetMeterProvider(mp)
 
 	if cfg.metricsAddr != "" {
 		gatherer := prometheus.Gatherer(prometheus.DefaultGatherer)
@@ -138,6 +136,14 @@ func Setup(ctx context.Context, opts ...SetupOption) (shutdown func(context.Cont
 		go func() { _ = srv.Serve(ln) }() // Serve returns ErrServerClosed at shutdown
 		closers = append(closers, srv.Shutdown)
 	}
+
+	// Installed only once everything is made: a failed Setup leaves the
+	// globals as they were.
+	if tp != nil {
+		otelapi.SetTracerProvider(tp)
+	}
+	otelapi.SetMeterProvider(mp)
+	otelapi.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return shutdown, nil
 }
 

@@ -147,8 +147,12 @@ func TestSetupErrors(t *testing.T) {
 	}
 	defer ln.Close()
 	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	before := otelapi.GetMeterProvider()
 	if _, err := Setup(context.Background(), WithMetricsAddr(ln.Addr().String())); err == nil {
 		t.Error("metrics address in use: want an error")
+	}
+	if otelapi.GetMeterProvider() != before {
+		t.Error("a failed Setup replaced the global MeterProvider")
 	}
 	shutdown, err := Setup(context.Background())
 	if err != nil {
