@@ -252,6 +252,8 @@ func TestRedundantIndexes(t *testing.T) {
 	f.exec(`CREATE INDEX mon_dup_ba ON mon_dup (b, a)`)
 	f.exec(`CREATE UNIQUE INDEX mon_dup_c ON mon_dup (c)`)
 	f.exec(`CREATE INDEX mon_dup_ca ON mon_dup (c, a)`)
+	f.exec(`CREATE INDEX mon_dup_inc_c ON mon_dup (b) INCLUDE (c)`)
+	f.exec(`CREATE INDEX mon_dup_inc_a ON mon_dup (b) INCLUDE (a)`) // (b, a) holds the same columns
 	red := func() map[string]RedundantIndex {
 		r, err := m.RedundantIndexes(ctx)
 		if err != nil {
@@ -272,14 +274,18 @@ func TestRedundantIndexes(t *testing.T) {
 	if r, ok := got["mon_dup_ab_again"]; !ok || !r.Duplicate || r.CoveredBy != "mon_dup_ab" || r.DropSQL != `DROP INDEX CONCURRENTLY "public"."mon_dup_ab_again";` {
 		t.Errorf("mon_dup_ab_again: %+v, want a duplicate of mon_dup_ab", r)
 	}
-	for _, name := range []string{"mon_dup_ab", "mon_dup_a_part", "mon_dup_a_hash", "mon_dup_b_desc", "mon_dup_ba", "mon_dup_c", "mon_dup_ca"} {
+	for _, name := range []string{"mon_dup_ab", "mon_dup_a_part", "mon_dup_a_hash", "mon_dup_b_desc", "mon_dup_ba", "mon_dup_c", "mon_dup_ca", "mon_dup_inc_c"} {
 		if r, ok := got[name]; ok {
 			t.Errorf("%s reported redundant (%+v): different predicate, method, order, leading column, or unique", name, r)
 		}
 	}
-	if len(got) != 2 {
-		t.Errorf("redundant = %v, want exactly mon_dup_a and mon_dup_ab_again", got)
+	if r, ok := got["mon_dup_inc_a"]; !ok || r.CoveredBy != "mon_dup_ba" {
+		t.Errorf("mon_dup_inc_a: %+v, want covered by mon_dup_ba (same columns, as keys)", r)
 	}
+	if len(got) != 3 {
+		t.Errorf("redundant = %v, want exactly mon_dup_a, mon_dup_ab_again and mon_dup_inc_a", got)
+	}
+	f.exec(`DROP INDEX mon_dup_inc_a`)
 	f.exec(`DROP INDEX mon_dup_a`)
 	f.exec(`DROP INDEX mon_dup_ab_again`)
 	if got := red(); len(got) != 0 {

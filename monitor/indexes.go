@@ -183,7 +183,8 @@ type indexShape struct {
 	schema, table, index, def, am string
 	tableOID                      int64
 	keys, classes, colls, options []string // per key column
-	nAtts                         int      // key + INCLUDE columns
+	atts                          []string // key and INCLUDE columns (attribute numbers)
+	nAtts                         int      // len(atts)
 	exprs, pred                   string
 	unique, constraint            bool
 	partitioned                   bool
@@ -220,7 +221,8 @@ SELECT c.oid::int8, n.nspname::text, t.relname::text, c.relname::text, pg_get_in
 			&options, &nKey, &s.nAtts, &s.exprs, &s.pred, &s.unique, &s.constraint, &s.partitioned, &s.bytes); err != nil {
 			return err
 		}
-		s.keys = firstN(strings.Fields(keys), nKey)
+		s.atts = strings.Fields(keys)
+		s.keys = firstN(s.atts, nKey)
 		s.classes, s.colls, s.options = firstN(strings.Fields(classes), nKey), firstN(strings.Fields(colls), nKey), firstN(strings.Fields(options), nKey)
 		all = append(all, s)
 		return nil
@@ -234,7 +236,7 @@ SELECT c.oid::int8, n.nspname::text, t.relname::text, c.relname::text, pg_get_in
 			if a.oid == b.oid || a.tableOID != b.tableOID || !covers(b, a) {
 				continue
 			}
-			exact := len(a.keys) == len(b.keys) && a.nAtts == b.nAtts && a.unique == b.unique
+			exact := len(a.keys) == len(b.keys) && slices.Equal(a.atts, b.atts) && a.unique == b.unique
 			if exact && !droppableDuplicate(a, b) || !exact && (a.unique || a.constraint) {
 				continue
 			}
@@ -248,15 +250,16 @@ SELECT c.oid::int8, n.nspname::text, t.relname::text, c.relname::text, pg_get_in
 }
 
 // covers reports whether index b makes index a redundant as far as their
-// shapes go: same method, expressions and predicate, a has no INCLUDE
-// columns beyond b's, and a's key columns (with their operator classes,
-// collations and orderings) are b's leading key columns.
+// shapes go: same method, expressions and predicate; a's key columns (with
+// their operator classes, collations and orderings) are b's leading key
+// columns; and if a has INCLUDE columns, b holds the same columns in the
+// same order, as keys or included.
 func covers(b, a indexShape) bool {
 	if a.am != b.am || a.exprs != b.exprs || a.pred != b.pred || len(a.keys) > len(b.keys) {
 		return false
 	}
-	if a.nAtts > len(a.keys) && !(len(a.keys) == len(b.keys) && a.nAtts == b.nAtts) {
-		return false // INCLUDE columns: only an exact duplicate covers them
+	if a.nAtts > len(a.keys) && !slices.Equal(a.atts, b.atts) {
+		return false // INCLUDE columns: only the same columns cover them
 	}
 	n := len(a.keys)
 	return slices.Equal(a.keys, b.keys[:n]) && slices.Equal(a.classes, b.classes[:n]) &&
