@@ -109,9 +109,18 @@ func TestSuggestIndexesHypoPG(t *testing.T) {
 		t.Errorf("hypothetical check = %+v, want the index used and the cost lower", q)
 	}
 	// Nothing is left behind: the extension was created in a rolled-back
-	// transaction, and the prepared statement deallocated.
-	var installed bool
-	if err := m.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')`).Scan(&installed); err != nil || installed {
-		t.Errorf("hypopg left installed (%v, %v)", installed, err)
+	// transaction, and the prepared statement (PostgreSQL < 16) deallocated,
+	// on the one connection of this pool.
+	one := openDB(t)
+	one.SetMaxOpenConns(1)
+	if s, err = New(one).SuggestIndexes(ctx, SuggestOptions{Statements: 500, CheckHypothetical: true}); err != nil || !s.Checked {
+		t.Fatalf("check on a one-connection pool: %v, %+v", err, s)
 	}
+	var installed bool
+	var prepared int
+	if err := one.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg'),
+	       (SELECT count(*) FROM pg_prepared_statements WHERE name = 'auditpg_monitor_estimate')`).Scan(&installed, &prepared); err != nil || installed || prepared != 0 {
+		t.Errorf("left behind: hypopg installed %v, prepared statements %d (%v)", installed, prepared, err)
+	}
+
 }
