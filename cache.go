@@ -228,8 +228,9 @@ type cache struct {
 	rels   map[string]relInfo // scope + table name -> what the catalog says
 	funcs  map[string]byte    // scope + function name -> worst provolatile
 
-	flightMu sync.Mutex
-	flights  map[string]chan struct{} // key hash -> closed when its fill ends
+	flightMu   sync.Mutex
+	flights    map[string]chan struct{} // key hash -> closed when its fill ends
+	unfillable map[string]time.Time     // key hash -> until when its result is known too large
 
 	colSets     sync.Map     // column section bytes -> *columnSet
 	colSetCount atomic.Int64 // entries in colSets
@@ -268,13 +269,14 @@ func newCache(cfg cacheConfig, observers []Observer) *cache {
 	bc.MaxEntriesInWindow = 64 * shards
 	bc.Verbose = false
 	c := &cache{
-		cfg:     cfg,
-		seeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		gens:    map[string]*atomic.Uint64{},
-		rels:    map[string]relInfo{},
-		funcs:   map[string]byte{},
-		flights: map[string]chan struct{}{},
-		typeIdx: map[reflect.Type]uint32{},
+		cfg:        cfg,
+		seeds:      [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		gens:       map[string]*atomic.Uint64{},
+		rels:       map[string]relInfo{},
+		funcs:      map[string]byte{},
+		flights:    map[string]chan struct{}{},
+		unfillable: map[string]time.Time{},
+		typeIdx:    map[reflect.Type]uint32{},
 	}
 	c.stats.bypasses = map[string]int64{}
 	bc.OnRemoveWithReason = func(_ string, _ []byte, reason bigcache.RemoveReason) {
@@ -311,6 +313,7 @@ const (
 	bypassTable       = "table not cacheable"
 	bypassArgs        = "argument type"
 	bypassLookupError = "catalog lookup failed"
+	bypassUnfillable  = "result too large to cache"
 )
 
 // selected says whether the policy wants st cached, and for how long.
@@ -348,8 +351,15 @@ func (c *cache) ttl(d time.Duration) time.Duration {
 	return min(d, maxCacheTTL)
 }
 
+// maxBypassReasons bounds the reasons counted apart (they name tables and
+// functions); the others are counted together.
+const maxBypassReasons = 64
+
 func (c *cache) countBypass(reason string) {
 	c.stats.mu.Lock()
+	if _, ok := c.stats.bypasses[reason]; !ok && len(c.stats.bypasses) >= maxBypassReasons {
+		reason = "other"
+	}
 	c.stats.bypasses[reason]++
 	c.stats.mu.Unlock()
 }
@@ -509,6 +519,32 @@ func (c *cache) leave(hash string) {
 	}
 }
 
+// maxUnfillable bounds the keys remembered as too large to cache.
+const maxUnfillable = 1024
+
+// rememberUnfillable notes, until the entry would have expired, that the
+// result of hash cannot be cached: identical reads then neither capture it
+// nor wait for one another.
+func (c *cache) rememberUnfillable(hash string, until time.Time) {
+	c.flightMu.Lock()
+	if len(c.unfillable) >= maxUnfillable {
+		clear(c.unfillable)
+	}
+	c.unfillable[hash] = until
+	c.flightMu.Unlock()
+}
+
+func (c *cache) isUnfillable(hash string, now time.Time) bool {
+	c.flightMu.Lock()
+	defer c.flightMu.Unlock()
+	until, ok := c.unfillable[hash]
+	if ok && !now.Before(until) {
+		delete(c.unfillable, hash)
+		return false
+	}
+	return ok
+}
+
 // ---- statistics ----
 
 // CacheStats are the result cache's figures in a Snapshot.
@@ -635,6 +671,7 @@ type connCache struct {
 	pending        []string
 	pendingAll     bool // a write in the open transaction could not name its tables
 	pendingAny     bool
+	pendingDDL     bool // the open transaction ran DDL
 }
 
 // fill is a miss being captured for the cache.
@@ -644,7 +681,11 @@ type fill struct {
 	buf      *[]byte // header, columns, then rows
 	gens     []uint64
 	complete bool // the rows were read to the end
-	leader   bool // others wait for this fill
+	// unfillable: the result cannot be kept (too large, or a value the
+	// encoding does not hold); identical reads skip the cache for a while.
+	unfillable bool
+	expiry     time.Time
+	leader     bool // others wait for this fill
 }
 
 // inTransaction tells from the server's own status when there is one, so
@@ -706,6 +747,12 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 		c.stats.hits.Add(1)
 		return rows, nil, nil
 	}
+	if c.isUnfillable(hash, ev.Start) {
+		keyBufs.Put(bufp)
+		ev.Cache, ev.CacheReason = CacheBypass, bypassUnfillable
+		c.countBypass(bypassUnfillable)
+		return nil, nil, nil
+	}
 	hash = strings.Clone(hash) // kept past the buffer's reuse: in flights, in the fill
 	wait, leader := c.join(hash)
 	if !leader {
@@ -727,7 +774,7 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 	}
 	ev.Cache = CacheMiss
 	c.stats.misses.Add(1)
-	f := &fill{hash: hash, tables: tables, gens: append([]uint64(nil), gens...), leader: leader}
+	f := &fill{hash: hash, expiry: ev.Start.Add(ttl), tables: tables, gens: append([]uint64(nil), gens...), leader: leader}
 	entry := keyBufs.Get().(*[]byte)
 	*entry = appendHeader((*entry)[:0], time.Now().Add(ttl), gens, key)
 	keyBufs.Put(bufp)
@@ -762,7 +809,11 @@ func (f *fill) started(c *cache, r driver.Rows) {
 func (f *fill) row(c *cache, dest []driver.Value) bool {
 	b, ok := appendRow(*f.buf, dest)
 	*f.buf = b
-	return ok && len(b) <= c.cfg.maxEntryBytes
+	if !ok || len(b) > c.cfg.maxEntryBytes {
+		f.unfillable = true
+		return false
+	}
+	return true
 }
 
 // finish stores a complete fill whose tables were not written while it ran,
@@ -773,6 +824,9 @@ func (c *cache) finish(f *fill, ok bool) {
 		ok = slices.Equal(c.generations(now[:0], f.tables), f.gens)
 	} else {
 		ok = false
+	}
+	if f.unfillable {
+		c.rememberUnfillable(f.hash, f.expiry)
 	}
 	if ok && c.store.Set(f.hash, *f.buf) == nil {
 		c.stats.fills.Add(1)
@@ -809,6 +863,9 @@ func (ic *interceptor) verdict(ctx context.Context, st *Statement) (verdict, str
 	v, err := ic.eligible(ctx, st)
 	if err != nil {
 		return v, bypassLookupError // not remembered: the next call asks again
+	}
+	if ic.c.cache.epoch.Load() != epoch {
+		return v, v.reason // DDL ran meanwhile: use it once, do not remember it
 	}
 	if cc.verdicts == nil {
 		cc.verdicts = make(map[*Statement]verdict)
@@ -856,20 +913,24 @@ func (ic *interceptor) eligible(ctx context.Context, st *Statement) (verdict, er
 
 // syntaxFunctions look like calls but are SQL syntax, absent from pg_proc,
 // and depend on their arguments only.
-var syntaxFunctions = map[string]bool{"coalesce": true, "nullif": true, "greatest": true, "least": true}
+var syntaxFunctions = map[string]bool{"coalesce": true, "nullif": true, "greatest": true, "least": true, "trim": true}
 
 // askScope reads what, beside the SQL and its arguments, decides what a
 // read returns on this connection. The connector fixes the server and the
 // database; the user, role and search_path come from the session.
 func (ic *interceptor) askScope(ctx context.Context) error {
-	var user, role, path, db string
-	err := ic.pgx.Conn().QueryRow(ctx,
-		`SELECT session_user, current_user, current_setting('search_path'), current_database()`).Scan(&user, &role, &path, &db)
+	// The settings that change how values print as text are part of it
+	// too: SELECT ts::text differs by TimeZone.
+	var scope string
+	err := ic.pgx.Conn().QueryRow(ctx, `SELECT concat_ws(E'\x01', session_user, current_user, current_database(),
+		current_setting('search_path'), current_setting('TimeZone'), current_setting('DateStyle'),
+		current_setting('IntervalStyle'), current_setting('extra_float_digits'), current_setting('lc_monetary'),
+		current_setting('bytea_output'))`).Scan(&scope)
 	if err != nil {
 		return err
 	}
 	t := ic.c.Target()
-	ic.cc.scope = strings.Join([]string{t.Host, strconv.Itoa(int(t.Port)), db, user, role, path}, "\x00")
+	ic.cc.scope = t.Host + "\x00" + strconv.Itoa(int(t.Port)) + "\x00" + scope
 	return nil
 }
 
@@ -897,6 +958,7 @@ func (ic *interceptor) relation(ctx context.Context, t string) (relInfo, error) 
 		return rel, nil
 	}
 	rel = relInfo{}
+	epoch := c.epoch.Load() // what is read before DDL's commit is not remembered past it
 	var kind, persistence string
 	var rls bool
 	var schema string
@@ -929,7 +991,9 @@ func (ic *interceptor) relation(ctx context.Context, t string) (relInfo, error) 
 	}
 	if shared {
 		c.metaMu.Lock()
-		c.rels[memo] = rel
+		if c.epoch.Load() == epoch {
+			c.rels[memo] = rel
+		}
 		c.metaMu.Unlock()
 	}
 	return rel, nil
@@ -947,6 +1011,7 @@ func (ic *interceptor) volatility(ctx context.Context, fn string) (byte, error) 
 	if ok && shared {
 		return v, nil
 	}
+	epoch := c.epoch.Load()
 	schema, name := "", fn
 	if i := strings.LastIndexByte(fn, '.'); i >= 0 {
 		schema, name = fn[:i], fn[i+1:]
@@ -964,7 +1029,9 @@ func (ic *interceptor) volatility(ctx context.Context, fn string) (byte, error) 
 	v = worst[0] // 'i' < 's' < 'v' in byte order, so max is the worst
 	if shared {
 		c.metaMu.Lock()
-		c.funcs[memo] = v
+		if c.epoch.Load() == epoch {
+			c.funcs[memo] = v
+		}
 		c.metaMu.Unlock()
 	}
 	return v, nil
@@ -981,13 +1048,11 @@ func (ic *interceptor) afterStatement(ctx context.Context, st *Statement, err er
 	if err != nil && sqlState(err) != "" {
 		return // the server refused the statement: it changed nothing
 	}
-	if st.ChangesSession || st.CreatesTemp {
+	if st.ChangesSession || st.CreatesTemp || slices.ContainsFunc(st.Writes, isSettingsTable) {
 		ic.cc.sessionChanged = true
 	}
 	if st.Kind == KindTx {
-		if !ic.inTransaction() {
-			ic.endTransaction(ctx, st.Operation != "ROLLBACK" && st.Operation != "ABORT")
-		}
+		ic.txStatement(ctx, st)
 		return
 	}
 	if st.ReadOnly {
@@ -996,15 +1061,21 @@ func (ic *interceptor) afterStatement(ctx context.Context, st *Statement, err er
 	tables, all := st.Writes, st.WritesUnknown
 	if st.Kind == KindDDL {
 		// DDL may drop or detach a partition, or change what the catalog
-		// said of a table: forget it all.
+		// said of a table: forget it all, now and again at commit.
 		c.forgetCatalog()
 		all = true
+		ic.cc.pendingDDL = ic.cc.pendingDDL || ic.inTransaction()
 	}
 	if all && st.UserFunctionsOnly && ic.pgx != nil && !ic.inTransaction() && ic.cc.scope != "" {
 		all = !ic.functionsCannotWrite(ctx, st.Functions)
 	}
 	if !all && len(tables) == 0 {
 		return // a read that only looked like it might write
+	}
+	if all && !ic.cc.sessionChanged {
+		// DO, CALL, a volatile function or an unknown statement may have
+		// changed the session unseen (set_config, SET in a function): ask.
+		ic.recheckScope(ctx)
 	}
 	if ic.inTransaction() {
 		ic.cc.pending = append(ic.cc.pending, tables...)
@@ -1013,6 +1084,41 @@ func (ic *interceptor) afterStatement(ctx context.Context, st *Statement, err er
 		return
 	}
 	ic.invalidate(ctx, tables, all)
+}
+
+// isSettingsTable: an UPDATE of pg_settings is a SET.
+func isSettingsTable(name string) bool { return baseName(name) == "pg_settings" }
+
+// recheckScope asks the session's scope again, after a statement that may
+// have changed it unseen; a change, or no answer, ends caching on this
+// connection.
+func (ic *interceptor) recheckScope(ctx context.Context) {
+	before := ic.cc.scope
+	if before == "" || ic.pgx == nil {
+		return // not asked yet: it will be asked as it is then
+	}
+	if err := ic.askScope(ctx); err != nil || ic.cc.scope != before {
+		ic.cc.sessionChanged = true
+	}
+}
+
+// txStatement handles BEGIN, COMMIT, ROLLBACK and the like sent as SQL.
+func (ic *interceptor) txStatement(ctx context.Context, st *Statement) {
+	fp := strings.ToUpper(st.Fingerprint)
+	switch {
+	case st.Operation == "COMMIT" && strings.Contains(fp, " PREPARED"):
+		// A prepared transaction, of this session or another, committed:
+		// what it wrote is unknown here.
+		ic.c.cache.forgetCatalog()
+		ic.c.cache.invalidate(ctx, nil, true)
+	case st.Operation == "PREPARE TRANSACTION":
+		ic.endTransaction(ctx, false) // its writes land at COMMIT PREPARED
+	case strings.HasSuffix(fp, " AND CHAIN"):
+		// The transaction ended and a new one began at once.
+		ic.endTransaction(ctx, st.Operation == "COMMIT" || st.Operation == "END")
+	case !ic.inTransaction():
+		ic.endTransaction(ctx, st.Operation != "ROLLBACK" && st.Operation != "ABORT")
+	}
 }
 
 // functionsCannotWrite is true when every function is STABLE or IMMUTABLE,
@@ -1030,10 +1136,13 @@ func (ic *interceptor) functionsCannotWrite(ctx context.Context, fns []string) b
 // (or may have), and forgets it when it rolled back.
 func (ic *interceptor) endTransaction(ctx context.Context, committed bool) {
 	cc := &ic.cc
+	if committed && cc.pendingDDL {
+		ic.c.cache.forgetCatalog() // lookups made while the DDL was uncommitted saw the old catalog
+	}
 	if committed && cc.pendingAny {
 		ic.invalidate(ctx, cc.pending, cc.pendingAll)
 	}
-	cc.pending, cc.pendingAll, cc.pendingAny = cc.pending[:0], false, false
+	cc.pending, cc.pendingAll, cc.pendingAny, cc.pendingDDL = cc.pending[:0], false, false, false
 }
 
 // invalidate bumps the tables written and the partitioned tables above

@@ -1588,7 +1588,9 @@ func (w *walker) relation(j, hi int) {
 func (w *walker) finish(st *Statement, readish bool) {
 	st.Reads, st.Writes, st.Functions = w.reads.names, w.writes.names, w.funcs.names
 	st.ChangesSession = st.ChangesSession || w.session
-	st.CreatesTemp = w.temp
+	st.CreatesTemp = w.temp || slices.ContainsFunc(w.writes.names, func(n string) bool {
+		return (st.Kind == KindDDL || w.into) && strings.HasPrefix(n, "pg_temp")
+	})
 	st.WritesUnknown = st.WritesUnknown || w.unnamed || w.tooDeep || w.unknownFn != "" || w.sequence != ""
 	why := w.mayWrite()
 	st.ReadOnly = readish && why == ""

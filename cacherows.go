@@ -219,9 +219,13 @@ func (c *cache) appendColumns(out []byte, r driver.Rows) []byte {
 	return appendString(out, unsafe.String(unsafe.SliceData(b), len(b)))
 }
 
+// rowMark starts each row of an entry.
+const rowMark byte = 0xff
+
 // appendRow appends one row's values; false when a value is of a type the
 // entry cannot hold.
 func appendRow(b []byte, dest []driver.Value) ([]byte, bool) {
+	b = append(b, rowMark) // so that rows of no columns still count
 	for _, v := range dest {
 		switch v := v.(type) {
 		case nil, int64, float64, bool, string, []byte, time.Time:
@@ -377,6 +381,10 @@ func (r *cachedRows) Next(dest []driver.Value) error {
 	if len(r.data) == 0 {
 		return io.EOF
 	}
+	if r.data[0] != rowMark {
+		return errNotCached
+	}
+	r.data = r.data[1:]
 	for i := range dest {
 		v, rest, err := readValue(r.data)
 		if err != nil {
