@@ -169,7 +169,14 @@ func jaegerBinary(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Logf("building Jaeger %s in %s (minutes the first time)", jaegerVersion, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	// Stop short of go test's own timeout (10 minutes by default), so that
+	// a slow first build fails with its reason instead of a panic; what it
+	// compiled stays in Go's build cache for the next run.
+	deadline := time.Now().Add(40 * time.Minute)
+	if d, ok := t.Deadline(); ok && d.Add(-time.Minute).Before(deadline) {
+		deadline = d.Add(-time.Minute)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	// A module of its own: jaeger's go.mod has replace directives, which
 	// `go install pkg@version` refuses, and ours must not change.
@@ -185,7 +192,12 @@ func jaegerBinary(t *testing.T) string {
 		cmd := exec.CommandContext(ctx, step[0], step[1:]...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
-		if out, err := cmd.CombinedOutput(); err != nil {
+		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			t.Fatalf("building Jaeger %s did not finish before the test's deadline (%q was running); what it compiled is in Go's build cache, so run again, with a longer -timeout (say 60m), or set AUDITPG_JAEGER_BIN to a Jaeger binary",
+				jaegerVersion, strings.Join(step, " "))
+		}
+		if err != nil {
 			t.Fatalf("building Jaeger failed at %q: %v\n%s\nThe end-to-end test needs Jaeger %s: give it the Go module proxy (or a module cache holding Jaeger's modules), or set AUDITPG_JAEGER_BIN to a Jaeger binary; `go test -short` skips it.",
 				strings.Join(step, " "), err, tail(out, 3000), jaegerVersion)
 		}
