@@ -63,6 +63,23 @@ func Observer(opts ...Option) auditpg.Observer {
 	return newObserver(newConfig(opts))
 }
 
+// Options returns the auditpg options that install OpenTelemetry on a
+// connector: the Observer and, with WithSQLCommenter, the SQLCommenter
+// rewriter. The one-liner:
+//
+//	db, err := auditpg.Open(dsn, otel.Options()...)
+//
+// sql.Open("auditpg", dsn) cannot install them: a DSN carries no code. Use
+// auditpg.Open, or sql.OpenDB(auditpg.NewConnector(dsn, otel.Options()...)).
+func Options(opts ...Option) []auditpg.Option {
+	cfg := newConfig(opts)
+	out := []auditpg.Option{auditpg.WithObserver(newObserver(cfg))}
+	if cfg.commenter {
+		out = append(out, auditpg.WithQueryRewriter(SQLCommenter(cfg.commentTags)))
+	}
+	return out
+}
+
 func newObserver(cfg config) *observer {
 	tp, mp := cfg.tracerProvider, cfg.meterProvider
 	if tp == nil {

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/auditpg/auditpg"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -109,21 +108,4 @@ func writeTraceparent(b *strings.Builder, sc trace.SpanContext) {
 func escapeComment(s string) string {
 	s = strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
 	return strings.ReplaceAll(s, "'", `\'`) // QueryEscape already encodes ', kept for the specification's sake
-}
-
-// Options returns the auditpg options that install OpenTelemetry on a
-// connector: the Observer and, with WithSQLCommenter, the SQLCommenter
-// rewriter. The one-liner:
-//
-//	db, err := auditpg.Open(dsn, otel.Options()...)
-//
-// sql.Open("auditpg", dsn) cannot install them: a DSN carries no code. Use
-// auditpg.Open, or sql.OpenDB(auditpg.NewConnector(dsn, otel.Options()...)).
-func Options(opts ...Option) []auditpg.Option {
-	cfg := newConfig(opts)
-	out := []auditpg.Option{auditpg.WithObserver(newObserver(cfg))}
-	if cfg.commenter {
-		out = append(out, auditpg.WithQueryRewriter(SQLCommenter(cfg.commentTags)))
-	}
-	return out
 }
