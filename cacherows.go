@@ -240,13 +240,6 @@ func appendRow(b []byte, dest []driver.Value) ([]byte, bool) {
 	return b, true
 }
 
-// entryHeader is an entry's beginning, checked before its rows are used.
-type entryHeader struct {
-	expiry int64
-	gens   []uint64
-	key    []byte
-}
-
 // appendHeader starts an entry.
 func appendHeader(b []byte, expiry time.Time, gens []uint64, key []byte) []byte {
 	b = binary.LittleEndian.AppendUint64(b, uint64(expiry.UnixNano()))

@@ -58,7 +58,15 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) error {
 		defer cluster.Stop()
 		dsn = cluster.DSN()
 	}
-	db, err := auditpg.Open(dsn, auditpg.WithSlowQueryThreshold(o.slow), auditpg.WithMaxOpenConns(o.workers))
+	// With OTEL_EXPORTER_OTLP_ENDPOINT set, every query becomes a span in
+	// Jaeger (or any OTLP collector); otherwise this costs nothing.
+	shutdown, telemetry, err := setupTelemetry(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer shutdown(context.WithoutCancel(ctx))
+	opts := append([]auditpg.Option{auditpg.WithSlowQueryThreshold(o.slow), auditpg.WithMaxOpenConns(o.workers)}, telemetry...)
+	db, err := auditpg.Open(dsn, opts...)
 	if err != nil {
 		return err
 	}
