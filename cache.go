@@ -942,23 +942,45 @@ const (
 	unsafeMissing = "not found"
 )
 
+// memoGet and memoPut read and fill a catalog memo (tables, functions)
+// shared by the connections of one scope. A session that changed (SET
+// search_path, a temporary table) may see other objects under the same
+// names: it neither uses nor fills the memo. An answer read before DDL was
+// forgotten (epoch) is not remembered past it: it may predate the DDL's
+// commit.
+func memoGet[V any](ic *interceptor, m map[string]V, key string) (V, bool) {
+	var v V
+	if ic.cc.sessionChanged {
+		return v, false
+	}
+	c := ic.c.cache
+	c.metaMu.Lock()
+	v, ok := m[key]
+	c.metaMu.Unlock()
+	return v, ok
+}
+
+func memoPut[V any](ic *interceptor, m map[string]V, key string, v V, epoch uint64) {
+	if ic.cc.sessionChanged {
+		return
+	}
+	c := ic.c.cache
+	c.metaMu.Lock()
+	if c.epoch.Load() == epoch {
+		m[key] = v
+	}
+	c.metaMu.Unlock()
+}
+
 // relation returns what the catalog says of the table named t, as the
 // session's search_path resolves it.
 func (ic *interceptor) relation(ctx context.Context, t string) (relInfo, error) {
 	c := ic.c.cache
-	// A session that changed (SET search_path, a temporary table) may see
-	// other tables under the same names: it neither uses nor fills the
-	// memo its scope shares with other connections.
-	shared := !ic.cc.sessionChanged
-	memo := ic.cc.scope + "\x00" + t
-	c.metaMu.Lock()
-	rel, ok := c.rels[memo]
-	c.metaMu.Unlock()
-	if ok && shared {
+	memo, epoch := ic.cc.scope+"\x00"+t, c.epoch.Load()
+	if rel, ok := memoGet(ic, c.rels, memo); ok {
 		return rel, nil
 	}
-	rel = relInfo{}
-	epoch := c.epoch.Load() // what is read before DDL's commit is not remembered past it
+	var rel relInfo
 	var kind, persistence string
 	var rls bool
 	var schema string
@@ -989,13 +1011,7 @@ func (ic *interceptor) relation(ctx context.Context, t string) (relInfo, error) 
 			rel.unsafe = unsafeRLS
 		}
 	}
-	if shared {
-		c.metaMu.Lock()
-		if c.epoch.Load() == epoch {
-			c.rels[memo] = rel
-		}
-		c.metaMu.Unlock()
-	}
+	memoPut(ic, c.rels, memo, rel, epoch)
 	return rel, nil
 }
 
@@ -1003,15 +1019,10 @@ func (ic *interceptor) relation(ctx context.Context, t string) (relInfo, error) 
 // functions named fn that the session can call; 'v' when there is none.
 func (ic *interceptor) volatility(ctx context.Context, fn string) (byte, error) {
 	c := ic.c.cache
-	shared := !ic.cc.sessionChanged // as in relation
-	memo := ic.cc.scope + "\x00" + fn
-	c.metaMu.Lock()
-	v, ok := c.funcs[memo]
-	c.metaMu.Unlock()
-	if ok && shared {
+	memo, epoch := ic.cc.scope+"\x00"+fn, c.epoch.Load()
+	if v, ok := memoGet(ic, c.funcs, memo); ok {
 		return v, nil
 	}
-	epoch := c.epoch.Load()
 	schema, name := "", fn
 	if i := strings.LastIndexByte(fn, '.'); i >= 0 {
 		schema, name = fn[:i], fn[i+1:]
@@ -1026,14 +1037,8 @@ func (ic *interceptor) volatility(ctx context.Context, fn string) (byte, error) 
 	if err != nil {
 		return 0, err
 	}
-	v = worst[0] // 'i' < 's' < 'v' in byte order, so max is the worst
-	if shared {
-		c.metaMu.Lock()
-		if c.epoch.Load() == epoch {
-			c.funcs[memo] = v
-		}
-		c.metaMu.Unlock()
-	}
+	v := worst[0] // 'i' < 's' < 'v' in byte order, so max is the worst
+	memoPut(ic, c.funcs, memo, v, epoch)
 	return v, nil
 }
 
