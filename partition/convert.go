@@ -244,9 +244,12 @@ func (m *Manager) copyAndSwap(ctx context.Context, old *parent, tmp, backup Tabl
 		}
 		return r.RowsAffected()
 	}
+	// The last block is left to the swap, with the blocks added since:
+	// concurrent inserts land in its free space as well as after it.
+	last := max(blocks-1, 0)
 	var copied int64
-	for b := int64(0); b < blocks; b += step {
-		end := min(b+step, blocks) // the blocks after are the swap's to copy
+	for b := int64(0); b < last; b += step {
+		end := min(b+step, last) // the blocks after are the swap's to copy
 		n, err := copyBlocks(ctx, m.q, b, end)
 		if err != nil {
 			return fmt.Errorf("partition: copy blocks %d-%d of %s: %w", b, end, old.table, err)
@@ -258,7 +261,7 @@ func (m *Manager) copyAndSwap(ctx context.Context, old *parent, tmp, backup Tabl
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`LOCK TABLE %s IN EXCLUSIVE MODE`, old.table)); err != nil {
 			return err
 		}
-		tail, err := copyBlocks(ctx, tx, blocks, -1)
+		tail, err := copyBlocks(ctx, tx, last, -1)
 		if err != nil {
 			return err
 		}
