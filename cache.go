@@ -665,6 +665,9 @@ type connCache struct {
 	// makes the cache forget the catalog (epoch).
 	verdicts map[*Statement]verdict
 	epoch    uint64
+	// rels remembers relation's answers on this connection, as verdicts.
+	rels      map[string]relInfo
+	relsEpoch uint64
 
 	scope          string // database, server, user, role, search_path; "" until asked
 	sessionChanged bool   // SET, SET ROLE, set_config, a temporary table...: bypass for good
@@ -975,8 +978,31 @@ func memoPut[V any](ic *interceptor, m map[string]V, key string, v V, epoch uint
 // relation returns what the catalog says of the table named t, as the
 // session's search_path resolves it.
 func (ic *interceptor) relation(ctx context.Context, t string) (relInfo, error) {
+	c, cc := ic.c.cache, &ic.cc
+	epoch := c.epoch.Load()
+	// The connection's own memo first: a write's lookup then allocates
+	// nothing (the shared memo's key is built from the scope).
+	if cc.relsEpoch != epoch || len(cc.rels) >= maxVerdicts {
+		cc.rels, cc.relsEpoch = nil, epoch
+	}
+	if rel, ok := cc.rels[t]; ok && !cc.sessionChanged {
+		return rel, nil
+	}
+	rel, err := ic.lookupRelation(ctx, t, epoch)
+	if err == nil && !cc.sessionChanged && c.epoch.Load() == epoch {
+		if cc.rels == nil {
+			cc.rels = make(map[string]relInfo)
+		}
+		cc.rels[t] = rel
+	}
+	return rel, err
+}
+
+// lookupRelation answers relation from the memo shared by the scope's
+// connections, or from the server.
+func (ic *interceptor) lookupRelation(ctx context.Context, t string, epoch uint64) (relInfo, error) {
 	c := ic.c.cache
-	memo, epoch := ic.cc.scope+"\x00"+t, c.epoch.Load()
+	memo := ic.cc.scope + "\x00" + t
 	if rel, ok := memoGet(ic, c.rels, memo); ok {
 		return rel, nil
 	}
@@ -1158,7 +1184,7 @@ func (ic *interceptor) invalidate(ctx context.Context, tables []string, all bool
 		c.invalidate(ctx, nil, true)
 		return
 	}
-	names := slices.Clone(tables)
+	names := tables
 	if ic.pgx != nil {
 		if ic.cc.scope == "" && ic.askScope(ctx) != nil {
 			c.invalidate(ctx, nil, true)
@@ -1172,7 +1198,9 @@ func (ic *interceptor) invalidate(ctx context.Context, tables []string, all bool
 				c.invalidate(ctx, nil, true)
 				return
 			}
-			names = append(names, rel.ancestors...)
+			if len(rel.ancestors) > 0 {
+				names = append(slices.Clip(names), rel.ancestors...) // a copy: never the Statement's
+			}
 		}
 	}
 	c.invalidate(ctx, names, false)
