@@ -447,6 +447,9 @@ func appendKey(b []byte, scope, query string, args []driver.NamedValue) ([]byte,
 	b = appendString(b, query)
 	b = binary.AppendUvarint(b, uint64(len(args)))
 	for i := range args {
+		if s, ok := args[i].Value.(string); ok && isTimeWord(s) {
+			return b, false // 'now' read as a timestamp: a new value each time
+		}
 		b = appendString(b, args[i].Name)
 		var ok bool
 		if b, ok = appendValue(b, args[i].Value); !ok {

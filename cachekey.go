@@ -1057,10 +1057,10 @@ func (w *walker) read(i, j int) {
 // argument is one of the special date/time inputs whose value is the time
 // it is read: now, today, tomorrow, yesterday.
 func isTimeWord(s string) bool {
-	s = strings.Trim(s, "' \t\r\n")
-	if len(s) < 3 || len(s) > 9 {
+	if len(s) < 3 || len(s) > 16 {
 		return false
 	}
+	s = strings.Trim(s, "' \t\r\n")
 	for _, w := range [...]string{"now", "today", "tomorrow", "yesterday"} {
 		if strings.EqualFold(s, w) {
 			return true

@@ -54,9 +54,6 @@ func appendValue(b []byte, v any) ([]byte, bool) {
 		}
 		return append(b, tagFalse), true
 	case string:
-		if isTimeWord(v) {
-			return b, false // 'now' read as a timestamp: a new value each time
-		}
 		return appendString(append(b, tagString), v), true
 	case []byte:
 		if v == nil {
