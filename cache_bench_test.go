@@ -15,7 +15,8 @@ import (
 // op=point: a select by primary key; op=rows100: a 100-row result. The
 // drivers: bare pgx stdlib; auditpg with the cache off; auditpg answering
 // from the cache (hit); auditpg missing the cache on every call (the table
-// is invalidated before each query, so each one runs and fills).
+// is invalidated before each query, so each one runs and fills), and the
+// same with a store already full.
 func BenchmarkCache(b *testing.B) {
 	ctx := context.Background()
 	setup := openDB(b, "pgx")
@@ -38,6 +39,11 @@ func BenchmarkCache(b *testing.B) {
 		{"auditpg-cache-off", func(b *testing.B) *sql.DB { return openDB(b, DriverName, WithCacheMode(CacheOff)) }, false},
 		{"auditpg-hit", func(b *testing.B) *sql.DB { return openDB(b, DriverName, WithCacheMode(CacheAll)) }, false},
 		{"auditpg-miss", func(b *testing.B) *sql.DB { return openDB(b, DriverName, WithCacheMode(CacheAll)) }, true},
+		// The same with a store small enough to be full after the warm-up:
+		// BigCache no longer grows its ring, as in a long-running process.
+		{"auditpg-miss-full", func(b *testing.B) *sql.DB {
+			return openDB(b, DriverName, WithCacheMode(CacheAll), WithCacheSize(8<<20))
+		}, true},
 	}
 	for _, q := range queries {
 		for _, d := range drivers {
@@ -65,7 +71,10 @@ func BenchmarkCache(b *testing.B) {
 						b.Fatalf("%d rows, %v", n, err)
 					}
 				}
-				for i := range 1000 { // warm: every key cached for the hit case
+				for i := range 5000 { // warm: every key cached for the hit case, the small store full
+					if d.invalidate {
+						Invalidate(db, "bench_item")
+					}
 					read(i)
 				}
 				b.ReportAllocs()
