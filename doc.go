@@ -19,8 +19,14 @@
 //     OpenTelemetry-style summary, memoized per SQL text.
 //   - Statistics per fingerprint and a slow-query tracker (see Stats), with
 //     bounded memory.
+//   - A result cache (see WithCache, NoCache, WithCacheMode, Invalidate):
+//     cacheable reads served from BigCache in process, keyed by the session's
+//     scope, the SQL and its typed arguments, and invalidated by table on
+//     every write through the driver (at once, or at commit). In the default
+//     mode only reads that ask are cached: WithCache(ctx, ttl) or a
+//     /* auditpg:cache ttl=30s */ hint in the SQL.
 //   - Observers (see Observer and WithObserver): the seam through which
-//     tracing and caching plug in.
+//     tracing (package otel) plugs in.
 //
 // # Configuration
 //
@@ -39,6 +45,12 @@
 //	auditpg_max_idle_conns=20       WithMaxIdleConns     (Open only)
 //	auditpg_conn_max_idle_time=30s  WithConnMaxIdleTime  (Open only)
 //	auditpg_conn_max_lifetime=0     WithConnMaxLifetime  (Open only)
+//	auditpg_cache=explicit          WithCacheMode (off, explicit, tables, all)
+//	auditpg_cache_tables=a,b        WithCacheTables (selects mode tables)
+//	auditpg_cache_ttl=300s          WithCacheTTL
+//	auditpg_cache_size=100MB        WithCacheSize (a hard limit)
+//	auditpg_cache_max_entry=1MB     WithCacheMaxEntry
+//	auditpg_cache_rls_tables=a,b    WithCacheRLSTables
 //
 // The pool parameters need Open, which applies them to the *sql.DB it
 // returns; sql.Open cannot, and so refuses them rather than ignore them.
