@@ -403,8 +403,8 @@ var dsnParams = map[string]dsnParam{
 		m, err := parseCacheMode(v)
 		return WithCacheMode(m), err
 	}},
-	"auditpg_cache_ttl":       {form: "a duration such as 30s or 5m", option: durationParam(WithCacheTTL)},
-	"auditpg_cache_size":      {form: "a size in bytes, or with kB, MB or GB, such as 100MB", option: sizeParam(WithCacheSize)},
+	"auditpg_cache_ttl":       {form: "a duration above 0 and at most 24h, such as 30s or 5m", option: durationParam(WithCacheTTL)},
+	"auditpg_cache_size":      {form: "a size of at least 1MB, in bytes or with kB, MB or GB, such as 100MB", option: sizeParam(WithCacheSize)},
 	"auditpg_cache_max_entry": {form: "a size in bytes, or with kB, MB or GB, such as 1MB", option: sizeParam(WithCacheMaxEntry)},
 	"auditpg_cache_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
 		return WithCacheTables(splitList(v)...), nil

@@ -88,6 +88,10 @@ func TestDSNParameterErrors(t *testing.T) {
 		{map[string]string{"auditpg_log_args": "maybe"}, []string{"auditpg_log_args", "true or false"}},
 		{map[string]string{"auditpg_retry_attempts": "zero"}, []string{"auditpg_retry_attempts", "a positive integer"}},
 		{map[string]string{"auditpg_max_open_conns": "5"}, []string{"auditpg_max_open_conns", "auditpg.Open"}},
+		{map[string]string{"auditpg_cache": "sometimes"}, []string{"auditpg_cache", `"sometimes"`, "off, explicit, tables or all"}},
+		{map[string]string{"auditpg_cache_size": "100 furlongs"}, []string{"auditpg_cache_size", "such as 100MB"}},
+		{map[string]string{"auditpg_cache_size": "10kB"}, []string{"auditpg_cache_size", "at least 1MB"}},
+		{map[string]string{"auditpg_cache_ttl": "48h"}, []string{"auditpg_cache_ttl", "at most 24h"}},
 	} {
 		_, err := sql.Open("auditpg", withParams(t, tc.params))
 		if err == nil {
