@@ -394,12 +394,22 @@ func (c *cache) gen(table string) *atomic.Uint64 {
 }
 
 // generations appends the current global generation, then each table's.
-func (c *cache) generations(dst []uint64, tables []string) []uint64 {
+func (c *cache) generations(dst []uint64, gens []*atomic.Uint64) []uint64 {
 	dst = append(dst, c.global.Load())
-	for _, t := range tables {
-		dst = append(dst, c.gen(t).Load())
+	for _, g := range gens {
+		dst = append(dst, g.Load())
 	}
 	return dst
+}
+
+// genCounters returns the generation counters of tables, for a verdict to
+// keep: a counter, once made, lives as long as the cache.
+func (c *cache) genCounters(tables []string) []*atomic.Uint64 {
+	gens := make([]*atomic.Uint64, len(tables))
+	for i, t := range tables {
+		gens[i] = c.gen(t)
+	}
+	return gens
 }
 
 // invalidate bumps the generations of tables (and of the partitioned
@@ -683,7 +693,7 @@ type connCache struct {
 // fill is a miss being captured for the cache.
 type fill struct {
 	hash     string
-	tables   []string
+	tables   []*atomic.Uint64
 	buf      *[]byte // header, columns, then rows
 	gens     []uint64
 	complete bool // the rows were read to the end
@@ -705,16 +715,17 @@ func (ic *interceptor) inTransaction() bool {
 
 // lookup decides how the cache answers a read: a hit (replay rows), a miss
 // to fill, a bypass, or no part at all. It sets ev.Cache and ev.CacheReason.
-func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fill, error) {
-	c, st := ic.c.cache, ev.Statement
+func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, err error) {
+	c, ev := ic.c.cache, &r.ev
+	st := ev.Statement
 	ttl, selected, noCache := c.selected(ctx, st)
 	reason := ""
-	var tables []string
+	var tables []*atomic.Uint64
 	switch {
 	case noCache:
 		reason = bypassContext
 	case !selected:
-		return nil, nil, nil
+		return false, nil, nil
 	case !st.Cacheable && !st.UserFunctionsOnly:
 		reason = bypassStatement + ": " + st.Uncacheable
 	case ic.inTransaction():
@@ -726,12 +737,12 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 	default:
 		var v verdict
 		v, reason = ic.verdict(ctx, st)
-		tables = v.tables
+		tables = v.gens
 	}
 	if reason != "" {
 		ev.Cache, ev.CacheReason = CacheBypass, reason
 		c.countBypass(reason)
-		return nil, nil, nil
+		return false, nil, nil
 	}
 
 	bufp := keyBufs.Get().(*[]byte)
@@ -741,23 +752,23 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 		keyBufs.Put(bufp)
 		ev.Cache, ev.CacheReason = CacheBypass, bypassArgs
 		c.countBypass(bypassArgs)
-		return nil, nil, nil
+		return false, nil, nil
 	}
 	hash := c.hashKey(bufp, len(key))
 	key = (*bufp)[:len(key)]
 	var gensArr [8]uint64
 	gens := c.generations(gensArr[:0], tables)
-	if rows := c.get(hash, ev.Start, gens, key); rows != nil {
+	if c.get(&r.replay, hash, ev.Start, gens, key) {
 		keyBufs.Put(bufp)
 		ev.Cache = CacheHit
 		c.stats.hits.Add(1)
-		return rows, nil, nil
+		return true, nil, nil
 	}
 	if c.isUnfillable(hash, ev.Start) {
 		keyBufs.Put(bufp)
 		ev.Cache, ev.CacheReason = CacheBypass, bypassUnfillable
 		c.countBypass(bypassUnfillable)
-		return nil, nil, nil
+		return false, nil, nil
 	}
 	hash = strings.Clone(hash) // kept past the buffer's reuse: in flights, in the fill
 	wait, leader := c.join(hash)
@@ -768,41 +779,36 @@ func (ic *interceptor) lookup(ctx context.Context, ev *Event) (driver.Rows, *fil
 		case <-wait:
 		case <-ctx.Done():
 			keyBufs.Put(bufp)
-			return nil, nil, ctx.Err()
+			return false, nil, ctx.Err()
 		}
 		gens = c.generations(gens[:0], tables)
-		if rows := c.get(hash, time.Now(), gens, key); rows != nil {
+		if c.get(&r.replay, hash, time.Now(), gens, key) {
 			keyBufs.Put(bufp)
 			ev.Cache = CacheHit
 			c.stats.hits.Add(1)
-			return rows, nil, nil
+			return true, nil, nil
 		}
 	}
 	ev.Cache = CacheMiss
 	c.stats.misses.Add(1)
-	f := &fill{hash: hash, expiry: ev.Start.Add(ttl), tables: tables, gens: append([]uint64(nil), gens...), leader: leader}
+	f = &fill{hash: hash, expiry: ev.Start.Add(ttl), tables: tables, gens: append([]uint64(nil), gens...), leader: leader}
 	entry := keyBufs.Get().(*[]byte)
 	*entry = appendHeader((*entry)[:0], time.Now().Add(ttl), gens, key)
 	keyBufs.Put(bufp)
 	f.buf = entry
-	return nil, f, nil
+	return false, f, nil
 }
 
-// get returns the replay of a valid entry, or nil.
-func (c *cache) get(hash string, now time.Time, gens []uint64, key []byte) driver.Rows {
+// get sets dst to replay a valid entry, or returns false.
+// (The replay is the query's rows object's own field: a hit allocates no
+// rows of its own.)
+func (c *cache) get(dst *cachedRows, hash string, now time.Time, gens []uint64, key []byte) bool {
 	e, err := c.store.Get(hash)
 	if err != nil {
-		return nil
+		return false
 	}
 	rest, ok := validEntry(e, now.UnixNano(), gens, key)
-	if !ok {
-		return nil
-	}
-	rows, err := c.replay(rest)
-	if err != nil {
-		return nil
-	}
-	return rows
+	return ok && c.replay(dst, rest) == nil
 }
 
 // started records the columns of the rows a fill captures.
@@ -850,8 +856,8 @@ func (c *cache) finish(f *fill, ok bool) {
 
 // verdict is what the server said of one statement's reads.
 type verdict struct {
-	reason string   // why it bypasses the cache; "" when it may be cached
-	tables []string // whose generations guard its entries
+	reason string           // why it bypasses the cache; "" when it may be cached
+	gens   []*atomic.Uint64 // the generations that guard its entries: of the tables read and their parents
 }
 
 // maxVerdicts bounds a connection's verdicts; past it they start over.
@@ -914,7 +920,7 @@ func (ic *interceptor) eligible(ctx context.Context, st *Statement) (verdict, er
 		}
 		tables = append(tables, rel.ancestors...)
 	}
-	return verdict{tables: tables}, nil
+	return verdict{gens: c.genCounters(tables)}, nil
 }
 
 // syntaxFunctions look like calls but are SQL syntax, absent from pg_proc,

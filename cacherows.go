@@ -352,16 +352,18 @@ type cachedRows struct {
 	names []string
 }
 
-func (c *cache) replay(e []byte) (*cachedRows, error) {
+// replay makes r replay the entry e (what follows its header).
+func (c *cache) replay(r *cachedRows, e []byte) error {
 	section, data, err := readBytes(e)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	set, err := c.columns(section)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &cachedRows{c: c, set: set, data: data, names: slices.Clone(set.names)}, nil
+	*r = cachedRows{c: c, set: set, data: data, names: slices.Clone(set.names)}
+	return nil
 }
 
 func (r *cachedRows) Columns() []string { return r.names }

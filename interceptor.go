@@ -388,9 +388,9 @@ func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, st
 		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
 	var err error
 	if ic.c.cache != nil && r.ev.Statement.Kind == KindSelect {
-		var hit driver.Rows
-		if hit, r.fill, err = ic.lookup(ctx, &r.ev); hit != nil {
-			r.Rows = hit
+		var hit bool
+		if hit, r.fill, err = ic.lookup(ctx, r); hit {
+			r.Rows = &r.replay
 			r.ctx = ic.c.start(ctx, &r.ev)
 			return r.ctx, r, nil
 		}
@@ -498,7 +498,8 @@ func (ic *interceptor) drain(r *rows) {
 type rows struct {
 	driver.Rows
 	ic     *interceptor
-	fill   *fill // a miss being captured for the cache
+	fill   *fill      // a miss being captured for the cache
+	replay cachedRows // a hit: the cached result, which Rows then points to
 	ctx    context.Context
 	ev     Event
 	closed bool
