@@ -9,6 +9,13 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
+// createBenchItems makes the benchmarks' table: 1000 rows, ids 1 to 1000.
+func createBenchItems(b *testing.B) {
+	setup := openDB(b, "pgx")
+	mustExec(b, setup, `CREATE TABLE IF NOT EXISTS bench_item (id bigint PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL)`)
+	mustExec(b, setup, `INSERT INTO bench_item SELECT g, 'item ' || g, now() FROM generate_series(1, 1000) g ON CONFLICT DO NOTHING`)
+}
+
 // BenchmarkPointSelect is the driver issue's overhead target: a select by
 // primary key on loopback PostgreSQL, bare pgx stdlib and auditpg side by
 // side in one run. Compare with
@@ -17,9 +24,7 @@ import (
 //	benchstat -col /driver bench.txt
 func BenchmarkPointSelect(b *testing.B) {
 	ctx := context.Background()
-	setup := openDB(b, "pgx")
-	mustExec(b, setup, `CREATE TABLE IF NOT EXISTS bench_item (id bigint PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL)`)
-	mustExec(b, setup, `INSERT INTO bench_item SELECT g, 'item ' || g, now() FROM generate_series(1, 1000) g ON CONFLICT DO NOTHING`)
+	createBenchItems(b)
 
 	for _, name := range []string{"pgx", "auditpg"} {
 		b.Run("driver="+name, func(b *testing.B) {

@@ -245,8 +245,8 @@ type cache struct {
 
 type cacheCounters struct {
 	hits, misses, fills, rejected, evictions, invalidations atomic.Int64
-	mu                                                      sync.Mutex
-	bypasses                                                map[string]int64
+	mu                                                      sync.RWMutex
+	bypasses                                                map[string]*atomic.Int64 // by reason
 }
 
 // relInfo is what the catalog says of one table name.
@@ -278,7 +278,7 @@ func newCache(cfg cacheConfig, observers []Observer) *cache {
 		unfillable: map[string]time.Time{},
 		typeIdx:    map[reflect.Type]uint32{},
 	}
-	c.stats.bypasses = map[string]int64{}
+	c.stats.bypasses = map[string]*atomic.Int64{}
 	bc.OnRemoveWithReason = func(_ string, _ []byte, reason bigcache.RemoveReason) {
 		if reason != bigcache.Deleted {
 			c.stats.evictions.Add(1)
@@ -355,13 +355,27 @@ func (c *cache) ttl(d time.Duration) time.Duration {
 // functions); the others are counted together.
 const maxBypassReasons = 64
 
+// countBypass counts under a read lock: the reasons seen are few, and
+// every connection bypasses for the same ones.
 func (c *cache) countBypass(reason string) {
-	c.stats.mu.Lock()
-	if _, ok := c.stats.bypasses[reason]; !ok && len(c.stats.bypasses) >= maxBypassReasons {
-		reason = "other"
+	st := &c.stats
+	st.mu.RLock()
+	n := st.bypasses[reason]
+	st.mu.RUnlock()
+	if n == nil {
+		st.mu.Lock()
+		if n = st.bypasses[reason]; n == nil {
+			if len(st.bypasses) >= maxBypassReasons {
+				reason = "other"
+			}
+			if n = st.bypasses[reason]; n == nil {
+				n = new(atomic.Int64)
+				st.bypasses[reason] = n
+			}
+		}
+		st.mu.Unlock()
 	}
-	c.stats.bypasses[reason]++
-	c.stats.mu.Unlock()
+	n.Add(1)
 }
 
 // ---- generations ----
@@ -594,11 +608,11 @@ func (c *cache) snapshot() *CacheStats {
 		Bytes:         c.store.Capacity(),
 		Bypasses:      map[string]int64{},
 	}
-	c.stats.mu.Lock()
+	c.stats.mu.RLock()
 	for k, v := range c.stats.bypasses {
-		s.Bypasses[k] = v
+		s.Bypasses[k] = v.Load()
 	}
-	c.stats.mu.Unlock()
+	c.stats.mu.RUnlock()
 	if n := s.Hits + s.Misses; n > 0 {
 		s.HitRatio = float64(s.Hits) / float64(n)
 	}
@@ -727,7 +741,7 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 	case !selected:
 		return false, nil, nil
 	case !st.Cacheable && !st.UserFunctionsOnly:
-		reason = bypassStatement + ": " + st.Uncacheable
+		reason = st.bypass
 	case ic.inTransaction():
 		reason = bypassTx
 	case ic.cc.sessionChanged:
@@ -1088,7 +1102,7 @@ func (ic *interceptor) afterStatement(ctx context.Context, st *Statement, err er
 	if err != nil && sqlState(err) != "" {
 		return // the server refused the statement: it changed nothing
 	}
-	if st.ChangesSession || st.CreatesTemp || slices.ContainsFunc(st.Writes, isSettingsTable) {
+	if st.ChangesSession || st.CreatesTemp {
 		ic.cc.sessionChanged = true
 	}
 	if st.Kind == KindTx {
@@ -1125,9 +1139,6 @@ func (ic *interceptor) afterStatement(ctx context.Context, st *Statement, err er
 	}
 	ic.invalidate(ctx, tables, all)
 }
-
-// isSettingsTable: an UPDATE of pg_settings is a SET.
-func isSettingsTable(name string) bool { return baseName(name) == "pg_settings" }
 
 // recheckScope asks the session's scope again, after a statement that may
 // have changed it unseen; a change, or no answer, ends caching on this

@@ -19,9 +19,7 @@ import (
 // same with a store already full.
 func BenchmarkCache(b *testing.B) {
 	ctx := context.Background()
-	setup := openDB(b, "pgx")
-	mustExec(b, setup, `CREATE TABLE IF NOT EXISTS bench_item (id bigint PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL)`)
-	mustExec(b, setup, `INSERT INTO bench_item SELECT g, 'item ' || g, now() FROM generate_series(1, 1000) g ON CONFLICT DO NOTHING`)
+	createBenchItems(b)
 
 	queries := []struct {
 		op, sql string

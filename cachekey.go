@@ -90,6 +90,10 @@ type Statement struct {
 	// comment; CacheTTL is its ttl=, or 0 for the configured default.
 	CacheHint bool
 	CacheTTL  time.Duration
+
+	// bypass is the cache's bypass reason for a statement that is not
+	// Cacheable, made once here rather than on every query.
+	bypass string
 }
 
 // ---- words ----
@@ -638,11 +642,15 @@ func nextStatement(toks []token, from int) (lo, hi int) {
 func Classify(sql string) (st *Statement) {
 	defer func() {
 		if recover() != nil {
-			st = &Statement{Kind: KindUnknown, WritesUnknown: true, Uncacheable: "unclassifiable"}
+			st = &Statement{Kind: KindUnknown, WritesUnknown: true, Uncacheable: "unclassifiable",
+				bypass: bypassStatement + ": unclassifiable"}
 		}
 	}()
 	st = classify(sql)
 	st.CacheHint, st.CacheTTL = cacheHint(sql)
+	if !st.Cacheable {
+		st.bypass = bypassStatement + ": " + st.Uncacheable
+	}
 	return st
 }
 
@@ -1587,7 +1595,10 @@ func (w *walker) relation(j, hi int) {
 // statement reads only, as far as its verb tells.
 func (w *walker) finish(st *Statement, readish bool) {
 	st.Reads, st.Writes, st.Functions = w.reads.names, w.writes.names, w.funcs.names
-	st.ChangesSession = st.ChangesSession || w.session
+	// An UPDATE of pg_settings is a SET.
+	st.ChangesSession = st.ChangesSession || w.session || slices.ContainsFunc(w.writes.names, func(n string) bool {
+		return n == "pg_settings" || n == "pg_catalog.pg_settings"
+	})
 	st.CreatesTemp = w.temp || slices.ContainsFunc(w.writes.names, func(n string) bool {
 		return (st.Kind == KindDDL || w.into) && strings.HasPrefix(n, "pg_temp")
 	})
