@@ -105,8 +105,10 @@ func WithCacheTTL(d time.Duration) Option {
 	}
 }
 
-// WithCacheSize sets the store's hard limit in bytes (default 100 MB,
-// rounded up to whole megabytes). DSN: auditpg_cache_size=100MB.
+// WithCacheSize sets the cache's hard limit in bytes (default 100 MB):
+// BigCache holds the encoded entries in fifteen sixteenths of it, rounded
+// down to whole megabytes, and the entries read back most recently are
+// kept decoded in the rest. DSN: auditpg_cache_size=100MB.
 func WithCacheSize(bytes int) Option {
 	return func(c *config) error {
 		if bytes < 1<<20 {
@@ -217,6 +219,7 @@ func cacheHint(sql string) (ok bool, ttl time.Duration) {
 type cache struct {
 	cfg   cacheConfig
 	store *bigcache.BigCache
+	hot   *hotSet // entries read back, decoded
 	seeds [2]maphash.Seed
 
 	global atomic.Uint64 // bumped by a write whose tables are unknown
@@ -264,12 +267,16 @@ func newCache(cfg cacheConfig, observers []Observer) *cache {
 	bc := bigcache.DefaultConfig(maxCacheTTL)
 	bc.Shards = shards
 	bc.CleanWindow = 0 // no goroutine: expired entries go when space is needed
-	bc.HardMaxCacheSize = max(1, (cfg.maxBytes+(1<<20)-1)>>20)
+	// BigCache counts whole megabytes: it gets what the hot set leaves,
+	// rounded down, and the hot set at most its share.
+	bc.HardMaxCacheSize = max(1, (cfg.maxBytes-cfg.maxBytes/hotShare)>>20)
+	hotBytes := max(0, min(cfg.maxBytes/hotShare, cfg.maxBytes-bc.HardMaxCacheSize<<20))
 	bc.MaxEntrySize = 512
 	bc.MaxEntriesInWindow = 64 * shards
 	bc.Verbose = false
 	c := &cache{
 		cfg:        cfg,
+		hot:        newHotSet(hotBytes),
 		seeds:      [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		gens:       map[string]*atomic.Uint64{},
 		rels:       map[string]relInfo{},
@@ -460,8 +467,8 @@ func (c *cache) forgetCatalog() {
 
 // ---- the key ----
 
-// keyBuf is a reusable buffer for building keys and entries.
-var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+// entryBufs are reusable buffers for building entries.
+var entryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // appendKey appends the full key: the session scope, the SQL text and the
 // typed arguments. It returns false when an argument's type has no exact
@@ -483,15 +490,11 @@ func appendKey(b []byte, scope, query string, args []driver.NamedValue) ([]byte,
 	return b, true
 }
 
-// hashKey appends the key's 128-bit hash to buf (after the key, in the
-// same pooled buffer, so that a lookup allocates nothing for it) and
-// returns it as a string over those bytes: valid only until buf is reused.
-func (c *cache) hashKey(buf *[]byte, keyLen int) string {
-	key := (*buf)[:keyLen]
+// appendHash appends the key's 128-bit hash to it (in the same buffer, so
+// that a lookup allocates nothing for it).
+func (c *cache) appendHash(key []byte) []byte {
 	b := binary.LittleEndian.AppendUint64(key, maphash.Bytes(c.seeds[0], key))
-	b = binary.LittleEndian.AppendUint64(b, maphash.Bytes(c.seeds[1], key))
-	*buf = b
-	return unsafe.String(&b[keyLen], 16)
+	return binary.LittleEndian.AppendUint64(b, maphash.Bytes(c.seeds[1], key))
 }
 
 // ---- column types ----
@@ -650,6 +653,7 @@ func (c *Connector) Close() error {
 	if c.cache == nil {
 		return nil
 	}
+	c.cache.hot.clear()
 	return c.cache.store.Close()
 }
 
@@ -697,6 +701,7 @@ type connCache struct {
 	relsEpoch uint64
 
 	scope          string // database, server, user, role, search_path; "" until asked
+	keyBuf         []byte // where lookups build their key and its hash
 	sessionChanged bool   // SET, SET ROLE, set_config, a temporary table...: bypass for good
 	pending        []string
 	pendingAll     bool // a write in the open transaction could not name its tables
@@ -759,32 +764,32 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 		return false, nil, nil
 	}
 
-	bufp := keyBufs.Get().(*[]byte)
-	key, ok := appendKey((*bufp)[:0], ic.cc.scope, ev.Query, ev.Args)
-	*bufp = key
+	// The key is built in the connection's own buffer: database/sql makes
+	// one call at a time on a connection, and nothing keeps the buffer past
+	// this call (a fill copies the key into its entry).
+	key, ok := appendKey(ic.cc.keyBuf[:0], ic.cc.scope, ev.Query, ev.Args)
 	if !ok {
-		keyBufs.Put(bufp)
+		ic.cc.keyBuf = key
 		ev.Cache, ev.CacheReason = CacheBypass, bypassArgs
 		c.countBypass(bypassArgs)
 		return false, nil, nil
 	}
-	hash := c.hashKey(bufp, len(key))
-	key = (*bufp)[:len(key)]
+	buf := c.appendHash(key)
+	ic.cc.keyBuf = buf
+	hash := unsafe.String(&buf[len(key)], len(buf)-len(key)) // valid until the buffer is reused
 	var gensArr [8]uint64
 	gens := c.generations(gensArr[:0], tables)
 	if c.get(&r.replay, hash, ev.Start, gens, key) {
-		keyBufs.Put(bufp)
 		ev.Cache = CacheHit
 		c.stats.hits.Add(1)
 		return true, nil, nil
 	}
 	if c.isUnfillable(hash, ev.Start) {
-		keyBufs.Put(bufp)
 		ev.Cache, ev.CacheReason = CacheBypass, bypassUnfillable
 		c.countBypass(bypassUnfillable)
 		return false, nil, nil
 	}
-	hash = strings.Clone(hash) // kept past the buffer's reuse: in flights, in the fill
+	hash = strings.Clone(hash) // kept past this call: in flights, in the fill
 	wait, leader := c.join(hash)
 	if !leader {
 		// Another caller is running this very query: wait for its fill,
@@ -792,12 +797,10 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			keyBufs.Put(bufp)
 			return false, nil, ctx.Err()
 		}
 		gens = c.generations(gens[:0], tables)
 		if c.get(&r.replay, hash, time.Now(), gens, key) {
-			keyBufs.Put(bufp)
 			ev.Cache = CacheHit
 			c.stats.hits.Add(1)
 			return true, nil, nil
@@ -806,23 +809,36 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 	ev.Cache = CacheMiss
 	c.stats.misses.Add(1)
 	f = &fill{hash: hash, expiry: ev.Start.Add(ttl), tables: tables, gens: append([]uint64(nil), gens...), leader: leader}
-	entry := keyBufs.Get().(*[]byte)
+	entry := entryBufs.Get().(*[]byte)
 	*entry = appendHeader((*entry)[:0], time.Now().Add(ttl), gens, key)
-	keyBufs.Put(bufp)
 	f.buf = entry
 	return false, f, nil
 }
 
-// get sets dst to replay a valid entry, or returns false.
+// get sets dst to replay a valid entry, from the hot set or else from
+// BigCache (and then keeps it hot), or returns false.
 // (The replay is the query's rows object's own field: a hit allocates no
 // rows of its own.)
 func (c *cache) get(dst *cachedRows, hash string, now time.Time, gens []uint64, key []byte) bool {
+	t := now.UnixNano()
+	if d := c.hot.get(hash); d != nil {
+		if d.valid(t, gens, key) {
+			dst.replay(c, d)
+			return true
+		}
+		c.hot.drop(hash, d) // written since, or too old
+	}
 	e, err := c.store.Get(hash)
 	if err != nil {
 		return false
 	}
-	rest, ok := validEntry(e, now.UnixNano(), gens, key)
-	return ok && c.replay(dst, rest) == nil
+	d, body, err := decodeHeader(e)
+	if err != nil || !d.valid(t, gens, key) || c.decodeBody(d, body) != nil {
+		return false
+	}
+	c.hot.put(hash, d)
+	dst.replay(c, d)
+	return true
 }
 
 // started records the columns of the rows a fill captures.
@@ -860,7 +876,7 @@ func (c *cache) finish(f *fill, ok bool) {
 		c.stats.rejected.Add(1)
 	}
 	if cap(*f.buf) <= 64<<10 { // keep big buffers out of the pool
-		keyBufs.Put(f.buf)
+		entryBufs.Put(f.buf)
 	}
 	f.buf = nil
 	if f.leader {

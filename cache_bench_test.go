@@ -14,7 +14,8 @@ import (
 //
 // op=point: a select by primary key; op=rows100: a 100-row result. The
 // drivers: bare pgx stdlib; auditpg with the cache off; auditpg answering
-// from the cache (hit); auditpg missing the cache on every call (the table
+// from the cache (hit); the naive map cache the target is set against
+// (naivecache_bench_test.go); auditpg missing the cache on every call (the table
 // is invalidated before each query, so each one runs and fills), and the
 // same with a store already full.
 func BenchmarkCache(b *testing.B) {
@@ -36,6 +37,8 @@ func BenchmarkCache(b *testing.B) {
 		{"pgx", func(b *testing.B) *sql.DB { return openDB(b, "pgx") }, false},
 		{"auditpg-cache-off", func(b *testing.B) *sql.DB { return openDB(b, DriverName, WithCacheMode(CacheOff)) }, false},
 		{"auditpg-hit", func(b *testing.B) *sql.DB { return openDB(b, DriverName, WithCacheMode(CacheAll)) }, false},
+		// The yardstick: a map behind sqlmw with none of the safety.
+		{"naive-map-hit", openNaiveCacheDB, false},
 		{"auditpg-miss", func(b *testing.B) *sql.DB { return openDB(b, DriverName, WithCacheMode(CacheAll)) }, true},
 		// The same with a store small enough to be full after the warm-up:
 		// BigCache no longer grows its ring, as in a long-running process.

@@ -247,28 +247,78 @@ func appendHeader(b []byte, expiry time.Time, gens []uint64, key []byte) []byte 
 	return appendString(b, unsafe.String(unsafe.SliceData(key), len(key)))
 }
 
-// validEntry checks an entry against the time, the current generations and
-// the full key, and returns what follows the header.
-func validEntry(e []byte, now int64, gens []uint64, key []byte) ([]byte, bool) {
-	if len(e) < 8 || int64(binary.LittleEndian.Uint64(e)) <= now {
-		return nil, false
+// decoded is an entry decoded for replay. Its strings and byte slices
+// point into the entry's bytes, which BigCache copied for us and nobody
+// writes again.
+type decoded struct {
+	expiry int64    // unix ns
+	gens   []uint64 // the generations it was filled under
+	key    []byte   // the full key, to verify
+	set    *columnSet
+	values []driver.Value // the rows' values, one row after the other
+	rows   int
+	bytes  bool // some value is a []byte: each replay gets its own copy
+	size   int  // what keeping it costs, roughly, in bytes
+}
+
+// decodeHeader reads an entry's expiry, generations and key, and returns
+// what follows them.
+func decodeHeader(e []byte) (*decoded, []byte, error) {
+	if len(e) < 8 {
+		return nil, nil, errNotCached
 	}
+	d := &decoded{expiry: int64(binary.LittleEndian.Uint64(e)), size: len(e)}
 	e = e[8:]
 	n, e, err := readUvarint(e)
-	if err != nil || n != uint64(len(gens)) {
-		return nil, false
+	if err != nil || n > uint64(len(e)) {
+		return nil, nil, errNotCached
 	}
-	for _, want := range gens {
-		var g uint64
-		if g, e, err = readUvarint(e); err != nil || g != want {
-			return nil, false
+	d.gens = make([]uint64, n)
+	for i := range d.gens {
+		if d.gens[i], e, err = readUvarint(e); err != nil {
+			return nil, nil, err
 		}
 	}
-	k, e, err := readBytes(e)
-	if err != nil || !bytes.Equal(k, key) {
-		return nil, false
+	if d.key, e, err = readBytes(e); err != nil {
+		return nil, nil, err
 	}
-	return e, true
+	return d, e, nil
+}
+
+// valid says whether d answers key now, under the generations gens.
+func (d *decoded) valid(now int64, gens []uint64, key []byte) bool {
+	return d.expiry > now && slices.Equal(d.gens, gens) && bytes.Equal(d.key, key)
+}
+
+// decodeBody decodes what follows an entry's header: its columns and rows.
+func (c *cache) decodeBody(d *decoded, e []byte) error {
+	section, e, err := readBytes(e)
+	if err != nil {
+		return err
+	}
+	if d.set, err = c.columns(section); err != nil {
+		return err
+	}
+	width := len(d.set.cols)
+	for len(e) > 0 {
+		if e[0] != rowMark {
+			return errNotCached
+		}
+		e = e[1:]
+		d.rows++
+		for range width {
+			var v driver.Value
+			if v, e, err = readValue(e); err != nil {
+				return err
+			}
+			if _, ok := v.([]byte); ok {
+				d.bytes = true
+			}
+			d.values = append(d.values, v)
+		}
+	}
+	d.size += 32*len(d.values) + 8*len(d.gens) + 128
+	return nil
 }
 
 // ---- replay ----
@@ -341,48 +391,42 @@ func decodeColumns(e []byte) (*columnSet, error) {
 	return set, nil
 }
 
-// cachedRows replays an entry. Strings and byte slices point into the
-// entry, which is this replay's own copy and never written again.
+// cachedRows replays a decoded entry.
 type cachedRows struct {
-	c    *cache
-	set  *columnSet
-	data []byte
-	// names is the replay's own copy of the column names: database/sql
-	// hands Columns' slice to the application, which may change it.
-	names []string
+	c      *cache
+	set    *columnSet
+	values []driver.Value // the rows not yet read
+	rows   int
+	copy   bool // copy []byte values: the reader may write into them (sql.RawBytes)
+	// names is the replay's own copy of the column names (in nameBuf when
+	// they fit): database/sql hands Columns' slice to the application,
+	// which may change it.
+	names   []string
+	nameBuf [8]string
 }
 
-// replay makes r replay the entry e (what follows its header).
-func (c *cache) replay(r *cachedRows, e []byte) error {
-	section, data, err := readBytes(e)
-	if err != nil {
-		return err
-	}
-	set, err := c.columns(section)
-	if err != nil {
-		return err
-	}
-	*r = cachedRows{c: c, set: set, data: data, names: slices.Clone(set.names)}
-	return nil
+// replay makes r replay d.
+func (r *cachedRows) replay(c *cache, d *decoded) {
+	r.c, r.set, r.values, r.rows, r.copy = c, d.set, d.values, d.rows, d.bytes
+	r.names = append(r.nameBuf[:0], d.set.names...)
 }
 
 func (r *cachedRows) Columns() []string { return r.names }
-func (r *cachedRows) Close() error      { r.data = nil; return nil }
+func (r *cachedRows) Close() error      { r.values, r.rows = nil, 0; return nil }
 
 func (r *cachedRows) Next(dest []driver.Value) error {
-	if len(r.data) == 0 {
+	if r.rows == 0 {
 		return io.EOF
 	}
-	if r.data[0] != rowMark {
-		return errNotCached
-	}
-	r.data = r.data[1:]
-	for i := range dest {
-		v, rest, err := readValue(r.data)
-		if err != nil {
-			return err
+	r.rows--
+	n := copy(dest, r.values[:len(r.set.cols)])
+	r.values = r.values[len(r.set.cols):]
+	if r.copy {
+		for i, v := range dest[:n] {
+			if b, ok := v.([]byte); ok {
+				dest[i] = bytes.Clone(b)
+			}
 		}
-		dest[i], r.data = v, rest
 	}
 	return nil
 }
