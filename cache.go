@@ -231,6 +231,10 @@ type cache struct {
 	rels   map[string]relInfo // scope + table name -> what the catalog says
 	funcs  map[string]byte    // scope + function name -> worst provolatile
 
+	scopesMu  sync.Mutex
+	scopes    map[string]uint64 // a session scope -> its number
+	lastScope uint64
+
 	flightMu   sync.Mutex
 	flights    map[string]chan struct{} // key hash -> closed when its fill ends
 	unfillable map[string]time.Time     // key hash -> until when its result is known too large
@@ -281,6 +285,7 @@ func newCache(cfg cacheConfig, observers []Observer) *cache {
 		gens:       map[string]*atomic.Uint64{},
 		rels:       map[string]relInfo{},
 		funcs:      map[string]byte{},
+		scopes:     map[string]uint64{},
 		flights:    map[string]chan struct{}{},
 		unfillable: map[string]time.Time{},
 		typeIdx:    map[reflect.Type]uint32{},
@@ -470,11 +475,11 @@ func (c *cache) forgetCatalog() {
 // entryBufs are reusable buffers for building entries.
 var entryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// appendKey appends the full key: the session scope, the SQL text and the
-// typed arguments. It returns false when an argument's type has no exact
-// encoding, and the read is then not cached.
-func appendKey(b []byte, scope, query string, args []driver.NamedValue) ([]byte, bool) {
-	b = appendString(b, scope)
+// appendKey appends the full key: the session scope's number, the SQL text
+// and the typed arguments. It returns false when an argument's type has no
+// exact encoding, and the read is then not cached.
+func appendKey(b []byte, scopeID uint64, query string, args []driver.NamedValue) ([]byte, bool) {
+	b = binary.AppendUvarint(b, scopeID)
 	b = appendString(b, query)
 	b = binary.AppendUvarint(b, uint64(len(args)))
 	for i := range args {
@@ -701,6 +706,7 @@ type connCache struct {
 	relsEpoch uint64
 
 	scope          string // database, server, user, role, search_path; "" until asked
+	scopeID        uint64 // the scope's number in the cache: what keys hold
 	keyBuf         []byte // where lookups build their key and its hash
 	sessionChanged bool   // SET, SET ROLE, set_config, a temporary table...: bypass for good
 	pending        []string
@@ -767,7 +773,7 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 	// The key is built in the connection's own buffer: database/sql makes
 	// one call at a time on a connection, and nothing keeps the buffer past
 	// this call (a fill copies the key into its entry).
-	key, ok := appendKey(ic.cc.keyBuf[:0], ic.cc.scope, ev.Query, ev.Args)
+	key, ok := appendKey(ic.cc.keyBuf[:0], ic.cc.scopeID, ev.Query, ev.Args)
 	if !ok {
 		ic.cc.keyBuf = key
 		ev.Cache, ev.CacheReason = CacheBypass, bypassArgs
@@ -973,7 +979,28 @@ func (ic *interceptor) askScope(ctx context.Context) error {
 	}
 	t := ic.c.Target()
 	ic.cc.scope = t.Host + "\x00" + strconv.Itoa(int(t.Port)) + "\x00" + scope
+	ic.cc.scopeID = ic.c.cache.scopeID(ic.cc.scope)
 	return nil
+}
+
+// maxScopes bounds the scopes numbered; past it the numbering starts over
+// with new numbers, and the entries under the old ones are no longer found.
+const maxScopes = 4096
+
+// scopeID numbers a scope, so that keys hold a number instead of its text.
+// A number is never given to two scopes.
+func (c *cache) scopeID(scope string) uint64 {
+	c.scopesMu.Lock()
+	defer c.scopesMu.Unlock()
+	if id, ok := c.scopes[scope]; ok {
+		return id
+	}
+	if len(c.scopes) >= maxScopes {
+		clear(c.scopes)
+	}
+	c.lastScope++
+	c.scopes[scope] = c.lastScope
+	return c.lastScope
 }
 
 const (

@@ -1,9 +1,6 @@
 package auditpg
 
-import (
-	"strings"
-	"sync"
-)
+import "sync"
 
 // hotSet keeps entries that were read back from BigCache decoded, so that
 // the hits that follow cost a map lookup instead of BigCache's copy of the
@@ -18,8 +15,16 @@ type hotSet struct {
 
 type hotShard struct {
 	mu    sync.RWMutex
-	m     map[string]*decoded // by key hash
+	m     map[hotKey]*decoded
 	bytes int
+}
+
+// hotKey is a key's 128-bit hash: a map key cheaper to hash than a string.
+type hotKey [16]byte
+
+func hotKeyOf(hash string) (k hotKey) {
+	copy(k[:], hash)
+	return k
 }
 
 // hotShare is the part of the configured cache size the hot set takes.
@@ -28,7 +33,7 @@ const hotShare = 16
 func newHotSet(maxBytes int) *hotSet {
 	h := &hotSet{max: maxBytes / len(hotSet{}.shards)}
 	for i := range h.shards {
-		h.shards[i].m = map[string]*decoded{}
+		h.shards[i].m = map[hotKey]*decoded{}
 	}
 	return h
 }
@@ -39,7 +44,7 @@ func (h *hotSet) shard(hash string) *hotShard { return &h.shards[hash[0]%16] }
 func (h *hotSet) get(hash string) *decoded {
 	s := h.shard(hash)
 	s.mu.RLock()
-	d := s.m[hash]
+	d := s.m[hotKeyOf(hash)]
 	s.mu.RUnlock()
 	return d
 }
@@ -50,11 +55,11 @@ func (h *hotSet) put(hash string, d *decoded) {
 	if d.size > h.max/4 {
 		return
 	}
-	s := h.shard(hash)
+	s, k := h.shard(hash), hotKeyOf(hash)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.m[hash]; ok {
-		delete(s.m, hash)
+	if old, ok := s.m[k]; ok {
+		delete(s.m, k)
 		s.bytes -= old.size
 	}
 	for k, v := range s.m { // map order: a random victim
@@ -64,16 +69,16 @@ func (h *hotSet) put(hash string, d *decoded) {
 		delete(s.m, k)
 		s.bytes -= v.size
 	}
-	s.m[strings.Clone(hash)] = d
+	s.m[k] = d
 	s.bytes += d.size
 }
 
 // drop forgets d, found stale, unless another entry has replaced it.
 func (h *hotSet) drop(hash string, d *decoded) {
-	s := h.shard(hash)
+	s, k := h.shard(hash), hotKeyOf(hash)
 	s.mu.Lock()
-	if s.m[hash] == d {
-		delete(s.m, hash)
+	if s.m[k] == d {
+		delete(s.m, k)
 		s.bytes -= d.size
 	}
 	s.mu.Unlock()
