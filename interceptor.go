@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"reflect"
+	"sync"
 	"syscall"
 	"time"
 
@@ -86,7 +87,9 @@ const (
 // Observer is the seam through which statistics, the result cache and
 // OpenTelemetry see every call. Start runs before the call and may return a
 // derived context (a span); End runs once the call is over (for a query,
-// when its rows are closed) with the context Start returned.
+// when its rows are closed) with the context Start returned. The Event is
+// valid only until End returns (it is recycled for a later call): copy what
+// you keep.
 type Observer interface {
 	Start(ctx context.Context, ev *Event) context.Context
 	End(ctx context.Context, ev *Event)
@@ -383,7 +386,8 @@ func (ic *interceptor) StmtQueryContext(ctx context.Context, stmt driver.StmtQue
 // the time spent reading them counts. A read the cache can answer never
 // reaches the server; a miss it may keep is captured as it is read.
 func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, stmt driver.StmtQueryContext, query string, args []driver.NamedValue) (context.Context, driver.Rows, error) {
-	r := &rows{ic: ic}
+	r := rowsPool.Get().(*rows)
+	r.ic = ic
 	r.ev = Event{Op: OpQuery, Query: query, Statement: ic.c.classifier.classify(query), Args: args,
 		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
 	var err error
@@ -412,6 +416,7 @@ func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, st
 		}
 		ic.afterStatement(ctx, r.ev.Statement, err)
 		ic.c.end(ctx, &r.ev)
+		r.release()
 		return ctx, nil, err
 	}
 	if r.fill != nil {
@@ -468,6 +473,7 @@ func (ic *interceptor) RowsClose(_ context.Context, dr driver.Rows) error {
 		ic.afterStatement(r.ctx, r.ev.Statement, r.ev.Err)
 	}
 	ic.c.end(r.ctx, &r.ev)
+	r.release()
 	return err
 }
 
@@ -503,6 +509,17 @@ type rows struct {
 	ctx    context.Context
 	ev     Event
 	closed bool
+}
+
+// rowsPool recycles rows objects: one is taken by every query, and
+// database/sql closes each exactly once, after which neither it nor sqlmw
+// touches it again. (Why observers must not keep an Event past End.)
+var rowsPool = sync.Pool{New: func() any { return new(rows) }}
+
+// release returns r to the pool, cleared so that it holds on to nothing.
+func (r *rows) release() {
+	*r = rows{}
+	rowsPool.Put(r)
 }
 
 func (r *rows) Unwrap() driver.Rows { return r.Rows }

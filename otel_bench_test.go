@@ -1,0 +1,77 @@
+package auditpg_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/XSAM/otelsql"
+	"github.com/auditpg/auditpg"
+	auditpgotel "github.com/auditpg/auditpg/otel"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// BenchmarkOTelOverhead measures what instrumentation alone costs a query,
+// over a driver that answers at once with one row (no network, so that the
+// few microseconds of a span are not lost in a round trip's noise): the
+// bare fake driver; auditpg over it; auditpg with OpenTelemetry and an SDK
+// TracerProvider (batch span processor, discarding exporter) and SDK
+// MeterProvider; XSAM/otelsql over it with the same providers, with its
+// default spans and with one span a query, as auditpg makes. The round
+// trip version is otel.BenchmarkPointSelect.
+//
+//	go test -run '^$' -bench OTelOverhead -count 8 . | tee otel.txt
+//	go tool benchstat -col /driver otel.txt
+func BenchmarkOTelOverhead(b *testing.B) {
+	ctx := context.Background()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() { tp.Shutdown(ctx); mp.Shutdown(ctx) })
+	wrap := func(opts ...auditpg.Option) func() (*sql.DB, error) {
+		return func() (*sql.DB, error) {
+			c, err := auditpg.WrapConnectorForTest(auditpg.FakeConnector{}, opts...)
+			return sql.OpenDB(c), err
+		}
+	}
+	for _, c := range []struct {
+		name string
+		open func() (*sql.DB, error)
+	}{
+		{"fake", func() (*sql.DB, error) { return sql.OpenDB(auditpg.FakeConnector{}), nil }},
+		{"auditpg", wrap()},
+		{"auditpg-otel-sdk", wrap(auditpgotel.Options(auditpgotel.WithTracerProvider(tp), auditpgotel.WithMeterProvider(mp))...)},
+		{"otelsql-sdk", func() (*sql.DB, error) {
+			return otelsql.OpenDB(auditpg.FakeConnector{}, otelsql.WithTracerProvider(tp), otelsql.WithMeterProvider(mp),
+				otelsql.WithAttributes(semconv.DBSystemNamePostgreSQL)), nil
+		}},
+		{"otelsql-sdk-1span", func() (*sql.DB, error) {
+			return otelsql.OpenDB(auditpg.FakeConnector{}, otelsql.WithTracerProvider(tp), otelsql.WithMeterProvider(mp),
+				otelsql.WithAttributes(semconv.DBSystemNamePostgreSQL),
+				otelsql.WithSpanOptions(otelsql.SpanOptions{OmitRows: true, OmitConnResetSession: true})), nil
+		}},
+	} {
+		b.Run("driver="+c.name, func(b *testing.B) {
+			db, err := c.open()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			db.SetMaxOpenConns(1)
+			var (
+				id      int64
+				label   string
+				created time.Time
+			)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := db.QueryRowContext(ctx, `SELECT id, name, created_at FROM bench_item WHERE id = $1`, int64(i%1000+1)).Scan(&id, &label, &created); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
