@@ -236,7 +236,7 @@ type cache struct {
 	lastScope uint64
 
 	flightMu   sync.Mutex
-	flights    map[string]chan struct{} // key hash -> closed when its fill ends
+	flights    map[string]chan struct{} // key hash -> closed when its fill ends (nil until someone waits)
 	unfillable map[string]time.Time     // key hash -> until when its result is known too large
 
 	colSets     sync.Map     // column section bytes -> *columnSet
@@ -244,7 +244,7 @@ type cache struct {
 
 	typesMu sync.RWMutex
 	types   []reflect.Type // ScanType registry: entries store an index
-	typeIdx map[reflect.Type]uint32
+	typeIdx sync.Map       // reflect.Type -> its index (uint32), read without a lock
 
 	observers []InvalidationObserver
 	stats     cacheCounters
@@ -288,7 +288,6 @@ func newCache(cfg cacheConfig, observers []Observer) *cache {
 		scopes:     map[string]uint64{},
 		flights:    map[string]chan struct{}{},
 		unfillable: map[string]time.Time{},
-		typeIdx:    map[reflect.Type]uint32{},
 	}
 	c.stats.bypasses = map[string]*atomic.Int64{}
 	bc.OnRemoveWithReason = func(_ string, _ []byte, reason bigcache.RemoveReason) {
@@ -505,19 +504,17 @@ func (c *cache) appendHash(key []byte) []byte {
 // ---- column types ----
 
 func (c *cache) typeIndex(t reflect.Type) uint32 {
-	c.typesMu.RLock()
-	i, ok := c.typeIdx[t]
-	c.typesMu.RUnlock()
-	if ok {
-		return i
+	if i, ok := c.typeIdx.Load(t); ok {
+		return i.(uint32)
 	}
 	c.typesMu.Lock()
 	defer c.typesMu.Unlock()
-	if i, ok = c.typeIdx[t]; !ok {
-		i = uint32(len(c.types))
-		c.types = append(c.types, t)
-		c.typeIdx[t] = i
+	if i, ok := c.typeIdx.Load(t); ok {
+		return i.(uint32)
 	}
+	i := uint32(len(c.types))
+	c.types = append(c.types, t)
+	c.typeIdx.Store(t, i)
 	return i
 }
 
@@ -534,14 +531,20 @@ func (c *cache) typeAt(i uint32) reflect.Type {
 
 // join registers the caller as the one filling hash, or returns the
 // channel to wait on when another caller is already filling it.
+// (The channel is made when a first caller waits: most fills have none.)
 func (c *cache) join(hash string) (wait chan struct{}, leader bool) {
 	c.flightMu.Lock()
 	defer c.flightMu.Unlock()
-	if ch, ok := c.flights[hash]; ok {
-		return ch, false
+	ch, ok := c.flights[hash]
+	if !ok {
+		c.flights[hash] = nil
+		return nil, true
 	}
-	c.flights[hash] = make(chan struct{})
-	return nil, true
+	if ch == nil {
+		ch = make(chan struct{})
+		c.flights[hash] = ch
+	}
+	return ch, false
 }
 
 func (c *cache) leave(hash string) {

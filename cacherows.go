@@ -173,7 +173,11 @@ const (
 // interface they implement.
 func (c *cache) appendColumns(out []byte, r driver.Rows) []byte {
 	names := r.Columns()
-	b := binary.AppendUvarint(nil, uint64(len(names)))
+	// The section is length-prefixed: written after a placeholder of the
+	// largest length it may have, then moved back over what it did not use.
+	out = append(out, make([]byte, binary.MaxVarintLen64)...)
+	start := len(out)
+	b := binary.AppendUvarint(out, uint64(len(names)))
 	for i, name := range names {
 		var col column
 		if t, ok := r.(driver.RowsColumnTypeDatabaseTypeName); ok {
@@ -213,7 +217,12 @@ func (c *cache) appendColumns(out []byte, r driver.Rows) []byte {
 	}
 	// Length-prefixed, so that a replay finds the same columns decoded
 	// once (columnSets) from the bytes alone.
-	return appendString(out, unsafe.String(unsafe.SliceData(b), len(b)))
+	var prefix [binary.MaxVarintLen64]byte
+	p := binary.PutUvarint(prefix[:], uint64(len(b)-start))
+	head := start - binary.MaxVarintLen64
+	copy(b[head:], prefix[:p])
+	n := copy(b[head+p:], b[start:])
+	return b[:head+p+n]
 }
 
 // rowMark starts each row of an entry.
