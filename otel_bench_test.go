@@ -18,7 +18,8 @@ import (
 // BenchmarkOTelOverhead measures what instrumentation alone costs a query,
 // over a driver that answers at once with one row (no network, so that the
 // few microseconds of a span are not lost in a round trip's noise): the
-// bare fake driver; auditpg over it; auditpg with OpenTelemetry and an SDK
+// bare fake driver; auditpg over it; auditpg with OpenTelemetry and no
+// provider installed (the global no-op); auditpg with an SDK
 // TracerProvider (batch span processor, discarding exporter) and SDK
 // MeterProvider; XSAM/otelsql over it with the same providers, with its
 // default spans and with one span a query, as auditpg makes. The round
@@ -43,6 +44,7 @@ func BenchmarkOTelOverhead(b *testing.B) {
 	}{
 		{"fake", func() (*sql.DB, error) { return sql.OpenDB(auditpg.FakeConnector{}), nil }},
 		{"auditpg", wrap()},
+		{"auditpg-otel-noprovider", wrap(auditpgotel.Options()...)}, // the global no-op providers
 		{"auditpg-otel-sdk", wrap(auditpgotel.Options(auditpgotel.WithTracerProvider(tp), auditpgotel.WithMeterProvider(mp))...)},
 		{"otelsql-sdk", func() (*sql.DB, error) {
 			return otelsql.OpenDB(auditpg.FakeConnector{}, otelsql.WithTracerProvider(tp), otelsql.WithMeterProvider(mp),
