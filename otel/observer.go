@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/auditpg/auditpg"
 	otelapi "go.opentelemetry.io/otel"
@@ -47,8 +48,8 @@ type observer struct {
 	cacheBypasses metric.Int64Counter
 	invalidations metric.Int64Counter
 
-	mu    sync.RWMutex
-	attrs map[attrKey]*callAttrs
+	attrs      sync.Map     // attrKey -> *callAttrs, read without a lock
+	attrsCount atomic.Int64 // entries in attrs
 }
 
 // Observer returns an auditpg.Observer that makes a CLIENT span per call and
@@ -92,7 +93,6 @@ func newObserver(cfg config) *observer {
 	o := &observer{
 		cfg:    cfg,
 		tracer: tp.Tracer(ScopeName),
-		attrs:  make(map[attrKey]*callAttrs),
 	}
 	duration, err1 := dbconv.NewClientOperationDuration(meter, metric.WithExplicitBucketBoundaries(durationBuckets...))
 	rows, err2 := dbconv.NewClientResponseReturnedRows(meter)
@@ -152,19 +152,15 @@ func (o *observer) callAttrsFor(ev *auditpg.Event) *callAttrs {
 	if ev.Statement != nil {
 		key.fingerprint = ev.Statement.FingerprintID
 	}
-	o.mu.RLock()
-	a := o.attrs[key]
-	o.mu.RUnlock()
-	if a != nil {
-		return a
+	if a, ok := o.attrs.Load(key); ok {
+		return a.(*callAttrs)
 	}
-	a = o.newCallAttrs(ev)
-	o.mu.Lock()
-	if len(o.attrs) >= maxCachedAttrs {
-		clear(o.attrs)
+	a := o.newCallAttrs(ev)
+	if o.attrsCount.Add(1) > maxCachedAttrs {
+		o.attrs.Clear()
+		o.attrsCount.Store(1)
 	}
-	o.attrs[key] = a
-	o.mu.Unlock()
+	o.attrs.Store(key, a)
 	return a
 }
 
