@@ -236,8 +236,8 @@ type cache struct {
 	lastScope uint64
 
 	flightMu   sync.Mutex
-	flights    map[string]chan struct{} // key hash -> closed when its fill ends (nil until someone waits)
-	unfillable map[string]time.Time     // key hash -> until when its result is known too large
+	flights    map[keyHash]chan struct{} // closed when the key's fill ends (nil until someone waits)
+	unfillable map[keyHash]time.Time     // until when the key's result is known too large
 
 	colSets     sync.Map     // column section bytes -> *columnSet
 	colSetCount atomic.Int64 // entries in colSets
@@ -286,8 +286,8 @@ func newCache(cfg cacheConfig, observers []Observer) *cache {
 		rels:       map[string]relInfo{},
 		funcs:      map[string]byte{},
 		scopes:     map[string]uint64{},
-		flights:    map[string]chan struct{}{},
-		unfillable: map[string]time.Time{},
+		flights:    map[keyHash]chan struct{}{},
+		unfillable: map[keyHash]time.Time{},
 	}
 	c.stats.bypasses = map[string]*atomic.Int64{}
 	bc.OnRemoveWithReason = func(_ string, _ []byte, reason bigcache.RemoveReason) {
@@ -494,6 +494,13 @@ func appendKey(b []byte, scopeID uint64, query string, args []driver.NamedValue)
 	return b, true
 }
 
+// keyHash is a key's 128-bit hash: what BigCache, the hot set and the
+// single flight know an entry by.
+type keyHash [16]byte
+
+// str is h as BigCache takes it, valid while h is.
+func (h *keyHash) str() string { return unsafe.String(&h[0], len(h)) }
+
 // appendHash appends the key's 128-bit hash to it (in the same buffer, so
 // that a lookup allocates nothing for it).
 func (c *cache) appendHash(key []byte) []byte {
@@ -532,7 +539,7 @@ func (c *cache) typeAt(i uint32) reflect.Type {
 // join registers the caller as the one filling hash, or returns the
 // channel to wait on when another caller is already filling it.
 // (The channel is made when a first caller waits: most fills have none.)
-func (c *cache) join(hash string) (wait chan struct{}, leader bool) {
+func (c *cache) join(hash keyHash) (wait chan struct{}, leader bool) {
 	c.flightMu.Lock()
 	defer c.flightMu.Unlock()
 	ch, ok := c.flights[hash]
@@ -547,7 +554,7 @@ func (c *cache) join(hash string) (wait chan struct{}, leader bool) {
 	return ch, false
 }
 
-func (c *cache) leave(hash string) {
+func (c *cache) leave(hash keyHash) {
 	c.flightMu.Lock()
 	ch := c.flights[hash]
 	delete(c.flights, hash)
@@ -563,7 +570,7 @@ const maxUnfillable = 1024
 // rememberUnfillable notes, until the entry would have expired, that the
 // result of hash cannot be cached: identical reads then neither capture it
 // nor wait for one another.
-func (c *cache) rememberUnfillable(hash string, until time.Time) {
+func (c *cache) rememberUnfillable(hash keyHash, until time.Time) {
 	c.flightMu.Lock()
 	if len(c.unfillable) >= maxUnfillable {
 		clear(c.unfillable)
@@ -572,7 +579,7 @@ func (c *cache) rememberUnfillable(hash string, until time.Time) {
 	c.flightMu.Unlock()
 }
 
-func (c *cache) isUnfillable(hash string, now time.Time) bool {
+func (c *cache) isUnfillable(hash keyHash, now time.Time) bool {
 	c.flightMu.Lock()
 	defer c.flightMu.Unlock()
 	until, ok := c.unfillable[hash]
@@ -720,10 +727,11 @@ type connCache struct {
 
 // fill is a miss being captured for the cache.
 type fill struct {
-	hash     string
+	hash     keyHash
 	tables   []*atomic.Uint64
-	buf      *[]byte // header, columns, then rows
-	gens     []uint64
+	buf      *[]byte  // header, columns, then rows
+	gens     []uint64 // in gensBuf when they fit
+	gensBuf  [8]uint64
 	complete bool // the rows were read to the end
 	// unfillable: the result cannot be kept (too large, or a value the
 	// encoding does not hold); identical reads skip the cache for a while.
@@ -785,10 +793,11 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 	}
 	buf := c.appendHash(key)
 	ic.cc.keyBuf = buf
-	hash := unsafe.String(&buf[len(key)], len(buf)-len(key)) // valid until the buffer is reused
+	var hash keyHash
+	copy(hash[:], buf[len(key):])
 	var gensArr [8]uint64
 	gens := c.generations(gensArr[:0], tables)
-	if c.get(&r.replay, hash, ev.Start, gens, key) {
+	if c.get(&r.replay, &hash, unsafe.String(&buf[len(key)], len(hash)), ev.Start, gens, key) {
 		ev.Cache = CacheHit
 		c.stats.hits.Add(1)
 		return true, nil, nil
@@ -798,7 +807,6 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 		c.countBypass(bypassUnfillable)
 		return false, nil, nil
 	}
-	hash = strings.Clone(hash) // kept past this call: in flights, in the fill
 	wait, leader := c.join(hash)
 	if !leader {
 		// Another caller is running this very query: wait for its fill,
@@ -809,7 +817,7 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 			return false, nil, ctx.Err()
 		}
 		gens = c.generations(gens[:0], tables)
-		if c.get(&r.replay, hash, time.Now(), gens, key) {
+		if c.get(&r.replay, &hash, hash.str(), time.Now(), gens, key) {
 			ev.Cache = CacheHit
 			c.stats.hits.Add(1)
 			return true, nil, nil
@@ -817,7 +825,8 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 	}
 	ev.Cache = CacheMiss
 	c.stats.misses.Add(1)
-	f = &fill{hash: hash, expiry: ev.Start.Add(ttl), tables: tables, gens: append([]uint64(nil), gens...), leader: leader}
+	f = &fill{hash: hash, expiry: ev.Start.Add(ttl), tables: tables, leader: leader}
+	f.gens = append(f.gensBuf[:0], gens...)
 	entry := entryBufs.Get().(*[]byte)
 	*entry = appendHeader((*entry)[:0], time.Now().Add(ttl), gens, key)
 	f.buf = entry
@@ -825,10 +834,11 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 }
 
 // get sets dst to replay a valid entry, from the hot set or else from
-// BigCache (and then keeps it hot), or returns false.
+// BigCache (and then keeps it hot), or returns false. hash is given twice:
+// as an array, and as the string over it that BigCache takes.
 // (The replay is the query's rows object's own field: a hit allocates no
 // rows of its own.)
-func (c *cache) get(dst *cachedRows, hash string, now time.Time, gens []uint64, key []byte) bool {
+func (c *cache) get(dst *cachedRows, hash *keyHash, hashStr string, now time.Time, gens []uint64, key []byte) bool {
 	t := now.UnixNano()
 	if d := c.hot.get(hash); d != nil {
 		if d.valid(t, gens, key) {
@@ -837,12 +847,16 @@ func (c *cache) get(dst *cachedRows, hash string, now time.Time, gens []uint64, 
 		}
 		c.hot.drop(hash, d) // written since, or too old
 	}
-	e, err := c.store.Get(hash)
+	e, err := c.store.Get(hashStr)
 	if err != nil {
 		return false
 	}
-	d, body, err := decodeHeader(e)
-	if err != nil || !d.valid(t, gens, key) || c.decodeBody(d, body) != nil {
+	stored, body, ok := validEntry(e, t, gens, key)
+	if !ok {
+		return false
+	}
+	d, err := c.decode(e, stored, body, gens)
+	if err != nil {
 		return false
 	}
 	c.hot.put(hash, d)
@@ -879,7 +893,7 @@ func (c *cache) finish(f *fill, ok bool) {
 	if f.unfillable {
 		c.rememberUnfillable(f.hash, f.expiry)
 	}
-	if ok && c.store.Set(f.hash, *f.buf) == nil {
+	if ok && c.store.Set(f.hash.str(), *f.buf) == nil {
 		c.stats.fills.Add(1)
 	} else {
 		c.stats.rejected.Add(1)

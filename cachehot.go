@@ -15,16 +15,8 @@ type hotSet struct {
 
 type hotShard struct {
 	mu    sync.RWMutex
-	m     map[hotKey]*decoded
+	m     map[keyHash]*decoded
 	bytes int
-}
-
-// hotKey is a key's 128-bit hash: a map key cheaper to hash than a string.
-type hotKey [16]byte
-
-func hotKeyOf(hash string) (k hotKey) {
-	copy(k[:], hash)
-	return k
 }
 
 // hotShare is the part of the configured cache size the hot set takes.
@@ -33,29 +25,29 @@ const hotShare = 16
 func newHotSet(maxBytes int) *hotSet {
 	h := &hotSet{max: maxBytes / len(hotSet{}.shards)}
 	for i := range h.shards {
-		h.shards[i].m = map[hotKey]*decoded{}
+		h.shards[i].m = map[keyHash]*decoded{}
 	}
 	return h
 }
 
 // The hash is 16 bytes of a good hash: its first byte picks the shard.
-func (h *hotSet) shard(hash string) *hotShard { return &h.shards[hash[0]%16] }
+func (h *hotSet) shard(hash *keyHash) *hotShard { return &h.shards[hash[0]%16] }
 
-func (h *hotSet) get(hash string) *decoded {
+func (h *hotSet) get(hash *keyHash) *decoded {
 	s := h.shard(hash)
 	s.mu.RLock()
-	d := s.m[hotKeyOf(hash)]
+	d := s.m[*hash]
 	s.mu.RUnlock()
 	return d
 }
 
 // put keeps d under hash unless it would take more than a quarter of its
 // shard.
-func (h *hotSet) put(hash string, d *decoded) {
+func (h *hotSet) put(hash *keyHash, d *decoded) {
 	if d.size > h.max/4 {
 		return
 	}
-	s, k := h.shard(hash), hotKeyOf(hash)
+	s, k := h.shard(hash), *hash
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.m[k]; ok {
@@ -74,8 +66,8 @@ func (h *hotSet) put(hash string, d *decoded) {
 }
 
 // drop forgets d, found stale, unless another entry has replaced it.
-func (h *hotSet) drop(hash string, d *decoded) {
-	s, k := h.shard(hash), hotKeyOf(hash)
+func (h *hotSet) drop(hash *keyHash, d *decoded) {
+	s, k := h.shard(hash), *hash
 	s.mu.Lock()
 	if s.m[k] == d {
 		delete(s.m, k)

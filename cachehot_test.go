@@ -6,8 +6,12 @@ import (
 	"testing"
 )
 
-// hotHash makes a 16-byte key hash that lands in shard 0.
-func hotHash(i int) string { return fmt.Sprintf("\x00%015d", i) }
+// hotHash makes a key hash that lands in shard 0.
+func hotHash(i int) *keyHash {
+	var h keyHash
+	copy(h[:], fmt.Sprintf("\x00%015d", i))
+	return &h
+}
 
 func TestHotSetStaysWithinItsShare(t *testing.T) {
 	h := newHotSet(16 * 1000) // 1000 bytes a shard

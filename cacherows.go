@@ -270,28 +270,28 @@ type decoded struct {
 	size   int  // what keeping it costs, roughly, in bytes
 }
 
-// decodeHeader reads an entry's expiry, generations and key, and returns
-// what follows them.
-func decodeHeader(e []byte) (*decoded, []byte, error) {
-	if len(e) < 8 {
-		return nil, nil, errNotCached
+// validEntry checks an entry against the time, the current generations and
+// the full key, allocating nothing (a stale entry costs only BigCache's
+// copy), and returns the key it holds and what follows its header.
+func validEntry(e []byte, now int64, gens []uint64, key []byte) (stored, body []byte, ok bool) {
+	if len(e) < 8 || int64(binary.LittleEndian.Uint64(e)) <= now {
+		return nil, nil, false
 	}
-	d := &decoded{expiry: int64(binary.LittleEndian.Uint64(e)), size: len(e)}
-	e = e[8:]
-	n, e, err := readUvarint(e)
-	if err != nil || n > uint64(len(e)) {
-		return nil, nil, errNotCached
+	n, e, err := readUvarint(e[8:])
+	if err != nil || n != uint64(len(gens)) {
+		return nil, nil, false
 	}
-	d.gens = make([]uint64, n)
-	for i := range d.gens {
-		if d.gens[i], e, err = readUvarint(e); err != nil {
-			return nil, nil, err
+	for _, want := range gens {
+		var g uint64
+		if g, e, err = readUvarint(e); err != nil || g != want {
+			return nil, nil, false
 		}
 	}
-	if d.key, e, err = readBytes(e); err != nil {
-		return nil, nil, err
+	stored, e, err = readBytes(e)
+	if err != nil || !bytes.Equal(stored, key) {
+		return nil, nil, false
 	}
-	return d, e, nil
+	return stored, e, true
 }
 
 // valid says whether d answers key now, under the generations gens.
@@ -299,26 +299,28 @@ func (d *decoded) valid(now int64, gens []uint64, key []byte) bool {
 	return d.expiry > now && slices.Equal(d.gens, gens) && bytes.Equal(d.key, key)
 }
 
-// decodeBody decodes what follows an entry's header: its columns and rows.
-func (c *cache) decodeBody(d *decoded, e []byte) error {
-	section, e, err := readBytes(e)
+// decode decodes the valid entry e, whose key and body validEntry
+// returned, filled under gens.
+func (c *cache) decode(e, key, body []byte, gens []uint64) (*decoded, error) {
+	d := &decoded{expiry: int64(binary.LittleEndian.Uint64(e)), gens: slices.Clone(gens), key: key, size: len(e)}
+	section, e, err := readBytes(body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if d.set, err = c.columns(section); err != nil {
-		return err
+		return nil, err
 	}
 	width := len(d.set.cols)
 	for len(e) > 0 {
 		if e[0] != rowMark {
-			return errNotCached
+			return nil, errNotCached
 		}
 		e = e[1:]
 		d.rows++
 		for range width {
 			var v driver.Value
 			if v, e, err = readValue(e); err != nil {
-				return err
+				return nil, err
 			}
 			if _, ok := v.([]byte); ok {
 				d.bytes = true
@@ -327,7 +329,7 @@ func (c *cache) decodeBody(d *decoded, e []byte) error {
 		}
 	}
 	d.size += 32*len(d.values) + 8*len(d.gens) + 128
-	return nil
+	return d, nil
 }
 
 // ---- replay ----
