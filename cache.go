@@ -795,9 +795,12 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 	ic.cc.keyBuf = buf
 	var hash keyHash
 	copy(hash[:], buf[len(key):])
+	// The same hash as a string over the buffer, for BigCache (a string
+	// over hash itself would move it to the heap).
+	hashStr := unsafe.String(&buf[len(key)], len(hash))
 	var gensArr [8]uint64
 	gens := c.generations(gensArr[:0], tables)
-	if c.get(&r.replay, &hash, unsafe.String(&buf[len(key)], len(hash)), ev.Start, gens, key) {
+	if c.get(&r.replay, &hash, hashStr, ev.Start, gens, key) {
 		ev.Cache = CacheHit
 		c.stats.hits.Add(1)
 		return true, nil, nil
@@ -817,7 +820,7 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 			return false, nil, ctx.Err()
 		}
 		gens = c.generations(gens[:0], tables)
-		if c.get(&r.replay, &hash, hash.str(), time.Now(), gens, key) {
+		if c.get(&r.replay, &hash, hashStr, time.Now(), gens, key) {
 			ev.Cache = CacheHit
 			c.stats.hits.Add(1)
 			return true, nil, nil
