@@ -3,6 +3,7 @@ package otel
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -262,9 +263,6 @@ func (o *observer) Start(ctx context.Context, ev *auditpg.Event) context.Context
 	return ctx
 }
 
-// endAttrs holds the buffers of the attributes End sets.
-var endAttrs = sync.Pool{New: func() any { return new([5]attribute.KeyValue) }}
-
 // End records the call's metrics, completes its span and ends it.
 func (o *observer) End(ctx context.Context, ev *auditpg.Event) {
 	a := o.callAttrsFor(ev)
@@ -278,9 +276,9 @@ func (o *observer) End(ctx context.Context, ev *auditpg.Event) {
 	if !span.IsRecording() {
 		return
 	}
-	// The span copies what SetAttributes gives it: the buffer goes back to
-	// the pool (a local array would escape to the heap).
-	kv := endAttrs.Get().(*[5]attribute.KeyValue)
+	// Built in a local array, handed over as a slice of exactly their
+	// number (the array itself would escape to the heap: 320 bytes).
+	var kv [5]attribute.KeyValue
 	n := 0
 	if ev.Op == auditpg.OpQuery && ev.Err == nil {
 		kv[n] = semconv.DBResponseReturnedRows(int(ev.Rows))
@@ -308,10 +306,8 @@ func (o *observer) End(ctx context.Context, ev *auditpg.Event) {
 		}
 	}
 	if n > 0 {
-		span.SetAttributes(kv[:n]...)
+		span.SetAttributes(slices.Clone(kv[:n])...)
 	}
-	*kv = [5]attribute.KeyValue{}
-	endAttrs.Put(kv)
 	if o.cfg.slowThreshold > 0 && ev.Duration >= o.cfg.slowThreshold {
 		span.AddEvent(SlowQueryEvent, trace.WithAttributes(
 			attribute.Float64("auditpg.slow_query.threshold", o.cfg.slowThreshold.Seconds())))
