@@ -783,7 +783,11 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 
 	// The key is built in the connection's own buffer: database/sql makes
 	// one call at a time on a connection, and nothing keeps the buffer past
-	// this call (a fill copies the key into its entry).
+	// this call (a fill copies the key into its entry). One that a large
+	// argument grew is not kept for the connection's life.
+	if cap(ic.cc.keyBuf) > 64<<10 {
+		ic.cc.keyBuf = nil
+	}
 	key, ok := appendKey(ic.cc.keyBuf[:0], ic.cc.scopeID, ev.Query, ev.Args)
 	if !ok {
 		ic.cc.keyBuf = key
