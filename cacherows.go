@@ -404,11 +404,11 @@ func decodeColumns(e []byte) (*columnSet, error) {
 
 // cachedRows replays a decoded entry.
 type cachedRows struct {
-	c      *cache
-	set    *columnSet
-	values []driver.Value // the rows not yet read
-	rows   int
-	copy   bool // copy []byte values: the reader may write into them (sql.RawBytes)
+	c         *cache
+	set       *columnSet
+	values    []driver.Value // the rows not yet read
+	rows      int
+	copyBytes bool // the reader may write into []byte values (sql.RawBytes): give it copies
 	// names is the replay's own copy of the column names (in nameBuf when
 	// they fit): database/sql hands Columns' slice to the application,
 	// which may change it.
@@ -418,7 +418,7 @@ type cachedRows struct {
 
 // replay makes r replay d.
 func (r *cachedRows) replay(c *cache, d *decoded) {
-	r.c, r.set, r.values, r.rows, r.copy = c, d.set, d.values, d.rows, d.bytes
+	r.c, r.set, r.values, r.rows, r.copyBytes = c, d.set, d.values, d.rows, d.bytes
 	r.names = append(r.nameBuf[:0], d.set.names...)
 }
 
@@ -432,7 +432,7 @@ func (r *cachedRows) Next(dest []driver.Value) error {
 	r.rows--
 	n := copy(dest, r.values[:len(r.set.cols)])
 	r.values = r.values[len(r.set.cols):]
-	if r.copy {
+	if r.copyBytes {
 		for i, v := range dest[:n] {
 			if b, ok := v.([]byte); ok {
 				dest[i] = bytes.Clone(b)
