@@ -242,18 +242,25 @@ type cache struct {
 	colSets     sync.Map     // column section bytes -> *columnSet
 	colSetCount atomic.Int64 // entries in colSets
 
-	typesMu sync.RWMutex
-	types   []reflect.Type // ScanType registry: entries store an index
-	typeIdx sync.Map       // reflect.Type -> its index (uint32), read without a lock
+	// types is the ScanType registry (entries store an index), copied on
+	// write and read without a lock. pgx answers with a dozen types or so,
+	// which a scan finds sooner than a map's hash.
+	typesMu sync.Mutex
+	types   atomic.Pointer[[]reflect.Type]
 
 	observers []InvalidationObserver
 	stats     cacheCounters
 }
 
 type cacheCounters struct {
-	hits, misses, fills, rejected, evictions, invalidations atomic.Int64
-	mu                                                      sync.RWMutex
-	bypasses                                                map[string]*atomic.Int64 // by reason
+	hits, misses, fills, rejected, invalidations atomic.Int64
+	// added counts the entries stored that replaced none, from the entries
+	// the store held at the last reset: those no longer there were evicted
+	// (for room or age). BigCache's eviction callback would copy out every
+	// entry it drops, as large as the one being stored, to count it.
+	added    atomic.Int64
+	mu       sync.RWMutex
+	bypasses map[string]*atomic.Int64 // by reason
 }
 
 // relInfo is what the catalog says of one table name.
@@ -290,11 +297,6 @@ func newCache(cfg cacheConfig, observers []Observer) *cache {
 		unfillable: map[keyHash]time.Time{},
 	}
 	c.stats.bypasses = map[string]*atomic.Int64{}
-	bc.OnRemoveWithReason = func(_ string, _ []byte, reason bigcache.RemoveReason) {
-		if reason != bigcache.Deleted {
-			c.stats.evictions.Add(1)
-		}
-	}
 	store, err := bigcache.New(context.Background(), bc)
 	if err != nil {
 		// BigCache refuses only shard counts that are not powers of two
@@ -471,9 +473,6 @@ func (c *cache) forgetCatalog() {
 
 // ---- the key ----
 
-// entryBufs are reusable buffers for building entries.
-var entryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
 // appendKey appends the full key: the session scope's number, the SQL text
 // and the typed arguments. It returns false when an argument's type has no
 // exact encoding, and the read is then not cached.
@@ -494,12 +493,30 @@ func appendKey(b []byte, scopeID uint64, query string, args []driver.NamedValue)
 	return b, true
 }
 
-// keyHash is a key's 128-bit hash: what BigCache, the hot set and the
-// single flight know an entry by.
+// keyHash is a key's 128-bit hash: what the hot set and the single flight
+// know an entry by.
 type keyHash [16]byte
 
-// str is h as BigCache takes it, valid while h is.
-func (h *keyHash) str() string { return unsafe.String(&h[0], len(h)) }
+// storeKey is what BigCache knows an entry by: the key's hash, then a hash
+// of the generations it was filled under. A read after a write asks for a
+// key that is not there (a map lookup) instead of having BigCache copy out
+// the entry the write made stale, only to throw it away; the stale entry
+// waits for its space to be needed, as an overwritten one would.
+type storeKey [len(keyHash{}) + 8]byte
+
+// str is k as BigCache takes it, valid while k is.
+func (k *storeKey) str() string { return unsafe.String(&k[0], len(k)) }
+
+// appendGensHash appends the generations' hash that completes a storeKey.
+// Two vectors that hash alike only cost a copy: the entry's own
+// generations are compared on every read.
+func appendGensHash(b []byte, gens []uint64) []byte {
+	h := uint64(14695981039346656037) // FNV-1a's offset and prime, a word at a time
+	for _, g := range gens {
+		h = (h ^ g) * 1099511628211
+	}
+	return binary.LittleEndian.AppendUint64(b, h)
+}
 
 // appendHash appends the key's 128-bit hash to it (in the same buffer, so
 // that a lookup allocates nothing for it).
@@ -511,25 +528,37 @@ func (c *cache) appendHash(key []byte) []byte {
 // ---- column types ----
 
 func (c *cache) typeIndex(t reflect.Type) uint32 {
-	if i, ok := c.typeIdx.Load(t); ok {
-		return i.(uint32)
+	if i, ok := c.findType(t); ok {
+		return i
 	}
 	c.typesMu.Lock()
 	defer c.typesMu.Unlock()
-	if i, ok := c.typeIdx.Load(t); ok {
-		return i.(uint32)
+	if i, ok := c.findType(t); ok {
+		return i
 	}
-	i := uint32(len(c.types))
-	c.types = append(c.types, t)
-	c.typeIdx.Store(t, i)
-	return i
+	var types []reflect.Type
+	if p := c.types.Load(); p != nil {
+		types = *p
+	}
+	types = append(slices.Clip(types), t)
+	c.types.Store(&types)
+	return uint32(len(types) - 1)
+}
+
+func (c *cache) findType(t reflect.Type) (uint32, bool) {
+	if p := c.types.Load(); p != nil {
+		for i, u := range *p {
+			if u == t {
+				return uint32(i), true
+			}
+		}
+	}
+	return 0, false
 }
 
 func (c *cache) typeAt(i uint32) reflect.Type {
-	c.typesMu.RLock()
-	defer c.typesMu.RUnlock()
-	if int(i) < len(c.types) {
-		return c.types[i]
+	if p := c.types.Load(); p != nil && int(i) < len(*p) {
+		return (*p)[i]
 	}
 	return reflect.TypeFor[any]()
 }
@@ -602,15 +631,20 @@ type CacheStats struct {
 	Bypasses map[string]int64 `json:"bypasses"`
 	// Fills counts the results stored; RejectedFills the misses whose
 	// result was not stored (too large, not read to the end, an error, or
-	// a write to one of its tables while it ran).
+	// a write to one of its tables between its start and its storing).
 	Fills         int64 `json:"fills"`
 	RejectedFills int64 `json:"rejected_fills"`
-	// Evictions counts entries dropped for room or age.
-	Evictions     int64   `json:"evictions"`
-	Invalidations int64   `json:"invalidations"`
-	Entries       int     `json:"entries"`
-	Bytes         int     `json:"bytes"`
-	HitRatio      float64 `json:"hit_ratio"`
+	// Evictions counts entries dropped for room or age, stale ones too:
+	// an entry a write made stale stays until its space is needed. (It is
+	// derived, entries stored less entries held: two identical fills that
+	// race may count one too many.)
+	Evictions     int64 `json:"evictions"`
+	Invalidations int64 `json:"invalidations"`
+	// Entries counts the entries in the store, stale ones included until
+	// their space is needed.
+	Entries  int     `json:"entries"`
+	Bytes    int     `json:"bytes"`
+	HitRatio float64 `json:"hit_ratio"`
 }
 
 func (c *cache) snapshot() *CacheStats {
@@ -620,12 +654,12 @@ func (c *cache) snapshot() *CacheStats {
 		Misses:        c.stats.misses.Load(),
 		Fills:         c.stats.fills.Load(),
 		RejectedFills: c.stats.rejected.Load(),
-		Evictions:     c.stats.evictions.Load(),
 		Invalidations: c.stats.invalidations.Load(),
 		Entries:       c.store.Len(),
 		Bytes:         c.store.Capacity(),
 		Bypasses:      map[string]int64{},
 	}
+	s.Evictions = max(0, c.stats.added.Load()-int64(s.Entries))
 	c.stats.mu.RLock()
 	for k, v := range c.stats.bypasses {
 		s.Bypasses[k] = v.Load()
@@ -638,9 +672,10 @@ func (c *cache) snapshot() *CacheStats {
 }
 
 func (c *cache) resetStats() {
-	for _, n := range []*atomic.Int64{&c.stats.hits, &c.stats.misses, &c.stats.fills, &c.stats.rejected, &c.stats.evictions, &c.stats.invalidations} {
+	for _, n := range []*atomic.Int64{&c.stats.hits, &c.stats.misses, &c.stats.fills, &c.stats.rejected, &c.stats.invalidations} {
 		n.Store(0)
 	}
+	c.stats.added.Store(int64(c.store.Len()))
 	c.stats.mu.Lock()
 	clear(c.stats.bypasses)
 	c.stats.mu.Unlock()
@@ -725,21 +760,6 @@ type connCache struct {
 	pendingDDL     bool // the open transaction ran DDL
 }
 
-// fill is a miss being captured for the cache.
-type fill struct {
-	hash     keyHash
-	tables   []*atomic.Uint64
-	buf      *[]byte  // header, columns, then rows
-	gens     []uint64 // in gensBuf when they fit
-	gensBuf  [8]uint64
-	complete bool // the rows were read to the end
-	// unfillable: the result cannot be kept (too large, or a value the
-	// encoding does not hold); identical reads skip the cache for a while.
-	unfillable bool
-	expiry     time.Time
-	leader     bool // others wait for this fill
-}
-
 // inTransaction tells from the server's own status when there is one, so
 // that a BEGIN sent as SQL counts too.
 func (ic *interceptor) inTransaction() bool {
@@ -795,16 +815,17 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 		c.countBypass(bypassArgs)
 		return false, nil, nil
 	}
-	buf := c.appendHash(key)
+	var gensArr [8]uint64
+	gens := c.generations(gensArr[:0], tables)
+	buf := appendGensHash(c.appendHash(key), gens)
 	ic.cc.keyBuf = buf
 	var hash keyHash
 	copy(hash[:], buf[len(key):])
-	// The same hash as a string over the buffer, for BigCache (a string
-	// over hash itself would move it to the heap).
-	hashStr := unsafe.String(&buf[len(key)], len(hash))
-	var gensArr [8]uint64
-	gens := c.generations(gensArr[:0], tables)
-	if c.get(&r.replay, &hash, hashStr, ev.Start, gens, key) {
+	// The store key as a string over the buffer, for BigCache (a string
+	// over an array of ours would move it to the heap).
+	sk := unsafe.String(&buf[len(key)], len(storeKey{}))
+	hit, inStore := c.get(&r.replay, &hash, sk, ev.Start, gens, key)
+	if hit {
 		ev.Cache = CacheHit
 		c.stats.hits.Add(1)
 		return true, nil, nil
@@ -824,7 +845,10 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 			return false, nil, ctx.Err()
 		}
 		gens = c.generations(gens[:0], tables)
-		if c.get(&r.replay, &hash, hashStr, time.Now(), gens, key) {
+		buf = appendGensHash(buf[:len(key)+len(hash)], gens)
+		ic.cc.keyBuf = buf
+		sk = unsafe.String(&buf[len(key)], len(storeKey{}))
+		if hit, inStore = c.get(&r.replay, &hash, sk, time.Now(), gens, key); hit {
 			ev.Cache = CacheHit
 			c.stats.hits.Add(1)
 			return true, nil, nil
@@ -832,86 +856,39 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 	}
 	ev.Cache = CacheMiss
 	c.stats.misses.Add(1)
-	f = &fill{hash: hash, expiry: ev.Start.Add(ttl), tables: tables, leader: leader}
-	f.gens = append(f.gensBuf[:0], gens...)
-	entry := entryBufs.Get().(*[]byte)
-	*entry = appendHeader((*entry)[:0], time.Now().Add(ttl), gens, key)
-	f.buf = entry
-	return false, f, nil
+	return false, c.newFill(hash, sk, tables, gens, key, ev.Start.Add(ttl), leader, inStore), nil
 }
 
-// get sets dst to replay a valid entry, from the hot set or else from
-// BigCache (and then keeps it hot), or returns false. hash is given twice:
-// as an array, and as the string over it that BigCache takes.
-// (The replay is the query's rows object's own field: a hit allocates no
-// rows of its own.)
-func (c *cache) get(dst *cachedRows, hash *keyHash, hashStr string, now time.Time, gens []uint64, key []byte) bool {
+// get sets dst to replay a valid entry, from the hot set (by the key's
+// hash) or else from BigCache (by the store key, as a string; the entry is
+// then kept hot), and reports a hit; inStore says whether BigCache held an
+// entry under the store key, valid or not (a fill then replaces it). (The
+// replay is the query's rows object's own field: a hit allocates no rows
+// of its own.)
+func (c *cache) get(dst *cachedRows, hash *keyHash, storeKey string, now time.Time, gens []uint64, key []byte) (hit, inStore bool) {
 	t := now.UnixNano()
 	if d := c.hot.get(hash); d != nil {
 		if d.valid(t, gens, key) {
 			dst.replay(c, d)
-			return true
+			return true, true
 		}
 		c.hot.drop(hash, d) // written since, or too old
 	}
-	e, err := c.store.Get(hashStr)
+	e, err := c.store.Get(storeKey)
 	if err != nil {
-		return false
+		return false, false
 	}
 	stored, body, ok := validEntry(e, t, gens, key)
 	if !ok {
-		return false
+		return false, true
 	}
 	d, err := c.decode(e, stored, body, gens)
 	if err != nil {
-		return false
+		return false, true
 	}
 	c.hot.put(hash, d)
 	dst.replay(c, d)
-	return true
-}
-
-// started records the columns of the rows a fill captures.
-func (f *fill) started(c *cache, r driver.Rows) {
-	*f.buf = c.appendColumns(*f.buf, r)
-}
-
-// row adds one row; false abandons the fill (too large, or a value the
-// entry cannot hold).
-func (f *fill) row(c *cache, dest []driver.Value) bool {
-	b, ok := appendRow(*f.buf, dest)
-	*f.buf = b
-	if !ok || len(b) > c.cfg.maxEntryBytes {
-		f.unfillable = true
-		return false
-	}
-	return true
-}
-
-// finish stores a complete fill whose tables were not written while it ran,
-// and releases whoever waits for it.
-func (c *cache) finish(f *fill, ok bool) {
-	if ok && f.complete {
-		var now [8]uint64
-		ok = slices.Equal(c.generations(now[:0], f.tables), f.gens)
-	} else {
-		ok = false
-	}
-	if f.unfillable {
-		c.rememberUnfillable(f.hash, f.expiry)
-	}
-	if ok && c.store.Set(f.hash.str(), *f.buf) == nil {
-		c.stats.fills.Add(1)
-	} else {
-		c.stats.rejected.Add(1)
-	}
-	if cap(*f.buf) <= 64<<10 { // keep big buffers out of the pool
-		entryBufs.Put(f.buf)
-	}
-	f.buf = nil
-	if f.leader {
-		c.leave(f.hash)
-	}
+	return true, true
 }
 
 // verdict is what the server said of one statement's reads.

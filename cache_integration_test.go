@@ -341,6 +341,12 @@ func TestCacheIntegTTL(t *testing.T) {
 			ciExpect(t, c.db, c.db, c.ctx, "hit", "", c.query, 1)
 		})
 	}
+	// An expired entry filled again is replaced, not evicted.
+	for _, d := range []*sql.DB{db, defaultTTL} {
+		if s := ciStats(t, d); s.Evictions != 0 || s.Fills == 0 {
+			t.Fatalf("after refilling expired entries: %+v, want fills and no evictions", s)
+		}
+	}
 	// The long default keeps an entry past the short TTLs.
 	q := `SELECT v FROM ci_ttl WHERE id = 2`
 	ciExpect(t, db, db, ctx, "miss", "", q)
@@ -1955,6 +1961,64 @@ func TestCacheIntegEvictions(t *testing.T) {
 	}
 	// The most recent entry is still there.
 	ciExpect(t, db, db, ctx, "hit", "", q, n-1)
+}
+
+// ---- fills ----
+
+// A fill is in the store once its rows are closed: the same read right
+// after, with nothing in between (ciDo reads the statistics), hits, and a
+// read after a write never does.
+func TestCacheIntegFillStoredAfterClose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	q := `SELECT v FROM ci_fill_after WHERE id = $1`
+	seen := &ciOutcomes{query: q, count: map[CacheOutcome]int{}}
+	db := ciOpen(t, WithCacheMode(CacheAll), WithObserver(seen))
+	ciTable(t, db, "ci_fill_after")
+	for round := range 50 {
+		for i := range 3 {
+			res, err := ciRows(db, ctx, q, 1)
+			if err != nil || res != "one\n" {
+				t.Fatalf("round %d, read %d: %q, %v", round, i, res, err)
+			}
+		}
+		ciExec(t, db, `UPDATE ci_fill_after SET v = 'one' WHERE id = 1`)
+	}
+	if miss, hit := seen.get(CacheMiss), seen.get(CacheHit); miss != 50 || hit != 100 {
+		t.Fatalf("%d misses and %d hits, want 50 and 100 (a miss, then two hits, after each write)", miss, hit)
+	}
+}
+
+// Rows still open when the DB is closed (sql.DB.Close closes the connector
+// without waiting for them): their fill is still stored, and counted.
+func TestCacheIntegFillAfterDBClose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := Open(testDSN, WithCacheMode(CacheAll))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ciTable(t, db, "ci_fill_closed")
+	q := `SELECT id, v FROM ci_fill_closed ORDER BY id`
+	ciExpect(t, db, db, ctx, "miss", "", q+` LIMIT 1`)
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Close(); err != nil || n != 2 {
+		t.Fatalf("%d rows, %v", n, err)
+	}
+	if s := ciStats(t, db); s.Fills != 2 || s.RejectedFills != 0 {
+		t.Fatalf("after the DB closed: %d fills, %d rejected; want 2 and 0", s.Fills, s.RejectedFills)
+	}
 }
 
 // ---- session changes the classifier cannot see, transaction chains, settings ----

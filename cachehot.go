@@ -34,6 +34,9 @@ func newHotSet(maxBytes int) *hotSet {
 func (h *hotSet) shard(hash *keyHash) *hotShard { return &h.shards[hash[0]%16] }
 
 func (h *hotSet) get(hash *keyHash) *decoded {
+	if h.max == 0 { // a cache too small to spare the hot set any room
+		return nil
+	}
 	s := h.shard(hash)
 	s.mu.RLock()
 	d := s.m[*hash]

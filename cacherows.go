@@ -37,15 +37,40 @@ const (
 // appendValue appends v with its type. It returns false for a type it has
 // no exact encoding for: two different values must never encode alike.
 func appendValue(b []byte, v any) ([]byte, bool) {
+	if nb, ok := appendBasic(b, v); ok {
+		return nb, true
+	}
+	switch v := v.(type) {
+	case int:
+		return binary.AppendVarint(append(b, tagInt), int64(v)), true
+	case int32:
+		return binary.AppendVarint(append(b, tagInt), int64(v)), true
+	case time.Time:
+		return b, false // in a location appendTime cannot keep
+	case driver.Valuer:
+		rv := reflect.ValueOf(v)
+		if rv.Kind() == reflect.Pointer && rv.IsNil() {
+			return append(b, tagNil), true
+		}
+		dv, err := v.Value()
+		if err != nil {
+			return b, false
+		}
+		b = appendString(append(b, tagValuer), rv.Type().String())
+		return appendValue(b, dv)
+	}
+	return appendReflect(b, reflect.ValueOf(v))
+}
+
+// appendBasic appends v when it is of one of the seven types pgx stdlib
+// returns in rows (a time only in a location appendTime keeps), and
+// returns false, with b as it was, for anything else.
+func appendBasic(b []byte, v any) ([]byte, bool) {
 	switch v := v.(type) {
 	case nil:
 		return append(b, tagNil), true
 	case int64:
 		return binary.AppendVarint(append(b, tagInt), v), true
-	case int:
-		return binary.AppendVarint(append(b, tagInt), int64(v)), true
-	case int32:
-		return binary.AppendVarint(append(b, tagInt), int64(v)), true
 	case float64:
 		return appendFloat(append(b, tagFloat), v), true
 	case bool:
@@ -61,20 +86,11 @@ func appendValue(b []byte, v any) ([]byte, bool) {
 		}
 		return appendString(append(b, tagBytes), unsafe.String(unsafe.SliceData(v), len(v))), true
 	case time.Time:
-		return appendTime(append(b, tagTime), v)
-	case driver.Valuer:
-		rv := reflect.ValueOf(v)
-		if rv.Kind() == reflect.Pointer && rv.IsNil() {
-			return append(b, tagNil), true
+		if nb, ok := appendTime(append(b, tagTime), v); ok {
+			return nb, true
 		}
-		dv, err := v.Value()
-		if err != nil {
-			return b, false
-		}
-		b = appendString(append(b, tagValuer), rv.Type().String())
-		return appendValue(b, dv)
 	}
-	return appendReflect(b, reflect.ValueOf(v))
+	return b, false
 }
 
 // appendReflect encodes the other kinds: named basic types, pointers,
@@ -233,13 +249,8 @@ const rowMark byte = 0xff
 func appendRow(b []byte, dest []driver.Value) ([]byte, bool) {
 	b = append(b, rowMark) // so that rows of no columns still count
 	for _, v := range dest {
-		switch v := v.(type) {
-		case nil, int64, float64, bool, string, []byte, time.Time:
-			var ok bool
-			if b, ok = appendValue(b, v); !ok {
-				return b, false
-			}
-		default:
+		var ok bool
+		if b, ok = appendBasic(b, v); !ok {
 			return b, false
 		}
 	}
