@@ -636,8 +636,9 @@ type CacheStats struct {
 	RejectedFills int64 `json:"rejected_fills"`
 	// Evictions counts entries dropped for room or age, stale ones too:
 	// an entry a write made stale stays until its space is needed. (It is
-	// derived, entries stored less entries held: two identical fills that
-	// race may count one too many.)
+	// derived, entries stored less entries held: when two identical fills
+	// race, or an entry goes as its replacement is filled, it may be off
+	// by one.)
 	Evictions     int64 `json:"evictions"`
 	Invalidations int64 `json:"invalidations"`
 	// Entries counts the entries in the store, stale ones included until
@@ -860,12 +861,12 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 }
 
 // get sets dst to replay a valid entry, from the hot set (by the key's
-// hash) or else from BigCache (by the store key, as a string; the entry is
+// hash) or else from BigCache (by sk, the store key as a string; the entry is
 // then kept hot), and reports a hit; inStore says whether BigCache held an
 // entry under the store key, valid or not (a fill then replaces it). (The
 // replay is the query's rows object's own field: a hit allocates no rows
 // of its own.)
-func (c *cache) get(dst *cachedRows, hash *keyHash, storeKey string, now time.Time, gens []uint64, key []byte) (hit, inStore bool) {
+func (c *cache) get(dst *cachedRows, hash *keyHash, sk string, now time.Time, gens []uint64, key []byte) (hit, inStore bool) {
 	t := now.UnixNano()
 	if d := c.hot.get(hash); d != nil {
 		if d.valid(t, gens, key) {
@@ -874,7 +875,7 @@ func (c *cache) get(dst *cachedRows, hash *keyHash, storeKey string, now time.Ti
 		}
 		c.hot.drop(hash, d) // written since, or too old
 	}
-	e, err := c.store.Get(storeKey)
+	e, err := c.store.Get(sk)
 	if err != nil {
 		return false, false
 	}
