@@ -6,6 +6,8 @@ import (
 	"database/sql/driver"
 	"testing"
 	"time"
+
+	"github.com/auditpg/auditpg/internal/benchdb"
 )
 
 // BenchmarkCache is the cache issue's targets, side by side in one run:
@@ -30,16 +32,16 @@ import (
 // goroutine, the garbage collector's included (the server's is not counted).
 func BenchmarkCache(b *testing.B) {
 	ctx := context.Background()
-	createBenchItems(b)
+	benchdb.Create(b, testDSN)
 
 	queries := []struct {
 		op, sql   string
 		hot, cold func(i int) int64 // the argument of read i: a few keys, or keys that do not come back
 	}{
 		{"point", `SELECT id, name, created_at FROM bench_item WHERE id = $1`,
-			func(i int) int64 { return int64(i%1000 + 1) }, func(i int) int64 { return int64(i%benchItems + 1) }},
+			func(i int) int64 { return int64(i%1000 + 1) }, func(i int) int64 { return int64(i%benchdb.Items + 1) }},
 		{"rows100", `SELECT id, name, created_at FROM bench_item WHERE id > $1 ORDER BY id LIMIT 100`,
-			func(i int) int64 { return int64(i % 8 * 100) }, func(i int) int64 { return int64(i % (benchItems - 100)) }},
+			func(i int) int64 { return int64(i % 8 * 100) }, func(i int) int64 { return int64(i % (benchdb.Items - 100)) }},
 	}
 	drivers := []struct {
 		name string
@@ -149,7 +151,7 @@ func cacheStatsOf(tb testing.TB, db *sql.DB) CacheStats {
 // they run cold after each network wait.
 func BenchmarkFillParts(b *testing.B) {
 	ctx := context.Background()
-	createBenchItems(b)
+	benchdb.Create(b, testDSN)
 	conn, err := openDB(b, "pgx").Conn(ctx)
 	if err != nil {
 		b.Fatal(err)

@@ -4,10 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"testing"
-	"time"
 
 	"github.com/XSAM/otelsql"
 	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/benchdb"
 	auditpgotel "github.com/auditpg/auditpg/otel"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -62,18 +62,7 @@ func BenchmarkOTelOverhead(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			db.SetMaxOpenConns(1)
-			var (
-				id      int64
-				label   string
-				created time.Time
-			)
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if err := db.QueryRowContext(ctx, `SELECT id, name, created_at FROM bench_item WHERE id = $1`, int64(i%1000+1)).Scan(&id, &label, &created); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchdb.PointSelects(b, db)
 		})
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"testing"
-	"time"
 
 	"github.com/XSAM/otelsql"
 	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/benchdb"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -31,13 +31,7 @@ import (
 // over all the variants alike).
 func BenchmarkPointSelect(b *testing.B) {
 	ctx := context.Background()
-	setup, err := sql.Open("pgx", testDSN)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer setup.Close()
-	mustExec(b, setup, `CREATE TABLE IF NOT EXISTS bench_item (id bigint PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL)`)
-	mustExec(b, setup, `INSERT INTO bench_item SELECT g, 'item ' || g, now() FROM generate_series(1, 1000) g ON CONFLICT DO NOTHING`)
+	benchdb.Create(b, testDSN)
 
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
@@ -70,23 +64,7 @@ func BenchmarkPointSelect(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			db.SetMaxOpenConns(1) // one connection: measure the call path, not the pool
-			var (
-				id      int64
-				label   string
-				created time.Time
-			)
-			q := `SELECT id, name, created_at FROM bench_item WHERE id = $1`
-			if err := db.QueryRowContext(ctx, q, 1).Scan(&id, &label, &created); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				if err := db.QueryRowContext(ctx, q, int64(i%1000+1)).Scan(&id, &label, &created); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchdb.PointSelects(b, db)
 		})
 	}
 }
