@@ -818,13 +818,10 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 	}
 	var gensArr [8]uint64
 	gens := c.generations(gensArr[:0], tables)
-	buf := appendGensHash(c.appendHash(key), gens)
-	ic.cc.keyBuf = buf
+	buf := c.appendHash(key)
 	var hash keyHash
 	copy(hash[:], buf[len(key):])
-	// The store key as a string over the buffer, for BigCache (a string
-	// over an array of ours would move it to the heap).
-	sk := unsafe.String(&buf[len(key)], len(storeKey{}))
+	sk := ic.storeKeyAfter(buf, len(key), gens)
 	hit, inStore := c.get(&r.replay, &hash, sk, ev.Start, gens, key)
 	if hit {
 		ev.Cache = CacheHit
@@ -846,9 +843,7 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 			return false, nil, ctx.Err()
 		}
 		gens = c.generations(gens[:0], tables)
-		buf = appendGensHash(buf[:len(key)+len(hash)], gens)
-		ic.cc.keyBuf = buf
-		sk = unsafe.String(&buf[len(key)], len(storeKey{}))
+		sk = ic.storeKeyAfter(buf, len(key), gens)
 		if hit, inStore = c.get(&r.replay, &hash, sk, time.Now(), gens, key); hit {
 			ev.Cache = CacheHit
 			c.stats.hits.Add(1)
@@ -858,6 +853,16 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 	ev.Cache = CacheMiss
 	c.stats.misses.Add(1)
 	return false, c.newFill(hash, sk, tables, gens, key, ev.Start.Add(ttl), leader, inStore), nil
+}
+
+// storeKeyAfter completes, after the key and its hash in buf, the store key
+// for the generations gens, keeps the buffer as the connection's, and
+// returns the store key as a string over it, for BigCache (a string over
+// an array of ours would move it to the heap).
+func (ic *interceptor) storeKeyAfter(buf []byte, keyLen int, gens []uint64) string {
+	buf = appendGensHash(buf[:keyLen+len(keyHash{})], gens)
+	ic.cc.keyBuf = buf
+	return unsafe.String(&buf[keyLen], len(storeKey{}))
 }
 
 // get sets dst to replay a valid entry, from the hot set (by the key's

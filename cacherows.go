@@ -45,8 +45,6 @@ func appendValue(b []byte, v any) ([]byte, bool) {
 		return binary.AppendVarint(append(b, tagInt), int64(v)), true
 	case int32:
 		return binary.AppendVarint(append(b, tagInt), int64(v)), true
-	case time.Time:
-		return b, false // in a location appendTime cannot keep
 	case driver.Valuer:
 		rv := reflect.ValueOf(v)
 		if rv.Kind() == reflect.Pointer && rv.IsNil() {

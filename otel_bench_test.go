@@ -1,7 +1,6 @@
 package auditpg_test
 
 import (
-	"context"
 	"database/sql"
 	"testing"
 
@@ -9,10 +8,6 @@ import (
 	"github.com/auditpg/auditpg"
 	"github.com/auditpg/auditpg/internal/benchdb"
 	auditpgotel "github.com/auditpg/auditpg/otel"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
 // BenchmarkOTelOverhead measures what instrumentation alone costs a query,
@@ -28,10 +23,8 @@ import (
 //	go test -run '^$' -bench OTelOverhead -count 8 . | tee otel.txt
 //	go tool benchstat -col /driver otel.txt
 func BenchmarkOTelOverhead(b *testing.B) {
-	ctx := context.Background()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	b.Cleanup(func() { tp.Shutdown(ctx); mp.Shutdown(ctx) })
+	tp, mp := benchdb.Providers(b)
+	otelsqlDefaults, otelsqlOneSpan := benchdb.Otelsql(tp, mp)
 	wrap := func(opts ...auditpg.Option) func() (*sql.DB, error) {
 		return func() (*sql.DB, error) {
 			c, err := auditpg.WrapConnectorForTest(auditpg.FakeConnector{}, opts...)
@@ -46,23 +39,9 @@ func BenchmarkOTelOverhead(b *testing.B) {
 		{"auditpg", wrap()},
 		{"auditpg-otel-noprovider", wrap(auditpgotel.Options()...)}, // the global no-op providers
 		{"auditpg-otel-sdk", wrap(auditpgotel.Options(auditpgotel.WithTracerProvider(tp), auditpgotel.WithMeterProvider(mp))...)},
-		{"otelsql-sdk", func() (*sql.DB, error) {
-			return otelsql.OpenDB(auditpg.FakeConnector{}, otelsql.WithTracerProvider(tp), otelsql.WithMeterProvider(mp),
-				otelsql.WithAttributes(semconv.DBSystemNamePostgreSQL)), nil
-		}},
-		{"otelsql-sdk-1span", func() (*sql.DB, error) {
-			return otelsql.OpenDB(auditpg.FakeConnector{}, otelsql.WithTracerProvider(tp), otelsql.WithMeterProvider(mp),
-				otelsql.WithAttributes(semconv.DBSystemNamePostgreSQL),
-				otelsql.WithSpanOptions(otelsql.SpanOptions{OmitRows: true, OmitConnResetSession: true})), nil
-		}},
+		{"otelsql-sdk", func() (*sql.DB, error) { return otelsql.OpenDB(auditpg.FakeConnector{}, otelsqlDefaults...), nil }},
+		{"otelsql-sdk-1span", func() (*sql.DB, error) { return otelsql.OpenDB(auditpg.FakeConnector{}, otelsqlOneSpan...), nil }},
 	} {
-		b.Run("driver="+c.name, func(b *testing.B) {
-			db, err := c.open()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			benchdb.PointSelects(b, db)
-		})
+		b.Run("driver="+c.name, func(b *testing.B) { benchdb.PointSelectsOpening(b, c.open) })
 	}
 }

@@ -1,7 +1,6 @@
 package otel
 
 import (
-	"context"
 	"database/sql"
 	"testing"
 
@@ -9,10 +8,6 @@ import (
 	"github.com/auditpg/auditpg"
 	"github.com/auditpg/auditpg/internal/benchdb"
 	_ "github.com/jackc/pgx/v5/stdlib"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
 // BenchmarkPointSelect is the overhead comparison: a select by
@@ -30,14 +25,9 @@ import (
 // (rounds of one run each, so that the load of a shared machine spreads
 // over all the variants alike).
 func BenchmarkPointSelect(b *testing.B) {
-	ctx := context.Background()
 	benchdb.Create(b, testDSN)
-
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	defer tp.Shutdown(ctx)
-	defer mp.Shutdown(ctx)
-
+	tp, mp := benchdb.Providers(b)
+	otelsqlDefaults, otelsqlOneSpan := benchdb.Otelsql(tp, mp)
 	for _, c := range []struct {
 		name string
 		open func() (*sql.DB, error)
@@ -48,23 +38,9 @@ func BenchmarkPointSelect(b *testing.B) {
 		{"auditpg-otel-sdk", func() (*sql.DB, error) {
 			return auditpg.Open(testDSN, Options(WithTracerProvider(tp), WithMeterProvider(mp))...)
 		}},
-		{"otelsql-sdk", func() (*sql.DB, error) { // its defaults: query, rows and reset-session spans
-			return otelsql.Open("pgx", testDSN, otelsql.WithTracerProvider(tp), otelsql.WithMeterProvider(mp),
-				otelsql.WithAttributes(semconv.DBSystemNamePostgreSQL))
-		}},
-		{"otelsql-sdk-1span", func() (*sql.DB, error) { // one span a query, as auditpg makes
-			return otelsql.Open("pgx", testDSN, otelsql.WithTracerProvider(tp), otelsql.WithMeterProvider(mp),
-				otelsql.WithAttributes(semconv.DBSystemNamePostgreSQL),
-				otelsql.WithSpanOptions(otelsql.SpanOptions{OmitRows: true, OmitConnResetSession: true}))
-		}},
+		{"otelsql-sdk", func() (*sql.DB, error) { return otelsql.Open("pgx", testDSN, otelsqlDefaults...) }},
+		{"otelsql-sdk-1span", func() (*sql.DB, error) { return otelsql.Open("pgx", testDSN, otelsqlOneSpan...) }},
 	} {
-		b.Run("driver="+c.name, func(b *testing.B) {
-			db, err := c.open()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			benchdb.PointSelects(b, db)
-		})
+		b.Run("driver="+c.name, func(b *testing.B) { benchdb.PointSelectsOpening(b, c.open) })
 	}
 }

@@ -59,3 +59,14 @@ func PointSelects(b *testing.B, db *sql.DB) {
 		}
 	}
 }
+
+// PointSelectsOpening is PointSelects over a database that open opens, and
+// that is closed when it is done.
+func PointSelectsOpening(b *testing.B, open func() (*sql.DB, error)) {
+	db, err := open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	PointSelects(b, db)
+}
