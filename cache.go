@@ -285,6 +285,7 @@ func newCache(cfg cacheConfig, observers []Observer) *cache {
 	bc.MaxEntrySize = 512
 	bc.MaxEntriesInWindow = 64 * shards
 	bc.Verbose = false
+	bc.Hasher = storeHasher{}
 	c := &cache{
 		cfg:        cfg,
 		hot:        newHotSet(hotBytes),
@@ -507,6 +508,22 @@ type storeKey [len(keyHash{}) + 8]byte
 // str is k as BigCache takes it, valid while k is.
 func (k *storeKey) str() string { return unsafe.String(&k[0], len(k)) }
 
+// storeHasher gives BigCache a store key's own bits as its 64-bit hash:
+// the key is made of hashes already, which BigCache's FNV would hash again
+// on every lookup and store. (BigCache keeps the key beside its entry and
+// compares it on a read, so two keys alike in these bits never mix up.)
+type storeHasher struct{}
+
+func (storeHasher) Sum64(k string) uint64 {
+	if len(k) != len(storeKey{}) {
+		return maphash.String(storeHasherSeed, k) // no key of ours
+	}
+	b := unsafe.Slice(unsafe.StringData(k), len(k))
+	return binary.LittleEndian.Uint64(b) ^ binary.LittleEndian.Uint64(b[len(keyHash{}):])
+}
+
+var storeHasherSeed = maphash.MakeSeed()
+
 // appendGensHash appends the generations' hash that completes a storeKey.
 // Two vectors that hash alike only cost a copy: the entry's own
 // generations are compared on every read.
@@ -566,21 +583,29 @@ func (c *cache) typeAt(i uint32) reflect.Type {
 // ---- single flight ----
 
 // join registers the caller as the one filling hash, or returns the
-// channel to wait on when another caller is already filling it.
-// (The channel is made when a first caller waits: most fills have none.)
-func (c *cache) join(hash keyHash) (wait chan struct{}, leader bool) {
+// channel to wait on when another caller is already filling it. (The
+// channel is made when a first caller waits: most fills have none.) It
+// does neither when hash's result is remembered as one the cache cannot
+// keep, and says so: one lock for both, since every miss asks both.
+func (c *cache) join(hash keyHash, now time.Time) (wait chan struct{}, leader, unfillable bool) {
 	c.flightMu.Lock()
 	defer c.flightMu.Unlock()
+	if until, ok := c.unfillable[hash]; ok {
+		if now.Before(until) {
+			return nil, false, true
+		}
+		delete(c.unfillable, hash)
+	}
 	ch, ok := c.flights[hash]
 	if !ok {
 		c.flights[hash] = nil
-		return nil, true
+		return nil, true, false
 	}
 	if ch == nil {
 		ch = make(chan struct{})
 		c.flights[hash] = ch
 	}
-	return ch, false
+	return ch, false, false
 }
 
 func (c *cache) leave(hash keyHash) {
@@ -606,17 +631,6 @@ func (c *cache) rememberUnfillable(hash keyHash, until time.Time) {
 	}
 	c.unfillable[hash] = until
 	c.flightMu.Unlock()
-}
-
-func (c *cache) isUnfillable(hash keyHash, now time.Time) bool {
-	c.flightMu.Lock()
-	defer c.flightMu.Unlock()
-	until, ok := c.unfillable[hash]
-	if ok && !now.Before(until) {
-		delete(c.unfillable, hash)
-		return false
-	}
-	return ok
 }
 
 // ---- statistics ----
@@ -828,12 +842,12 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 		c.stats.hits.Add(1)
 		return true, nil, nil
 	}
-	if c.isUnfillable(hash, ev.Start) {
+	wait, leader, unfillable := c.join(hash, ev.Start)
+	if unfillable {
 		ev.Cache, ev.CacheReason = CacheBypass, bypassUnfillable
 		c.countBypass(bypassUnfillable)
 		return false, nil, nil
 	}
-	wait, leader := c.join(hash)
 	if !leader {
 		// Another caller is running this very query: wait for its fill,
 		// within our own deadline, then look again.

@@ -144,8 +144,9 @@ const (
 )
 
 func appendTime(b []byte, t time.Time) ([]byte, bool) {
-	b = binary.AppendVarint(b, t.Unix())
-	b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
+	// Fixed width: a time is encoded in the miss's path, once a row.
+	b = binary.LittleEndian.AppendUint64(b, uint64(t.Unix()))
+	b = binary.LittleEndian.AppendUint32(b, uint32(t.Nanosecond()))
 	switch loc := t.Location(); loc {
 	case time.UTC:
 		return append(b, zoneUTC), true
@@ -192,32 +193,37 @@ func (c *cache) appendColumns(out []byte, r driver.Rows) []byte {
 	out = append(out, make([]byte, binary.MaxVarintLen64)...)
 	start := len(out)
 	b := binary.AppendUvarint(out, uint64(len(names)))
+	dbType, _ := r.(driver.RowsColumnTypeDatabaseTypeName)
+	scanType, _ := r.(driver.RowsColumnTypeScanType)
+	length, _ := r.(driver.RowsColumnTypeLength)
+	nullable, _ := r.(driver.RowsColumnTypeNullable)
+	precScale, _ := r.(driver.RowsColumnTypePrecisionScale)
 	for i, name := range names {
 		var col column
-		if t, ok := r.(driver.RowsColumnTypeDatabaseTypeName); ok {
-			col.dbType = t.ColumnTypeDatabaseTypeName(i)
+		if dbType != nil {
+			col.dbType = dbType.ColumnTypeDatabaseTypeName(i)
 		}
 		st := reflect.TypeFor[any]()
-		if t, ok := r.(driver.RowsColumnTypeScanType); ok {
-			st = t.ColumnTypeScanType(i)
+		if scanType != nil {
+			st = scanType.ColumnTypeScanType(i)
 		}
 		var flags byte
-		if t, ok := r.(driver.RowsColumnTypeLength); ok {
-			if col.length, col.hasLength = t.ColumnTypeLength(i); col.hasLength {
+		if length != nil {
+			if col.length, col.hasLength = length.ColumnTypeLength(i); col.hasLength {
 				flags |= colHasLength
 			}
 		}
-		if t, ok := r.(driver.RowsColumnTypeNullable); ok {
-			if nullable, ok := t.ColumnTypeNullable(i); ok {
+		if nullable != nil {
+			if null, ok := nullable.ColumnTypeNullable(i); ok {
 				flags |= colHasNullable
-				if nullable {
+				if null {
 					flags |= colNullable
 				}
 			}
 		}
-		if t, ok := r.(driver.RowsColumnTypePrecisionScale); ok {
+		if precScale != nil {
 			var ok bool
-			if col.prec, col.scale, ok = t.ColumnTypePrecisionScale(i); ok {
+			if col.prec, col.scale, ok = precScale.ColumnTypePrecisionScale(i); ok {
 				flags |= colHasPrecScale
 			}
 		}
@@ -488,18 +494,13 @@ func readValue(b []byte) (driver.Value, []byte, error) {
 }
 
 func readTime(b []byte) (driver.Value, []byte, error) {
-	sec, n := binary.Varint(b)
-	if n <= 0 {
+	if len(b) < 8+4+1 {
 		return nil, nil, errNotCached
 	}
-	b = b[n:]
-	nsec, n := binary.Uvarint(b)
-	if n <= 0 || len(b) <= n {
-		return nil, nil, errNotCached
-	}
-	zone := b[n]
-	b = b[n+1:]
-	t := time.Unix(sec, int64(nsec))
+	sec, nsec := int64(binary.LittleEndian.Uint64(b)), int64(binary.LittleEndian.Uint32(b[8:]))
+	zone := b[12]
+	b = b[13:]
+	t := time.Unix(sec, nsec)
 	switch zone {
 	case zoneUTC:
 		return t.UTC(), b, nil
