@@ -12,7 +12,7 @@ import (
 
 // BenchmarkCache is the cache issue's targets, side by side in one run:
 //
-//	go test -run '^$' -bench Cache -count 6 . | tee cache.txt
+//	go test -run '^$' -bench 'Cache$' -count 6 . | tee cache.txt
 //	go tool benchstat -col /driver cache.txt
 //
 // op=point: a select by primary key; op=rows100: a 100-row result. The
@@ -64,11 +64,9 @@ func BenchmarkCache(b *testing.B) {
 					read(i)
 				}
 				miss := d.name == "auditpg-miss-full"
-				if miss {
-					i = fillStore(b, db, read, i)
-				}
 				var before CacheStats
 				if miss {
+					i = fillStore(b, db, read, i)
 					before = cacheStatsOf(b, db)
 				}
 				b.ReportAllocs()
