@@ -765,10 +765,11 @@ type connCache struct {
 	rels      map[string]relInfo
 	relsEpoch uint64
 
-	scope          string // database, server, user, role, search_path; "" until asked
-	scopeID        uint64 // the scope's number in the cache: what keys hold
-	keyBuf         []byte // where lookups build their key and its hash
-	sessionChanged bool   // SET, SET ROLE, set_config, a temporary table...: bypass for good
+	scope          string     // database, server, user, role, search_path; "" until asked
+	scopeID        uint64     // the scope's number in the cache: what keys hold
+	keyBuf         []byte     // where lookups build their key and its hash
+	columns        columnMemo // the column sections of results read here
+	sessionChanged bool       // SET, SET ROLE, set_config, a temporary table...: bypass for good
 	pending        []string
 	pendingAll     bool // a write in the open transaction could not name its tables
 	pendingAny     bool

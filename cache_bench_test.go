@@ -239,7 +239,7 @@ func BenchmarkFillParts(b *testing.B) {
 		b.Run("part=columns", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				buf = c.appendColumns(buf[:0], rows)
+				buf, _ = c.appendColumns(buf[:0], rows)
 			}
 		})
 		dest := make([]driver.Value, len(rows.Columns()))

@@ -1,6 +1,7 @@
 package auditpg
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -823,9 +824,9 @@ type ciScanned struct {
 	Rows    []string
 }
 
-func ciScan(t *testing.T, db *sql.DB, ctx context.Context, query string, dests func() []any) ciScanned {
+func ciScan(t *testing.T, db *sql.DB, ctx context.Context, query string, dests func() []any, args ...any) ciScanned {
 	t.Helper()
-	rows, err := db.QueryContext(ctx, query)
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
@@ -952,14 +953,14 @@ func TestCacheIntegReplayFidelity(t *testing.T) {
 
 // ciFidelity reads query without the cache, then filling it, then from
 // it, and compares every column answer and every scanned value.
-func ciFidelity(t *testing.T, db *sql.DB, name, query string, dests func() []any) {
+func ciFidelity(t *testing.T, db *sql.DB, name, query string, dests func() []any, args ...any) {
 	t.Helper()
 	ctx := context.Background()
 	before := ciStats(t, db)
-	truth := ciScan(t, db, NoCache(ctx), query, dests)
-	filled := ciScan(t, db, ctx, query, dests)
+	truth := ciScan(t, db, NoCache(ctx), query, dests, args...)
+	filled := ciScan(t, db, ctx, query, dests, args...)
 	mid := ciStats(t, db)
-	hit := ciScan(t, db, ctx, query, dests)
+	hit := ciScan(t, db, ctx, query, dests, args...)
 	after := ciStats(t, db)
 	if mid.Fills != before.Fills+1 || after.Hits != mid.Hits+1 {
 		t.Fatalf("%s: fills %d->%d, hits %d->%d: want the second read to fill and the third to hit (bypasses %v)",
@@ -976,6 +977,108 @@ func ciFidelity(t *testing.T, db *sql.DB, name, query string, dests func() []any
 			t.Errorf("rows:\n got %q\nwant %q", got.Rows, truth.Rows)
 		}
 	}
+}
+
+// A miss takes its column section from the connection's memo when pgx
+// returns a result description it has seen (columnMemo, cacherows.go).
+// Results with the same column names and other types, on one connection,
+// each keep their own columns, one-byte names included; so does a
+// statement whose result types changed under pgx's prepared statement.
+func TestCacheIntegColumnMemo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	plain := openDB(t, "pgx") // writes from outside the driver
+	ciExec(t, plain, `DROP TABLE IF EXISTS ci_cm_a, ci_cm_b, ci_cm_c`)
+	ciExec(t, plain, `DROP TYPE IF EXISTS ci_cm_mood`)
+	ciExec(t, plain, `CREATE TYPE ci_cm_mood AS ENUM ('sad', 'ok')`)
+	ciExec(t, plain, `CREATE TABLE ci_cm_a (id int PRIMARY KEY, v text, x int)`)
+	ciExec(t, plain, `CREATE TABLE ci_cm_b (id bigint PRIMARY KEY, v varchar(10), x text)`)
+	ciExec(t, plain, `CREATE TABLE ci_cm_c (id numeric(5,1) PRIMARY KEY, v varchar(20), x bool)`)
+	ciExec(t, plain, `INSERT INTO ci_cm_a VALUES (1, 'one', 1), (2, 'two', 2), (3, 'three', 3)`)
+	ciExec(t, plain, `INSERT INTO ci_cm_b VALUES (1, 'one', '1'), (2, 'two', '2'), (3, 'three', '3')`)
+	ciExec(t, plain, `INSERT INTO ci_cm_c VALUES (1, 'one', true), (2, 'two', false), (3, 'three', true)`)
+	wide := `SELECT id, v FROM %s WHERE id >= $1 ORDER BY id`
+	oneByte := `SELECT x FROM %s WHERE id >= $1 ORDER BY id`
+
+	t.Run("memo", func(t *testing.T) {
+		// On a bare pgx stdlib connection: the second result of a statement
+		// is answered by the memo's entry, another statement's result with
+		// the same names gets its own, and a result known only by one-byte
+		// names is never kept.
+		conn, err := plain.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		c := newCache(defaultCacheConfig(), nil)
+		var memo columnMemo
+		section := func(query string) ([]byte, *memoColumns) {
+			var out []byte
+			var entry *memoColumns
+			err := conn.Raw(func(dc any) error {
+				rows, err := dc.(driver.QueryerContext).QueryContext(ctx, query, []driver.NamedValue{{Ordinal: 1, Value: int64(1)}})
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				out = memo.appendColumns(c, nil, rows)
+				want, _ := c.appendColumns(nil, rows)
+				if !bytes.Equal(out, want) {
+					t.Errorf("%s: the memo's section differs from pgx's answers", query)
+				}
+				if id := memoID(rows.Columns()); id != nil {
+					entry = memo.m[id]
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out, entry
+		}
+		a1, entryA := section(fmt.Sprintf(wide, "ci_cm_a"))
+		a2, entryA2 := section(fmt.Sprintf(wide, "ci_cm_a"))
+		if entryA == nil || entryA2 != entryA || len(memo.m) != 1 || !bytes.Equal(a1, a2) {
+			t.Fatalf("a statement's second result was not answered by its memo entry (%d entries)", len(memo.m))
+		}
+		b, entryB := section(fmt.Sprintf(wide, "ci_cm_b"))
+		if entryB == nil || entryB == entryA || len(memo.m) != 2 || bytes.Equal(a1, b) {
+			t.Fatalf("the same names of other types shared a memo entry (%d entries)", len(memo.m))
+		}
+		if _, entryX := section(fmt.Sprintf(oneByte, "ci_cm_a")); entryX != nil || len(memo.m) != 2 {
+			t.Fatalf("a result named only by one-byte names was kept (%d entries)", len(memo.m))
+		}
+		// A type pgx does not know is named by its OID until registered.
+		if _, entryE := section(`SELECT id, 'ok'::ci_cm_mood AS mood FROM ci_cm_a WHERE id >= $1`); entryE != nil || len(memo.m) != 2 {
+			t.Fatalf("a result with a type pgx does not know was kept (%d entries)", len(memo.m))
+		}
+	})
+
+	t.Run("replay", func(t *testing.T) {
+		db := ciOpen(t, WithCacheMode(CacheAll))
+		db.SetMaxOpenConns(1) // one connection, one memo
+		two := func() []any { return ciPtrs[any](2) }
+		one := func() []any { return ciPtrs[any](1) }
+		for arg := 1; arg <= 3; arg++ { // the first fills the memo, the others read it
+			for _, tbl := range []string{"ci_cm_a", "ci_cm_b", "ci_cm_c"} {
+				ciFidelity(t, db, tbl, fmt.Sprintf(wide, tbl), two, arg)
+				ciFidelity(t, db, tbl, fmt.Sprintf(oneByte, tbl), one, arg)
+			}
+		}
+		// The column's type changes outside the driver: pgx's prepared
+		// statement fails once, pgx prepares it again, and the new
+		// description's names are new strings, which the memo has not seen.
+		ciExec(t, plain, `ALTER TABLE ci_cm_a ALTER COLUMN v TYPE varchar(7)`)
+		query := fmt.Sprintf(wide, "ci_cm_a")
+		if _, err := db.QueryContext(NoCache(ctx), query, 1); err != nil && !strings.Contains(err.Error(), "cached plan must not change result type") {
+			t.Fatal(err)
+		}
+		ciFidelity(t, db, "altered", query, two, 0) // a key not read before
+		got := ciScan(t, db, ctx, query, two, 0)
+		if c := got.Columns[1]; c.DatabaseTypeName != "VARCHAR" || c.Length != 7 {
+			t.Fatalf("after the change the replay says %s(%d), want VARCHAR(7)", c.DatabaseTypeName, c.Length)
+		}
+	})
 }
 
 // ---- 4. invalidation ----

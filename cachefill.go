@@ -52,9 +52,10 @@ func (f *fill) release() {
 	fills.Put(f)
 }
 
-// started records the columns of the rows a fill captures.
-func (f *fill) started(c *cache, r driver.Rows) {
-	f.buf = c.appendColumns(f.buf, r)
+// started records the columns of the rows a fill captures, read on the
+// connection whose memo is given.
+func (f *fill) started(c *cache, memo *columnMemo, r driver.Rows) {
+	f.buf = memo.appendColumns(c, f.buf, r)
 }
 
 // row adds one row; false abandons the fill (too large, or a value the

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"time"
 	"unsafe"
+
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // This file encodes what the cache stores: argument values for the key, and
@@ -184,15 +186,99 @@ const (
 	colHasPrecScale
 )
 
+// columnMemo remembers, on one connection, the column sections of the
+// results pgx has returned, so that a miss does not ask every ColumnType
+// question again: pgx answers DatabaseTypeName with two map lookups and
+// an upper-cased copy of the name, on every call.
+//
+// A result is recognized by the identity of its column-name strings. pgx
+// makes them once per statement description, from the server's
+// RowDescription, and every execution of a statement it keeps prepared
+// returns that description's own strings. The memo holds the strings, so
+// their memory cannot be reused: the same string data is the same
+// description, and pgx never changes a description. What keeps it exact:
+//   - only pgx stdlib's rows, whose names are made this way;
+//   - a one-byte string is not memory of its own (Go takes it from a
+//     static table, so every column "a" shares it): a result is known by
+//     a name of two bytes or more, and one without is always asked;
+//   - the answers depend on the description's type OIDs and modifiers,
+//     and on the connection's type map for the names of the types it
+//     knows; a type registered later only changes the answer for an OID
+//     pgx did not know (answered with the OID's number), and a result
+//     with such a column is always asked.
+//
+// A statement that pgx does not keep prepared (the simple protocol, say)
+// gets new strings every time, and is asked every time.
+type columnMemo struct {
+	m map[*byte]*memoColumns // by the data of the result's first name of two bytes or more
+}
+
+type memoColumns struct {
+	names   []string // pgx's strings, held
+	section []byte   // as appendColumns wrote it
+}
+
+// maxMemoColumns bounds the results a connection remembers; past it, the
+// memo starts again.
+const maxMemoColumns = 256
+
+// appendColumns appends the column section of r, from the memo when it
+// has seen r's description.
+func (m *columnMemo) appendColumns(c *cache, out []byte, r driver.Rows) []byte {
+	var id *byte
+	if _, ok := r.(*stdlib.Rows); ok {
+		id = memoID(r.Columns())
+	}
+	if e := m.m[id]; id != nil && e != nil && sameStrings(e.names, r.Columns()) {
+		return append(out, e.section...)
+	}
+	start := len(out)
+	out, known := c.appendColumns(out, r)
+	if id != nil && known {
+		if m.m == nil || len(m.m) >= maxMemoColumns {
+			m.m = make(map[*byte]*memoColumns)
+		}
+		m.m[id] = &memoColumns{names: slices.Clone(r.Columns()), section: bytes.Clone(out[start:])}
+	}
+	return out
+}
+
+// memoID is the data of the first name of two bytes or more; nil when
+// there is none.
+func memoID(names []string) *byte {
+	for _, n := range names {
+		if len(n) >= 2 {
+			return unsafe.StringData(n)
+		}
+	}
+	return nil
+}
+
+// sameStrings says whether a and b are the same strings in memory, not
+// only in content.
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) || unsafe.StringData(a[i]) != unsafe.StringData(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 // appendColumns appends the columns of live rows, asking every ColumnType
-// interface they implement.
-func (c *cache) appendColumns(out []byte, r driver.Rows) []byte {
+// interface they implement; known is false when a DatabaseTypeName was a
+// number (pgx's answer for a type it does not know).
+func (c *cache) appendColumns(out []byte, r driver.Rows) (b []byte, known bool) {
 	names := r.Columns()
+	known = true
 	// The section is length-prefixed: written after a placeholder of the
 	// largest length it may have, then moved back over what it did not use.
 	out = append(out, make([]byte, binary.MaxVarintLen64)...)
 	start := len(out)
-	b := binary.AppendUvarint(out, uint64(len(names)))
+	b = binary.AppendUvarint(out, uint64(len(names)))
 	dbType, _ := r.(driver.RowsColumnTypeDatabaseTypeName)
 	scanType, _ := r.(driver.RowsColumnTypeScanType)
 	length, _ := r.(driver.RowsColumnTypeLength)
@@ -202,6 +288,7 @@ func (c *cache) appendColumns(out []byte, r driver.Rows) []byte {
 		var col column
 		if dbType != nil {
 			col.dbType = dbType.ColumnTypeDatabaseTypeName(i)
+			known = known && !isNumber(col.dbType)
 		}
 		st := reflect.TypeFor[any]()
 		if scanType != nil {
@@ -242,7 +329,18 @@ func (c *cache) appendColumns(out []byte, r driver.Rows) []byte {
 	head := start - binary.MaxVarintLen64
 	copy(b[head:], prefix[:p])
 	n := copy(b[head+p:], b[start:])
-	return b[:head+p+n]
+	return b[:head+p+n], known
+}
+
+// isNumber says whether s is a decimal number, as pgx names a type it
+// does not know.
+func isNumber(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // rowMark starts each row of an entry.

@@ -420,7 +420,7 @@ func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, st
 		return ctx, nil, err
 	}
 	if r.fill != nil {
-		r.fill.started(ic.c.cache, r.Rows)
+		r.fill.started(ic.c.cache, &ic.cc.columns, r.Rows)
 	}
 	return ctx, r, nil
 }
