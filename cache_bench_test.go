@@ -215,9 +215,9 @@ func cacheStatsOf(tb testing.TB, db *sql.DB) CacheStats {
 
 // BenchmarkFillParts times a fill's two per-query parts on their own, with
 // warm caches, over a live 100-row result: the column section (every
-// ColumnType answer pgx gives, encoded) and one row's encoding. Compare
-// with the same parts in a cpu profile of BenchmarkCache's misses, where
-// they run cold after each network wait.
+// ColumnType answer pgx gives, encoded; then from the connection's memo)
+// and one row's encoding. Compare with the same parts in a cpu profile of
+// BenchmarkCache's misses, where they run cold after each network wait.
 func BenchmarkFillParts(b *testing.B) {
 	ctx := context.Background()
 	benchdb.Create(b, testDSN)
@@ -240,6 +240,14 @@ func BenchmarkFillParts(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				buf, _ = c.appendColumns(buf[:0], rows)
+			}
+		})
+		// As a miss takes them once its connection has seen the result.
+		var memo columnMemo
+		b.Run("part=columns-memo", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = memo.appendColumns(c, buf[:0], rows)
 			}
 		})
 		dest := make([]driver.Value, len(rows.Columns()))
