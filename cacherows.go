@@ -202,10 +202,11 @@ const (
 //     static table, so every column "a" shares it): a result is known by
 //     a name of two bytes or more, and one without is always asked;
 //   - the answers depend on the description's type OIDs and modifiers,
-//     and on the connection's type map for the names of the types it
-//     knows; a type registered later only changes the answer for an OID
-//     pgx did not know (answered with the OID's number), and a result
-//     with such a column is always asked.
+//     and on the connection's type map for type names: a type registered
+//     on a live connection changes them for an OID pgx did not know
+//     (named by its number until then), and a result with such a column
+//     is always asked. (A known OID registered again under another name
+//     would not be seen; pgx's types are named as the server names them.)
 //
 // A statement that pgx does not keep prepared (the simple protocol, say)
 // gets new strings every time, and is asked every time.
