@@ -1070,7 +1070,10 @@ func TestCacheIntegColumnMemo(t *testing.T) {
 		// description's names are new strings, which the memo has not seen.
 		ciExec(t, plain, `ALTER TABLE ci_cm_a ALTER COLUMN v TYPE varchar(7)`)
 		query := fmt.Sprintf(wide, "ci_cm_a")
-		if _, err := db.QueryContext(NoCache(ctx), query, 1); err != nil && !strings.Contains(err.Error(), "cached plan must not change result type") {
+		switch rows, err := db.QueryContext(NoCache(ctx), query, 1); {
+		case err == nil:
+			rows.Close() // a pgx that prepares again by itself
+		case !strings.Contains(err.Error(), "cached plan must not change result type"):
 			t.Fatal(err)
 		}
 		ciFidelity(t, db, "altered", query, two, 0) // a key not read before

@@ -227,19 +227,25 @@ const maxMemoColumns = 256
 // has seen r's description.
 func (m *columnMemo) appendColumns(c *cache, out []byte, r driver.Rows) []byte {
 	var id *byte
+	var names []string
 	if _, ok := r.(*stdlib.Rows); ok {
-		id = memoID(r.Columns())
+		names = r.Columns()
+		id = memoID(names)
 	}
-	if e := m.m[id]; id != nil && e != nil && sameStrings(e.names, r.Columns()) {
+	if id == nil {
+		out, _ = c.appendColumns(out, r)
+		return out
+	}
+	if e := m.m[id]; e != nil && sameStrings(e.names, names) {
 		return append(out, e.section...)
 	}
 	start := len(out)
 	out, known := c.appendColumns(out, r)
-	if id != nil && known {
+	if known {
 		if m.m == nil || len(m.m) >= maxMemoColumns {
 			m.m = make(map[*byte]*memoColumns)
 		}
-		m.m[id] = &memoColumns{names: slices.Clone(r.Columns()), section: bytes.Clone(out[start:])}
+		m.m[id] = &memoColumns{names: slices.Clone(names), section: bytes.Clone(out[start:])}
 	}
 	return out
 }
