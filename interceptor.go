@@ -47,6 +47,10 @@ type Event struct {
 	Rows      int64  // rows returned (query) or affected (exec)
 	Err       error  // nil on success; io.EOF at the end of rows is not an error
 	SQLState  string // the SQLSTATE of Err, when the server sent one
+	// Slow is set before End when the call lasted at least the connector's
+	// slow-query threshold (WithSlowQueryThreshold): every observer judges
+	// slowness by the one threshold.
+	Slow bool
 	// Cache is how the result cache answered a query: CacheHit (no
 	// network call was made), CacheMiss (it ran, and may fill the cache),
 	// CacheBypass (not eligible; CacheReason says why), or "" when the cache
@@ -268,6 +272,7 @@ func (c *Connector) rewrite(ctx context.Context, query string) string {
 }
 
 func (c *Connector) end(ctx context.Context, ev *Event) {
+	ev.Slow = c.cfg.stats.slowThreshold > 0 && ev.Duration >= c.cfg.stats.slowThreshold
 	for i := len(c.observers) - 1; i >= 0; i-- {
 		c.observers[i].End(ctx, ev)
 	}

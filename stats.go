@@ -362,7 +362,7 @@ func (c *collector) Start(ctx context.Context, _ *Event) context.Context { retur
 // totals (connects are counted by connected, which also sees the failures);
 // any call, connects included, can be a slow sample.
 func (c *collector) End(ctx context.Context, ev *Event) {
-	if c.cfg.slowThreshold > 0 && ev.Duration >= c.cfg.slowThreshold {
+	if ev.Slow {
 		c.endSlow(ctx, ev)
 		return
 	}
