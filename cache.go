@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/allegro/bigcache/v3"
+	"github.com/auditpg/auditpg/internal/sqlclass"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -185,34 +186,6 @@ func NoCache(ctx context.Context) context.Context {
 	return context.WithValue(ctx, cacheCtxKey{}, cacheRequest{bypass: true})
 }
 
-// cacheHint finds a /* auditpg:cache [ttl=30s] */ comment in sql. It is
-// looked for once per SQL text, by the classifier's memo. A ttl that does
-// not parse is ignored (the default applies): the hint is a request, and
-// a typo must not turn a query into an error.
-func cacheHint(sql string) (ok bool, ttl time.Duration) {
-	i := strings.Index(sql, "auditpg:cache")
-	if i < 0 {
-		return false, 0
-	}
-	before := strings.TrimRight(sql[:i], " \t\r\n")
-	if !strings.HasSuffix(before, "/*") {
-		return false, 0
-	}
-	rest := sql[i+len("auditpg:cache"):]
-	end := strings.Index(rest, "*/")
-	if end < 0 {
-		return false, 0
-	}
-	for _, f := range strings.Fields(rest[:end]) {
-		if v, found := strings.CutPrefix(f, "ttl="); found {
-			if d, err := time.ParseDuration(v); err == nil && d > 0 {
-				ttl = d
-			}
-		}
-	}
-	return true, ttl
-}
-
 // ---- the cache ----
 
 // cache is one connector's result cache.
@@ -322,7 +295,7 @@ const (
 	bypassContext     = "NoCache context"
 	bypassTx          = "in a transaction"
 	bypassSession     = "session state changed"
-	bypassStatement   = "not cacheable"
+	bypassStatement   = sqlclass.NotCacheable
 	bypassFunction    = "function not immutable"
 	bypassTable       = "table not cacheable"
 	bypassArgs        = "argument type"
@@ -482,7 +455,7 @@ func appendKey(b []byte, scopeID uint64, query string, args []driver.NamedValue)
 	b = appendString(b, query)
 	b = binary.AppendUvarint(b, uint64(len(args)))
 	for i := range args {
-		if s, ok := args[i].Value.(string); ok && isTimeWord(s) {
+		if s, ok := args[i].Value.(string); ok && sqlclass.IsTimeWord(s) {
 			return b, false // 'now' read as a timestamp: a new value each time
 		}
 		b = appendString(b, args[i].Name)
@@ -799,7 +772,7 @@ func (ic *interceptor) lookup(ctx context.Context, r *rows) (hit bool, f *fill, 
 	case !selected:
 		return false, nil, nil
 	case !st.Cacheable && !st.UserFunctionsOnly:
-		reason = st.bypass
+		reason = st.BypassReason()
 	case ic.inTransaction():
 		reason = bypassTx
 	case ic.cc.sessionChanged:

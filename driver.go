@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/sqlclass"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 )
@@ -61,7 +62,7 @@ type Connector struct {
 	inner      driver.Connector // pgx stdlib's connector
 	drv        Driver
 	stats      *collector
-	classifier *classifier
+	classifier *sqlclass.Memo
 	observers  []Observer // stats first, then the user's
 	target     *Target    // nil for a non-pgx inner connector
 	cache      *cache     // nil when the cache mode is off
@@ -131,7 +132,7 @@ func wrapConnector(inner driver.Connector, cfg config) *Connector {
 		cfg:        cfg,
 		inner:      inner,
 		stats:      newCollector(cfg.stats),
-		classifier: newClassifier(cfg.classifierSize),
+		classifier: sqlclass.NewMemo(cfg.classifierSize),
 	}
 	c.drv.c = c
 	c.observers = append([]Observer{c.stats}, cfg.observers...)

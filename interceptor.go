@@ -272,7 +272,7 @@ func (c *Connector) rewrite(ctx context.Context, query string) string {
 }
 
 func (c *Connector) end(ctx context.Context, ev *Event) {
-	ev.Slow = c.cfg.stats.slowThreshold > 0 && ev.Duration >= c.cfg.stats.slowThreshold
+	ev.Slow = c.cfg.stats.isSlow(ev.Duration)
 	for i := len(c.observers) - 1; i >= 0; i-- {
 		c.observers[i].End(ctx, ev)
 	}
@@ -291,7 +291,7 @@ func sqlState(err error) string {
 func (ic *interceptor) call(ctx context.Context, op Op, query string, fn func(context.Context) error) error {
 	ev := &Event{Op: op, Query: query, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
 	if query != "" {
-		ev.Statement = ic.c.classifier.classify(query)
+		ev.Statement = ic.c.classifier.Classify(query)
 	}
 	ctx = ic.c.start(ctx, ev)
 	err := fn(ctx)
@@ -358,7 +358,7 @@ func (ic *interceptor) StmtExecContext(ctx context.Context, stmt driver.StmtExec
 // prepared statement. (No closures here: this is the hot path, and a closure
 // that captures costs an allocation.)
 func (ic *interceptor) exec(ctx context.Context, conn driver.ExecerContext, stmt driver.StmtExecContext, query string, args []driver.NamedValue) (driver.Result, error) {
-	ev := &Event{Op: OpExec, Query: query, Statement: ic.c.classifier.classify(query), Args: args,
+	ev := &Event{Op: OpExec, Query: query, Statement: ic.c.classifier.Classify(query), Args: args,
 		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
 	ctx = ic.c.start(ctx, ev)
 	var res driver.Result
@@ -393,7 +393,7 @@ func (ic *interceptor) StmtQueryContext(ctx context.Context, stmt driver.StmtQue
 func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, stmt driver.StmtQueryContext, query string, args []driver.NamedValue) (context.Context, driver.Rows, error) {
 	r := rowsPool.Get().(*rows)
 	r.ic = ic
-	r.ev = Event{Op: OpQuery, Query: query, Statement: ic.c.classifier.classify(query), Args: args,
+	r.ev = Event{Op: OpQuery, Query: query, Statement: ic.c.classifier.Classify(query), Args: args,
 		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
 	var err error
 	if ic.c.cache != nil && r.ev.Statement.Kind == KindSelect {

@@ -50,6 +50,12 @@ type statsConfig struct {
 	maxSlowSamples int
 }
 
+// isSlow is the slow-query rule: a call lasting at least the threshold,
+// when there is one.
+func (s *statsConfig) isSlow(d time.Duration) bool {
+	return s.slowThreshold > 0 && d >= s.slowThreshold
+}
+
 const (
 	defaultMaxFingerprints = 1000
 	defaultMaxSlowSamples  = 100

@@ -96,7 +96,7 @@ func TestTotals(t *testing.T) {
 		{Op: OpPing},
 		{Op: OpConnect, Err: errors.New("refused")}, // connects are counted by connected
 	} {
-		c.End(ctx, ev)
+		endEvent(c, ctx, ev)
 	}
 	s := c.snapshot(sql.DBStats{})
 	want := Totals{
@@ -129,8 +129,8 @@ func TestStatementStats(t *testing.T) {
 			ev.Err = errors.New("failed")
 			wantErrs++
 		}
-		c.End(context.Background(), ev)
-		c.End(context.Background(), statsEvent(OpExec, other, time.Millisecond))
+		endEvent(c, context.Background(), ev)
+		endEvent(c, context.Background(), statsEvent(OpExec, other, time.Millisecond))
 	}
 
 	var total time.Duration
@@ -180,7 +180,7 @@ func TestSnapshotOrder(t *testing.T) {
 		}
 		var total time.Duration
 		for _, d := range durs {
-			c.End(context.Background(), statsEvent(OpQuery, st, d))
+			endEvent(c, context.Background(), statsEvent(OpQuery, st, d))
 			total += d
 		}
 		fps = append(fps, fp{st.Fingerprint, total, total / time.Duration(len(durs))})
@@ -268,7 +268,7 @@ func TestPercentiles(t *testing.T) {
 			durs := make([]time.Duration, 10007)
 			for i := range durs {
 				durs[i] = next()
-				c.End(context.Background(), statsEvent(OpQuery, st, durs[i]))
+				endEvent(c, context.Background(), statsEvent(OpQuery, st, durs[i]))
 			}
 			slices.Sort(durs)
 			got := statsFind(t, c.snapshot(sql.DBStats{}), st)
@@ -289,7 +289,7 @@ func TestPercentiles(t *testing.T) {
 		c := newCollector(statsTestConfig())
 		st := statsStmt(8, "one")
 		const d = 1234567 * time.Nanosecond
-		c.End(context.Background(), statsEvent(OpQuery, st, d))
+		endEvent(c, context.Background(), statsEvent(OpQuery, st, d))
 		got := statsFind(t, c.snapshot(sql.DBStats{}), st)
 		if got.P50 != d || got.P95 != d || got.P99 != d {
 			t.Errorf("single call of %v: p50 %v p95 %v p99 %v, want all exact", d, got.P50, got.P95, got.P99)
@@ -305,7 +305,7 @@ func TestLRUEviction(t *testing.T) {
 	record := func(st *Statement, dur time.Duration, rows int64) {
 		ev := statsEvent(OpQuery, st, dur)
 		ev.Rows = rows
-		c.End(context.Background(), ev)
+		endEvent(c, context.Background(), ev)
 	}
 	record(a, time.Millisecond, 1)
 	for range 5 {
@@ -380,7 +380,7 @@ func TestSlowQueries(t *testing.T) {
 				if d == 50*time.Millisecond {
 					ev.Op, ev.Statement, ev.Query, ev.Args = OpCommit, nil, "", nil
 				}
-				c.End(context.Background(), ev)
+				endEvent(c, context.Background(), ev)
 				if d >= cfg.slowThreshold {
 					wantSlow = append(wantSlow, d)
 				}
@@ -465,7 +465,7 @@ func TestSlowDisabled(t *testing.T) {
 	called := false
 	cfg.onSlow = func(SlowQuery) { called = true }
 	c := newCollector(cfg)
-	c.End(context.Background(), statsEvent(OpQuery, statsStmt(1, "t"), time.Hour))
+	endEvent(c, context.Background(), statsEvent(OpQuery, statsStmt(1, "t"), time.Hour))
 	s := c.snapshot(sql.DBStats{})
 	if called || s.Totals.Slow != 0 || len(s.SlowQueries) != 0 {
 		t.Errorf("threshold 0: called %v, Slow %d, samples %d; want none", called, s.Totals.Slow, len(s.SlowQueries))
@@ -554,7 +554,7 @@ func TestReset(t *testing.T) {
 	cfg.maxFingerprints = 2
 	c := newCollector(cfg)
 	for i := range 3 {
-		c.End(context.Background(), statsEvent(OpQuery, statsStmt(uint64(i), fmt.Sprint(i)), time.Second))
+		endEvent(c, context.Background(), statsEvent(OpQuery, statsStmt(uint64(i), fmt.Sprint(i)), time.Second))
 	}
 	c.connected(time.Millisecond, nil)
 	c.closed(time.Hour)
@@ -572,7 +572,7 @@ func TestReset(t *testing.T) {
 
 	// The configuration survives: still 2 fingerprints, 1ms threshold.
 	for i := range 3 {
-		c.End(context.Background(), statsEvent(OpQuery, statsStmt(uint64(10+i), fmt.Sprint(10+i)), 2*time.Millisecond))
+		endEvent(c, context.Background(), statsEvent(OpQuery, statsStmt(uint64(10+i), fmt.Sprint(10+i)), 2*time.Millisecond))
 	}
 	s = c.snapshot(sql.DBStats{})
 	if len(s.Statements) != 2 || s.EvictedFingerprints != 1 || len(s.SlowQueries) != 3 || s.Totals.Queries != 3 {
@@ -586,7 +586,7 @@ func TestNewCollectorDefaults(t *testing.T) {
 	if c.cfg.maxFingerprints != defaultMaxFingerprints || cap(c.slow) != defaultMaxSlowSamples {
 		t.Errorf("newCollector(zero maxima): maxFingerprints %d, ring %d; want the defaults", c.cfg.maxFingerprints, cap(c.slow))
 	}
-	c.End(context.Background(), statsEvent(OpQuery, statsStmt(1, "t"), time.Second))
+	endEvent(c, context.Background(), statsEvent(OpQuery, statsStmt(1, "t"), time.Second))
 	if s := c.snapshot(sql.DBStats{}); len(s.Statements) != 1 || len(s.SlowQueries) != 1 {
 		t.Errorf("after one slow query: %d statements, %d samples; want 1, 1", len(s.Statements), len(s.SlowQueries))
 	}
@@ -626,9 +626,9 @@ func TestConcurrentRecording(t *testing.T) {
 				if (i+g)%10 == 0 {
 					ev.Err = errors.New("x")
 				}
-				c.End(context.Background(), ev)
+				endEvent(c, context.Background(), ev)
 				*ev = Event{Op: OpBegin, Duration: time.Microsecond}
-				c.End(context.Background(), ev)
+				endEvent(c, context.Background(), ev)
 				if i%100 == 0 {
 					c.connected(time.Millisecond, nil)
 				}
@@ -664,11 +664,11 @@ func TestRecordDoesNotAllocate(t *testing.T) {
 	st := statsStmt(1, "audit_log")
 	query := statsEvent(OpQuery, st, time.Millisecond)
 	commit := statsEvent(OpCommit, nil, time.Millisecond)
-	c.End(context.Background(), query) // the first call of a fingerprint may allocate
+	endEvent(c, context.Background(), query) // the first call of a fingerprint may allocate
 	allocs := testing.AllocsPerRun(1000, func() {
 		query.Duration += time.Microsecond
-		c.End(context.Background(), query)
-		c.End(context.Background(), commit)
+		endEvent(c, context.Background(), query)
+		endEvent(c, context.Background(), commit)
 	})
 	if allocs != 0 {
 		t.Errorf("recording allocates %.1f times a call, want 0", allocs)
@@ -683,7 +683,7 @@ func TestSnapshotJSON(t *testing.T) {
 	c := newCollector(cfg)
 	ev := statsEvent(OpQuery, statsStmt(1, "t"), time.Second)
 	ev.Args, ev.Err, ev.SQLState = []driver.NamedValue{{Value: int64(1)}}, errors.New("e"), "XX000"
-	c.End(context.Background(), ev)
+	endEvent(c, context.Background(), ev)
 	b, err := json.Marshal(c.snapshot(sql.DBStats{}))
 	if err != nil {
 		t.Fatal(err)
@@ -731,7 +731,7 @@ func BenchmarkRecord(b *testing.B) {
 	setup := func() (*collector, *Statement) {
 		c := newCollector(statsTestConfig())
 		for i := range 100 { // a realistic map and LRU list
-			c.End(context.Background(), statsEvent(OpQuery, statsStmt(uint64(i+1), fmt.Sprint(i)), time.Millisecond))
+			endEvent(c, context.Background(), statsEvent(OpQuery, statsStmt(uint64(i+1), fmt.Sprint(i)), time.Millisecond))
 		}
 		return c, statsStmt(1, "0")
 	}
@@ -743,7 +743,7 @@ func BenchmarkRecord(b *testing.B) {
 		for b.Loop() {
 			ev.Duration = durs[i&63]
 			i++
-			c.End(context.Background(), ev)
+			endEvent(c, context.Background(), ev)
 		}
 	})
 	b.Run("parallel", func(b *testing.B) {
@@ -755,7 +755,7 @@ func BenchmarkRecord(b *testing.B) {
 			for pb.Next() {
 				ev.Duration = durs[i&63]
 				i++
-				c.End(context.Background(), ev)
+				endEvent(c, context.Background(), ev)
 			}
 		})
 	})
@@ -767,7 +767,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	for i := range defaultMaxFingerprints {
 		st := statsStmt(uint64(i+1), fmt.Sprint(i))
 		for range 100 {
-			c.End(context.Background(), statsEvent(OpQuery, st, time.Duration(r.ExpFloat64()*float64(time.Millisecond))))
+			endEvent(c, context.Background(), statsEvent(OpQuery, st, time.Duration(r.ExpFloat64()*float64(time.Millisecond))))
 		}
 	}
 	b.ReportAllocs()
@@ -786,8 +786,8 @@ func TestSlowQueryTraceID(t *testing.T) {
 	ctx := trace.ContextWithSpanContext(context.Background(),
 		trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
 	st := statsStmt(1, "users")
-	c.End(ctx, statsEvent(OpQuery, st, 5*time.Millisecond))
-	c.End(context.Background(), statsEvent(OpQuery, st, 6*time.Millisecond))
+	endEvent(c, ctx, statsEvent(OpQuery, st, 5*time.Millisecond))
+	endEvent(c, context.Background(), statsEvent(OpQuery, st, 6*time.Millisecond))
 	slow := c.snapshot(sql.DBStats{}).SlowQueries // newest first
 	if len(slow) != 2 {
 		t.Fatalf("%d slow samples, want 2", len(slow))
@@ -795,4 +795,11 @@ func TestSlowQueryTraceID(t *testing.T) {
 	if slow[1].TraceID != tid.String() || slow[0].TraceID != "" {
 		t.Errorf("trace ids %q, %q; want %q, then none", slow[1].TraceID, slow[0].TraceID, tid)
 	}
+}
+
+// endEvent hands ev to c as the connector does: marked slow by the
+// connector's rule first.
+func endEvent(c *collector, ctx context.Context, ev *Event) {
+	ev.Slow = c.cfg.isSlow(ev.Duration)
+	c.End(ctx, ev)
 }

@@ -1,4 +1,4 @@
-package auditpg
+package sqlclass
 
 import (
 	"fmt"
@@ -347,31 +347,31 @@ func TestClassifyDeepNesting(t *testing.T) {
 }
 
 func TestClassifier(t *testing.T) {
-	c := newClassifier(4)
-	a := c.classify("SELECT 1")
-	if b := c.classify("SELECT 1"); a != b {
+	c := NewMemo(4)
+	a := c.Classify("SELECT 1")
+	if b := c.Classify("SELECT 1"); a != b {
 		t.Error("a hit returned another Statement")
 	}
 	// Two more texts fill the current generation (max/2 = 2) and retire it.
-	c.classify("SELECT 2")
-	c.classify("SELECT 3")
+	c.Classify("SELECT 2")
+	c.Classify("SELECT 3")
 	if _, ok := c.old["SELECT 1"]; !ok {
 		t.Fatal(`"SELECT 1" not in the old generation`)
 	}
-	if b := c.classify("SELECT 1"); a != b {
+	if b := c.Classify("SELECT 1"); a != b {
 		t.Error("a hit in the old generation returned another Statement")
 	}
 	if _, ok := c.cur["SELECT 1"]; !ok {
 		t.Error("a hit in the old generation was not promoted")
 	}
 	for i := range 100 {
-		c.classify(fmt.Sprintf("SELECT %d", i))
+		c.Classify(fmt.Sprintf("SELECT %d", i))
 		if n := len(c.cur) + len(c.old); n > 4 {
 			t.Fatalf("%d texts remembered, max 4", n)
 		}
 	}
 	long := "SELECT '" + strings.Repeat("x", memoMaxText) + "'"
-	if st := c.classify(long); st.Kind != KindSelect {
+	if st := c.Classify(long); st.Kind != KindSelect {
 		t.Errorf("long text: Kind %v", st.Kind)
 	}
 	if _, ok := c.cur[long]; ok {
@@ -380,16 +380,16 @@ func TestClassifier(t *testing.T) {
 }
 
 func TestClassifierHitAllocs(t *testing.T) {
-	c := newClassifier(4096)
+	c := NewMemo(4096)
 	sql := "SELECT id, payload FROM audit_log WHERE org_id = $1 AND created_at >= $2 ORDER BY created_at DESC LIMIT 100"
-	c.classify(sql)
-	if n := testing.AllocsPerRun(100, func() { c.classify(sql) }); n != 0 {
+	c.Classify(sql)
+	if n := testing.AllocsPerRun(100, func() { c.Classify(sql) }); n != 0 {
 		t.Errorf("a hit allocates %v times", n)
 	}
 }
 
 func TestClassifierConcurrent(t *testing.T) {
-	c := newClassifier(64)
+	c := NewMemo(64)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -397,7 +397,7 @@ func TestClassifierConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range 500 {
 				sql := fmt.Sprintf("SELECT * FROM t%d WHERE x = %d", (g*7+i)%100, i%3)
-				if st := c.classify(sql); len(st.Reads) != 1 {
+				if st := c.Classify(sql); len(st.Reads) != 1 {
 					t.Errorf("%q: Reads %v", sql, st.Reads)
 					return
 				}
@@ -421,21 +421,21 @@ func BenchmarkClassify(b *testing.B) {
 }
 
 func BenchmarkClassifierHit(b *testing.B) {
-	c := newClassifier(4096)
-	c.classify(benchSQL)
+	c := NewMemo(4096)
+	c.Classify(benchSQL)
 	b.ReportAllocs()
 	for b.Loop() {
-		c.classify(benchSQL)
+		c.Classify(benchSQL)
 	}
 }
 
 func BenchmarkClassifierHitParallel(b *testing.B) {
-	c := newClassifier(4096)
-	c.classify(benchSQL)
+	c := NewMemo(4096)
+	c.Classify(benchSQL)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			c.classify(benchSQL)
+			c.Classify(benchSQL)
 		}
 	})
 }

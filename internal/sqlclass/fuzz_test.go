@@ -1,4 +1,4 @@
-package auditpg
+package sqlclass
 
 import (
 	"slices"
