@@ -1,7 +1,6 @@
 package auditpg
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -980,10 +979,11 @@ func ciFidelity(t *testing.T, db *sql.DB, name, query string, dests func() []any
 }
 
 // A miss takes its column section from the connection's memo when pgx
-// returns a result description it has seen (columnMemo, cacherows.go).
-// Results with the same column names and other types, on one connection,
-// each keep their own columns, one-byte names included; so does a
-// statement whose result types changed under pgx's prepared statement.
+// returns a result description it has seen (internal/resultcache's
+// TestColumnMemo checks the memo itself). Results with the same column
+// names and other types, on one connection, each keep their own columns,
+// one-byte names included; so does a statement whose result types changed
+// under pgx's prepared statement.
 func TestCacheIntegColumnMemo(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -999,60 +999,6 @@ func TestCacheIntegColumnMemo(t *testing.T) {
 	ciExec(t, plain, `INSERT INTO ci_cm_c VALUES (1, 'one', true), (2, 'two', false), (3, 'three', true)`)
 	wide := `SELECT id, v FROM %s WHERE id >= $1 ORDER BY id`
 	oneByte := `SELECT x FROM %s WHERE id >= $1 ORDER BY id`
-
-	t.Run("memo", func(t *testing.T) {
-		// On a bare pgx stdlib connection: the second result of a statement
-		// is answered by the memo's entry, another statement's result with
-		// the same names gets its own, and a result known only by one-byte
-		// names is never kept.
-		conn, err := plain.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		c := newCache(defaultCacheConfig(), nil)
-		var memo columnMemo
-		section := func(query string) ([]byte, *memoColumns) {
-			var out []byte
-			var entry *memoColumns
-			err := conn.Raw(func(dc any) error {
-				rows, err := dc.(driver.QueryerContext).QueryContext(ctx, query, []driver.NamedValue{{Ordinal: 1, Value: int64(1)}})
-				if err != nil {
-					return err
-				}
-				defer rows.Close()
-				out = memo.appendColumns(c, nil, rows)
-				want, _ := c.appendColumns(nil, rows)
-				if !bytes.Equal(out, want) {
-					t.Errorf("%s: the memo's section differs from pgx's answers", query)
-				}
-				if id := memoID(rows.Columns()); id != nil {
-					entry = memo.m[id]
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return out, entry
-		}
-		a1, entryA := section(fmt.Sprintf(wide, "ci_cm_a"))
-		a2, entryA2 := section(fmt.Sprintf(wide, "ci_cm_a"))
-		if entryA == nil || entryA2 != entryA || len(memo.m) != 1 || !bytes.Equal(a1, a2) {
-			t.Fatalf("a statement's second result was not answered by its memo entry (%d entries)", len(memo.m))
-		}
-		b, entryB := section(fmt.Sprintf(wide, "ci_cm_b"))
-		if entryB == nil || entryB == entryA || len(memo.m) != 2 || bytes.Equal(a1, b) {
-			t.Fatalf("the same names of other types shared a memo entry (%d entries)", len(memo.m))
-		}
-		if _, entryX := section(fmt.Sprintf(oneByte, "ci_cm_a")); entryX != nil || len(memo.m) != 2 {
-			t.Fatalf("a result named only by one-byte names was kept (%d entries)", len(memo.m))
-		}
-		// A type pgx does not know is named by its OID until registered.
-		if _, entryE := section(`SELECT id, 'ok'::ci_cm_mood AS mood FROM ci_cm_a WHERE id >= $1`); entryE != nil || len(memo.m) != 2 {
-			t.Fatalf("a result with a type pgx does not know was kept (%d entries)", len(memo.m))
-		}
-	})
 
 	t.Run("replay", func(t *testing.T) {
 		db := ciOpen(t, WithCacheMode(CacheAll))
@@ -1963,7 +1909,7 @@ func TestCacheIntegEntryLimit(t *testing.T) {
 		s := ciStats(t, limited)
 		reason := ""
 		if want == "bypass" {
-			reason = bypassUnfillable
+			reason = "result too large to cache"
 		}
 		if got := ciExpect(t, limited, limited, ctx, want, reason, big); got != truth {
 			t.Fatalf("big result read %d through the cache differs: %d bytes, want %d", i, len(got), len(truth))
@@ -2017,7 +1963,7 @@ func TestCacheIntegEntryLimit(t *testing.T) {
 	}
 	// Too large to drain into the limit: not cached, and the next read is whole.
 	partial(t, limited, big)
-	if got := ciExpect(t, limited, limited, ctx, "bypass", bypassUnfillable, big); got != truth {
+	if got := ciExpect(t, limited, limited, ctx, "bypass", "result too large to cache", big); got != truth {
 		t.Fatalf("after a partial read of the big result: %d bytes", len(got))
 	}
 

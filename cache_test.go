@@ -3,7 +3,6 @@ package auditpg
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"testing"
 	"time"
 )
@@ -86,27 +85,26 @@ func TestCacheSyntaxFunctions(t *testing.T) {
 	t.Fatalf("fingerprint of %s not in the statistics", q)
 }
 
-// TestScopeIDs: a scope keeps its number; two scopes never share one, even
-// after the numbering starts over past maxScopes.
-func TestScopeIDs(t *testing.T) {
-	c := newCache(defaultCacheConfig(), nil)
-	defer c.store.Close()
-	a, b := c.scopeID("host\x00a"), c.scopeID("host\x00b")
-	if a == b || c.scopeID("host\x00a") != a {
-		t.Fatalf("scope numbers a=%d b=%d, a again=%d", a, b, c.scopeID("host\x00a"))
-	}
-	seen := map[uint64]string{a: "a", b: "b"}
-	for i := range maxScopes + 10 {
-		s := fmt.Sprintf("host\x00s%d", i)
-		id := c.scopeID(s)
-		if prev, ok := seen[id]; ok && prev != s {
-			t.Fatalf("number %d given to %q and to %q", id, prev, s)
+// TestCacheHotEntriesInvalidate reads a row often enough to make it hot,
+// then writes it: the next read must not replay the hot entry.
+func TestCacheHotEntriesInvalidate(t *testing.T) {
+	ctx := context.Background()
+	db := cacheDB(t, "cache_hot")
+	for range 3 { // a fill, a hit from BigCache that makes it hot, a hit from the hot set
+		if v := readV(t, db, ctx, "cache_hot", 1); v != "one" {
+			t.Fatalf("read %q", v)
 		}
-		seen[id] = s
 	}
-	// Past maxScopes the numbering started over: a gets a fresh number,
-	// never one given before.
-	if again := c.scopeID("host\x00a"); seen[again] != "" {
-		t.Fatalf("after the numbering started over, scope a got number %d, already given to %q", again, seen[again])
+	c, err := connectorOf(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := c.cache.HotLen()
+	if s := cacheStats(t, db); s.Hits != 2 || held != 1 {
+		t.Fatalf("%d hits, %d hot entries; want 2 and 1", s.Hits, held)
+	}
+	mustExec(t, db, `UPDATE cache_hot SET v = 'uno' WHERE id = 1`)
+	if v := readV(t, db, ctx, "cache_hot", 1); v != "uno" {
+		t.Fatalf("after the write, read %q from the hot set", v)
 	}
 }

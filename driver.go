@@ -6,16 +6,13 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"log/slog"
-	"math"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/resultcache"
 	"github.com/auditpg/auditpg/internal/sqlclass"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/ngrok/sqlmw"
 )
 
 // DriverName is the name under which auditpg registers with database/sql.
@@ -58,14 +55,9 @@ func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 // Connector is a driver.Connector for sql.OpenDB. It owns the statistics,
 // the statement classifier and the observers of every connection it opens.
 type Connector struct {
-	cfg        config
-	inner      driver.Connector // pgx stdlib's connector
-	drv        Driver
-	stats      *collector
-	classifier *sqlclass.Memo
-	observers  []Observer // stats first, then the user's
-	target     *Target    // nil for a non-pgx inner connector
-	cache      *cache     // nil when the cache mode is off
+	shared                  // what the interceptor of every connection reads
+	inner  driver.Connector // pgx stdlib's connector
+	drv    Driver
 }
 
 // NewConnector returns a Connector for sql.OpenDB. The DSN takes every form
@@ -106,7 +98,7 @@ func newConnector(dsn string, poolAllowed bool, opts ...Option) (*Connector, err
 	}
 	for _, opt := range opts {
 		if err := opt(&cfg); err != nil {
-			return nil, err
+			return nil, &ConfigError{Err: err}
 		}
 	}
 	if pc.ConnectTimeout == 0 {
@@ -128,19 +120,57 @@ func (c *Connector) Target() Target {
 // wrapConnector builds a Connector around a driver.Connector: pgx stdlib's
 // in production, a fake one in the tests that measure the wrapper alone.
 func wrapConnector(inner driver.Connector, cfg config) *Connector {
-	c := &Connector{
+	c := &Connector{inner: inner}
+	c.shared = shared{
 		cfg:        cfg,
-		inner:      inner,
 		stats:      newCollector(cfg.stats),
 		classifier: sqlclass.NewMemo(cfg.classifierSize),
 	}
 	c.drv.c = c
 	c.observers = append([]Observer{c.stats}, cfg.observers...)
-	if cfg.cache.mode != CacheOff {
-		c.cache = newCache(cfg.cache, c.observers)
+	if cfg.cache.Mode != CacheOff {
+		var listeners []resultcache.Listener
+		for _, o := range c.observers {
+			if l, ok := o.(InvalidationObserver); ok {
+				listeners = append(listeners, l)
+			}
+		}
+		c.cache = resultcache.New(cfg.cache, listeners)
 	}
 	return c
 }
+
+// Connect opens one connection: pgx stdlib's, wrapped by sqlmw with an
+// interceptor of its own, so that per-connection state (the open
+// transaction, the cache session) needs no lookup and no lock on the query
+// path.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	ic := &interceptor{c: &c.shared}
+	wrapped, err := sqlmw.Driver(connectorDriver{c.inner}, ic).(driver.DriverContext).OpenConnector("")
+	if err != nil {
+		return nil, err
+	}
+	inner, err := wrapped.Connect(ctx) // runs ic.ConnectorConnect
+	if err != nil {
+		return nil, err
+	}
+	full, ok := inner.(fullConn)
+	if !ok { // sqlmw's connection implements all of fullConn: this guards an upgrade of it
+		_ = inner.Close()
+		return nil, fmt.Errorf("auditpg: sqlmw connection %T lacks a database/sql interface auditpg needs", inner)
+	}
+	return &conn{fullConn: full, ic: ic, opened: time.Now()}, nil
+}
+
+// connectorDriver lets sqlmw wrap a connector that was built from a parsed
+// config rather than a DSN string.
+type connectorDriver struct{ connector driver.Connector }
+
+func (d connectorDriver) Open(string) (driver.Conn, error) {
+	return d.connector.Connect(context.Background())
+}
+
+func (d connectorDriver) OpenConnector(string) (driver.Connector, error) { return d.connector, nil }
 
 // Driver returns this connector's own Driver value.
 func (c *Connector) Driver() driver.Driver { return &c.drv }
@@ -151,7 +181,7 @@ func (c *Connector) Driver() driver.Driver { return &c.drv }
 func (c *Connector) Stats(pool sql.DBStats) Snapshot {
 	s := c.stats.snapshot(pool)
 	if c.cache != nil {
-		s.Cache = c.cache.snapshot()
+		s.Cache = c.cache.Stats()
 	}
 	return s
 }
@@ -175,9 +205,34 @@ func ResetStats(db *sql.DB) error {
 	}
 	c.stats.reset()
 	if c.cache != nil {
-		c.cache.resetStats()
+		c.cache.ResetStats()
 	}
 	return nil
+}
+
+// Invalidate drops the cached results that read the named tables (by
+// unqualified name; name a partitioned table's parent to refresh reads of
+// the parent), or every cached result when no table is named. Use it after
+// writes the driver cannot see: triggers, foreign-key cascades, rules,
+// pgx's CopyFrom through PgxConn, other processes.
+func Invalidate(db *sql.DB, tables ...string) error {
+	c, err := connectorOf(db)
+	if err != nil {
+		return err
+	}
+	if c.cache == nil {
+		return nil
+	}
+	c.cache.Invalidate(context.Background(), tables, len(tables) == 0)
+	return nil
+}
+
+// Close releases the connector's result cache; sql.DB.Close calls it.
+func (c *Connector) Close() error {
+	if c.cache == nil {
+		return nil
+	}
+	return c.cache.Close()
 }
 
 func connectorOf(db *sql.DB) (*Connector, error) {
@@ -185,318 +240,4 @@ func connectorOf(db *sql.DB) (*Connector, error) {
 		return d.c, nil
 	}
 	return nil, ErrNotAuditpg
-}
-
-// config is everything an Option or a DSN parameter can set.
-type config struct {
-	stats          statsConfig
-	pool           poolConfig
-	retryAttempts  int
-	retryDelay     time.Duration
-	connectTimeout time.Duration
-	classifierSize int
-	observers      []Observer
-	rewriter       func(ctx context.Context, query string) string
-	cache          cacheConfig
-}
-
-type poolConfig struct {
-	maxOpen, maxIdle         int
-	maxIdleTime, maxLifetime time.Duration
-}
-
-// Defaults follow the seed's configuration where it had one.
-func defaultConfig() config {
-	return config{
-		stats: statsConfig{
-			slowThreshold:   time.Second,
-			maxFingerprints: defaultMaxFingerprints,
-			maxSlowSamples:  defaultMaxSlowSamples,
-		},
-		pool: poolConfig{
-			maxOpen:     20,
-			maxIdle:     20, // idle connections are trimmed by maxIdleTime, not churned
-			maxIdleTime: 30 * time.Second,
-		},
-		retryAttempts:  3,
-		retryDelay:     time.Second,
-		connectTimeout: 10 * time.Second,
-		classifierSize: 4096,
-		cache:          defaultCacheConfig(),
-	}
-}
-
-// Option configures a Connector. Options given in code win over DSN
-// parameters.
-type Option func(*config) error
-
-// WithSlowQueryThreshold sets the duration from which a call counts as slow
-// (default 1s; 0 turns slow-query tracking off). DSN: auditpg_slow_query.
-func WithSlowQueryThreshold(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return fmt.Errorf("auditpg: WithSlowQueryThreshold(%v): want 0 (off) or a positive duration", d)
-		}
-		c.stats.slowThreshold = d
-		return nil
-	}
-}
-
-// WithSlowQueryCallback calls fn, synchronously, for every slow call. Keep it
-// fast: it runs on the query path.
-func WithSlowQueryCallback(fn func(SlowQuery)) Option {
-	return func(c *config) error { c.stats.onSlow = fn; return nil }
-}
-
-// WithLogger sets the logger for slow-query warnings and connection retries.
-// There is none by default: the library never prints on its own.
-func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error { c.stats.logger = l; return nil }
-}
-
-// WithLogArgs keeps argument values in slow-query samples and logs. Off by
-// default: values are often personal data. DSN: auditpg_log_args.
-func WithLogArgs(on bool) Option {
-	return func(c *config) error { c.stats.logArgs = on; return nil }
-}
-
-// WithMaxFingerprints bounds the per-fingerprint statistics (default 1000);
-// the least recently seen fingerprint is evicted and counted. DSN:
-// auditpg_max_fingerprints.
-func WithMaxFingerprints(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return fmt.Errorf("auditpg: WithMaxFingerprints(%d): want at least 1", n)
-		}
-		c.stats.maxFingerprints = n
-		return nil
-	}
-}
-
-// WithSlowSamples bounds the recent slow-query samples kept (default 100).
-// DSN: auditpg_slow_samples.
-func WithSlowSamples(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return fmt.Errorf("auditpg: WithSlowSamples(%d): want at least 1", n)
-		}
-		c.stats.maxSlowSamples = n
-		return nil
-	}
-}
-
-// WithConnectRetry sets how many times a connection is attempted (default 3)
-// and the first delay between attempts (default 1s, then growing with
-// jitter). Only transient failures are retried, and never past the
-// context's deadline. DSN: auditpg_retry_attempts, auditpg_retry_delay.
-func WithConnectRetry(attempts int, delay time.Duration) Option {
-	return func(c *config) error {
-		if attempts < 1 || delay < 0 {
-			return fmt.Errorf("auditpg: WithConnectRetry(%d, %v): want at least 1 attempt and a delay of 0 or more", attempts, delay)
-		}
-		c.retryAttempts, c.retryDelay = attempts, delay
-		return nil
-	}
-}
-
-// WithQueryRewriter sets a function that rewrites each SQL text just before
-// it is sent to the server, with the context of the call (its span, once
-// the observers' Start has run): for sqlcommenter-style comments. The
-// classification, fingerprint, statistics, cache key and every Event keep
-// the original text. A prepared statement is rewritten once, when prepared.
-func WithQueryRewriter(fn func(ctx context.Context, query string) string) Option {
-	return func(c *config) error {
-		c.rewriter = fn
-		return nil
-	}
-}
-
-// WithObserver adds an Observer that sees every call (after the statistics).
-func WithObserver(o Observer) Option {
-	return func(c *config) error {
-		if o == nil {
-			return errors.New("auditpg: WithObserver(nil): want an Observer")
-		}
-		c.observers = append(c.observers, o)
-		return nil
-	}
-}
-
-// WithMaxOpenConns sets the pool's maximum open connections (default 20;
-// applied by Open). DSN: auditpg_max_open_conns.
-func WithMaxOpenConns(n int) Option {
-	return func(c *config) error {
-		if n < 0 {
-			return fmt.Errorf("auditpg: WithMaxOpenConns(%d): want 0 (unlimited) or more", n)
-		}
-		c.pool.maxOpen = n
-		return nil
-	}
-}
-
-// WithMaxIdleConns sets the pool's maximum idle connections (default 20;
-// applied by Open). DSN: auditpg_max_idle_conns.
-func WithMaxIdleConns(n int) Option {
-	return func(c *config) error {
-		if n < 0 {
-			return fmt.Errorf("auditpg: WithMaxIdleConns(%d): want 0 or more", n)
-		}
-		c.pool.maxIdle = n
-		return nil
-	}
-}
-
-// WithConnMaxIdleTime closes connections idle for longer than d (default
-// 30s, the seed's; 0 keeps them; applied by Open). DSN:
-// auditpg_conn_max_idle_time.
-func WithConnMaxIdleTime(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return fmt.Errorf("auditpg: WithConnMaxIdleTime(%v): want 0 (no limit) or more", d)
-		}
-		c.pool.maxIdleTime = d
-		return nil
-	}
-}
-
-// WithConnMaxLifetime closes connections older than d (default 0: no
-// limit; applied by Open). DSN: auditpg_conn_max_lifetime.
-func WithConnMaxLifetime(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return fmt.Errorf("auditpg: WithConnMaxLifetime(%v): want 0 (no limit) or more", d)
-		}
-		c.pool.maxLifetime = d
-		return nil
-	}
-}
-
-// dsnParam is one auditpg_* DSN parameter: the form it accepts and how it
-// becomes an Option, so a DSN and code configure through the same checks.
-type dsnParam struct {
-	form   string
-	pool   bool // applies to the *sql.DB: only Open can honour it
-	option func(v string) (Option, error)
-}
-
-var dsnParams = map[string]dsnParam{
-	"auditpg_slow_query": {form: "a duration such as 500ms or 2s (0 turns it off)",
-		option: durationParam(WithSlowQueryThreshold)},
-	"auditpg_log_args": {form: "true or false", option: func(v string) (Option, error) {
-		b, err := strconv.ParseBool(v)
-		return WithLogArgs(b), err
-	}},
-	"auditpg_max_fingerprints": {form: "a positive integer", option: intParam(WithMaxFingerprints)},
-	"auditpg_slow_samples":     {form: "a positive integer", option: intParam(WithSlowSamples)},
-	"auditpg_retry_attempts": {form: "a positive integer", option: func(v string) (Option, error) {
-		n, err := strconv.Atoi(v)
-		return func(c *config) error { return WithConnectRetry(n, c.retryDelay)(c) }, err
-	}},
-	"auditpg_retry_delay": {form: "a duration such as 500ms or 1s", option: func(v string) (Option, error) {
-		d, err := time.ParseDuration(v)
-		return func(c *config) error { return WithConnectRetry(c.retryAttempts, d)(c) }, err
-	}},
-	"auditpg_max_open_conns":     {form: "an integer, 0 for unlimited", pool: true, option: intParam(WithMaxOpenConns)},
-	"auditpg_max_idle_conns":     {form: "an integer", pool: true, option: intParam(WithMaxIdleConns)},
-	"auditpg_conn_max_idle_time": {form: "a duration such as 30s", pool: true, option: durationParam(WithConnMaxIdleTime)},
-	"auditpg_conn_max_lifetime":  {form: "a duration such as 30m", pool: true, option: durationParam(WithConnMaxLifetime)},
-	"auditpg_cache": {form: "off, explicit, tables or all", option: func(v string) (Option, error) {
-		m, err := parseCacheMode(v)
-		return WithCacheMode(m), err
-	}},
-	"auditpg_cache_ttl":       {form: "a duration above 0 and at most 24h, such as 30s or 5m", option: durationParam(WithCacheTTL)},
-	"auditpg_cache_size":      {form: "a size of at least 1MB, in bytes or with kB, MB or GB, such as 100MB", option: sizeParam(WithCacheSize)},
-	"auditpg_cache_max_entry": {form: "a size in bytes, or with kB, MB or GB, such as 1MB", option: sizeParam(WithCacheMaxEntry)},
-	"auditpg_cache_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
-		return WithCacheTables(splitList(v)...), nil
-	}},
-	"auditpg_cache_rls_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
-		return WithCacheRLSTables(splitList(v)...), nil
-	}},
-}
-
-func sizeParam(opt func(int) Option) func(string) (Option, error) {
-	return func(v string) (Option, error) {
-		n, err := parseSize(v)
-		return opt(n), err
-	}
-}
-
-// parseSize reads 1048576, 1024kB, 1MB or 1GB (PostgreSQL's units).
-func parseSize(v string) (int, error) {
-	mult := 1
-	for _, u := range []struct {
-		suffix string
-		mult   int
-	}{{"kB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}} {
-		if n, ok := strings.CutSuffix(v, u.suffix); ok {
-			v, mult = strings.TrimSpace(n), u.mult
-			break
-		}
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > math.MaxInt/mult {
-		return 0, fmt.Errorf("not a size")
-	}
-	return n * mult, nil
-}
-
-func splitList(v string) []string {
-	var out []string
-	for _, f := range strings.Split(v, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func durationParam(opt func(time.Duration) Option) func(string) (Option, error) {
-	return func(v string) (Option, error) {
-		d, err := time.ParseDuration(v)
-		return opt(d), err
-	}
-}
-
-func intParam(opt func(int) Option) func(string) (Option, error) {
-	return func(v string) (Option, error) {
-		n, err := strconv.Atoi(v)
-		return opt(n), err
-	}
-}
-
-// applyDSN takes the auditpg_* parameters out of the runtime parameters pgx
-// parsed (so they never reach the server) and applies them.
-func (c *config) applyDSN(params map[string]string, poolAllowed bool) error {
-	names := make([]string, 0, 4)
-	for k := range params {
-		if strings.HasPrefix(k, "auditpg_") {
-			names = append(names, k)
-		}
-	}
-	slices.Sort(names) // deterministic: the first bad parameter is always the same one
-	for _, name := range names {
-		v := params[name]
-		delete(params, name)
-		p, ok := dsnParams[name]
-		if !ok {
-			known := make([]string, 0, len(dsnParams))
-			for k := range dsnParams {
-				known = append(known, k)
-			}
-			slices.Sort(known)
-			return fmt.Errorf("auditpg: unknown DSN parameter %s; the auditpg_* parameters are: %s", name, strings.Join(known, ", "))
-		}
-		if p.pool && !poolAllowed {
-			return fmt.Errorf("auditpg: DSN parameter %s sets the pool, which sql.Open cannot apply; open with auditpg.Open(dsn) instead, or call db.SetMaxOpenConns and friends", name)
-		}
-		opt, err := p.option(v)
-		if err == nil {
-			err = opt(c)
-		}
-		if err != nil {
-			return fmt.Errorf("auditpg: DSN parameter %s=%q: want %s", name, v, p.form)
-		}
-	}
-	return nil
 }

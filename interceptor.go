@@ -7,128 +7,17 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"reflect"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/resultcache"
+	"github.com/auditpg/auditpg/internal/sqlclass"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/ngrok/sqlmw"
 )
-
-// Op is the kind of database/sql call an Event describes.
-type Op uint8
-
-const (
-	OpConnect Op = iota
-	OpPing
-	OpPrepare
-	OpExec
-	OpQuery // from the query to Rows.Close, iteration included
-	OpBegin
-	OpCommit
-	OpRollback
-)
-
-// Event is one timed database call, handed to every Observer. The
-// interceptor owns it; observers must not keep it after End returns.
-type Event struct {
-	Op        Op
-	Query     string              // SQL text as sent (empty for connect, ping, begin, commit, rollback)
-	Statement *Statement          // classification of Query (nil when Query is empty)
-	Args      []driver.NamedValue // argument values: sensitive, never log them by default
-	Prepared  bool                // executed through a prepared statement
-	InTx      bool                // executed inside a transaction
-	Start     time.Time
-	Duration  time.Duration
-	Rows      int64  // rows returned (query) or affected (exec)
-	Err       error  // nil on success; io.EOF at the end of rows is not an error
-	SQLState  string // the SQLSTATE of Err, when the server sent one
-	// Slow is set before End when the call lasted at least the connector's
-	// slow-query threshold (WithSlowQueryThreshold): every observer judges
-	// slowness by the one threshold.
-	Slow bool
-	// Cache is how the result cache answered a query: CacheHit (no
-	// network call was made), CacheMiss (it ran, and may fill the cache),
-	// CacheBypass (not eligible; CacheReason says why), or "" when the cache
-	// had no part in the call.
-	Cache       CacheOutcome
-	CacheReason string
-	// Target is the server and database the connector connects to; nil for
-	// a connector built around a driver other than pgx's.
-	Target *Target
-}
-
-// InvalidationObserver is an optional interface of an Observer: the result
-// cache calls Invalidated once for each write that invalidates cached
-// results, with the tables it wrote, or with none when the write could not
-// name them and everything was invalidated.
-type InvalidationObserver interface {
-	Invalidated(ctx context.Context, tables []string)
-}
-
-// Target names the server and database of a connector, for spans
-// (server.address, server.port, db.namespace) and reports.
-type Target struct {
-	Host     string // host name, IP address or Unix socket directory
-	Port     uint16
-	Database string
-	User     string
-}
-
-// CacheOutcome is how the result cache answered one query.
-type CacheOutcome string
-
-const (
-	CacheHit    CacheOutcome = "hit"
-	CacheMiss   CacheOutcome = "miss"
-	CacheBypass CacheOutcome = "bypass"
-)
-
-// Observer is the seam through which statistics, the result cache and
-// OpenTelemetry see every call. Start runs before the call and may return a
-// derived context (a span); End runs once the call is over (for a query,
-// when its rows are closed) with the context Start returned. The Event is
-// valid only until End returns (it is recycled for a later call): copy what
-// you keep.
-type Observer interface {
-	Start(ctx context.Context, ev *Event) context.Context
-	End(ctx context.Context, ev *Event)
-}
-
-// Connect opens one connection: pgx stdlib's, wrapped by sqlmw with an
-// interceptor of its own, so that per-connection state (the open
-// transaction) needs no lookup and no lock on the query path.
-func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	ic := &interceptor{c: c}
-	wrapped, err := sqlmw.Driver(connectorDriver{c.inner}, ic).(driver.DriverContext).OpenConnector("")
-	if err != nil {
-		return nil, err
-	}
-	inner, err := wrapped.Connect(ctx) // runs ic.ConnectorConnect
-	if err != nil {
-		return nil, err
-	}
-	full, ok := inner.(fullConn)
-	if !ok { // sqlmw's connection implements all of fullConn: this guards an upgrade of it
-		_ = inner.Close()
-		return nil, fmt.Errorf("auditpg: sqlmw connection %T lacks a database/sql interface auditpg needs", inner)
-	}
-	return &conn{fullConn: full, ic: ic, opened: time.Now()}, nil
-}
-
-// connectorDriver lets sqlmw wrap a connector that was built from a parsed
-// config rather than a DSN string.
-type connectorDriver struct{ connector driver.Connector }
-
-func (d connectorDriver) Open(string) (driver.Conn, error) {
-	return d.connector.Connect(context.Background())
-}
-
-func (d connectorDriver) OpenConnector(string) (driver.Connector, error) { return d.connector, nil }
 
 // fullConn is every interface database/sql looks for on a connection; sqlmw's
 // connection implements them all and forwards them to pgx.
@@ -185,14 +74,25 @@ func PgxConn(driverConn any) (*pgx.Conn, error) {
 	return nil, fmt.Errorf("auditpg: PgxConn: %T is not an auditpg or pgx connection; pass the value that (*sql.Conn).Raw gives its callback, on a *sql.DB opened with auditpg", driverConn)
 }
 
+// shared is what the interceptors of one connector's connections share:
+// the configuration, statistics, classifier memo, observers and cache.
+type shared struct {
+	cfg        config
+	stats      *collector
+	classifier *sqlclass.Memo
+	observers  []Observer         // stats first, then the user's
+	target     *Target            // nil for a non-pgx inner connector
+	cache      *resultcache.Cache // nil when the cache mode is off
+}
+
 // interceptor is the sqlmw.Interceptor of one connection: every call is
 // timed, classified and handed to the observers here.
 type interceptor struct {
 	sqlmw.NullInterceptor // StmtClose and Result calls pass through untimed
-	c                     *Connector
+	c                     *shared
 	pgx                   *stdlib.Conn
 	inTx                  bool
-	cc                    connCache
+	cs                    resultcache.Session
 }
 
 // ConnectorConnect connects, retrying transient failures with backoff
@@ -230,6 +130,14 @@ func (ic *interceptor) ConnectorConnect(ctx context.Context, connector driver.Co
 		return nil, err
 	}
 	ic.pgx, _ = dc.(*stdlib.Conn)
+	if c.cache != nil {
+		var host string
+		var port uint16
+		if c.target != nil {
+			host, port = c.target.Host, c.target.Port
+		}
+		ic.cs.Attach(c.cache, ic.pgx, &ic.inTx, host, port)
+	}
 	c.end(ctx, ev)
 	return dc, nil
 }
@@ -255,7 +163,7 @@ func transient(err error) bool {
 
 // start and end hand an event to every observer; end runs in reverse order
 // so that nested observers (spans) unwind properly.
-func (c *Connector) start(ctx context.Context, ev *Event) context.Context {
+func (c *shared) start(ctx context.Context, ev *Event) context.Context {
 	for _, o := range c.observers {
 		ctx = o.Start(ctx, ev)
 	}
@@ -264,14 +172,14 @@ func (c *Connector) start(ctx context.Context, ev *Event) context.Context {
 
 // rewrite applies WithQueryRewriter's function, if any, to the text about
 // to be sent; classification, statistics and cache keys keep the original.
-func (c *Connector) rewrite(ctx context.Context, query string) string {
+func (c *shared) rewrite(ctx context.Context, query string) string {
 	if c.cfg.rewriter == nil {
 		return query
 	}
 	return c.cfg.rewriter(ctx, query)
 }
 
-func (c *Connector) end(ctx context.Context, ev *Event) {
+func (c *shared) end(ctx context.Context, ev *Event) {
 	ev.Slow = c.cfg.stats.isSlow(ev.Duration)
 	for i := len(c.observers) - 1; i >= 0; i-- {
 		c.observers[i].End(ctx, ev)
@@ -323,7 +231,7 @@ func (ic *interceptor) TxCommit(ctx context.Context, tx driver.Tx) error {
 	if ic.c.cache != nil {
 		// A commit that failed without a word from the server may still
 		// have committed: invalidate as if it had.
-		ic.endTransaction(ctx, err == nil || sqlState(err) == "")
+		ic.cs.EndTransaction(ctx, err == nil || sqlState(err) == "")
 	}
 	return err
 }
@@ -332,7 +240,7 @@ func (ic *interceptor) TxRollback(ctx context.Context, tx driver.Tx) error {
 	ic.inTx = false
 	err := ic.call(ctx, OpRollback, "", func(context.Context) error { return tx.Rollback() })
 	if ic.c.cache != nil {
-		ic.endTransaction(ctx, false)
+		ic.cs.EndTransaction(ctx, false)
 	}
 	return err
 }
@@ -374,7 +282,7 @@ func (ic *interceptor) exec(ctx context.Context, conn driver.ExecerContext, stmt
 	} else if n, rerr := res.RowsAffected(); rerr == nil {
 		ev.Rows = n
 	}
-	ic.afterStatement(ctx, ev.Statement, err)
+	ic.cs.AfterStatement(ctx, ev.Statement, ev.SQLState)
 	ic.c.end(ctx, ev)
 	return res, err
 }
@@ -392,13 +300,12 @@ func (ic *interceptor) StmtQueryContext(ctx context.Context, stmt driver.StmtQue
 // reaches the server; a miss it may keep is captured as it is read.
 func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, stmt driver.StmtQueryContext, query string, args []driver.NamedValue) (context.Context, driver.Rows, error) {
 	r := rowsPool.Get().(*rows)
-	r.ic = ic
 	r.ev = Event{Op: OpQuery, Query: query, Statement: ic.c.classifier.Classify(query), Args: args,
 		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
 	var err error
 	if ic.c.cache != nil && r.ev.Statement.Kind == KindSelect {
-		var hit bool
-		if hit, r.fill, err = ic.lookup(ctx, r); hit {
+		ev := &r.ev
+		if ev.Cache, ev.CacheReason, r.fill, err = ic.cs.Lookup(ctx, ev.Statement, query, args, ev.Start, &r.replay); ev.Cache == CacheHit {
 			r.Rows = &r.replay
 			r.ctx = ic.c.start(ctx, &r.ev)
 			return r.ctx, r, nil
@@ -417,15 +324,15 @@ func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, st
 		r.ev.Duration = time.Since(r.ev.Start)
 		r.ev.Err, r.ev.SQLState = err, sqlState(err)
 		if r.fill != nil {
-			ic.c.cache.finish(r.fill, false)
+			r.fill.Finish(false)
 		}
-		ic.afterStatement(ctx, r.ev.Statement, err)
+		ic.cs.AfterStatement(ctx, r.ev.Statement, r.ev.SQLState)
 		ic.c.end(ctx, &r.ev)
 		r.release()
 		return ctx, nil, err
 	}
 	if r.fill != nil {
-		r.fill.started(ic.c.cache, &ic.cc.columns, r.Rows)
+		r.fill.Start(r.Rows)
 	}
 	return ctx, r, nil
 }
@@ -439,13 +346,13 @@ func (ic *interceptor) RowsNext(_ context.Context, dr driver.Rows, dest []driver
 	switch err {
 	case nil:
 		r.ev.Rows++
-		if r.fill != nil && !r.fill.row(ic.c.cache, dest) {
-			ic.c.cache.finish(r.fill, false) // too large: the reader goes on uncached
+		if r.fill != nil && !r.fill.Row(dest) {
+			r.fill.Finish(false) // too large: the reader goes on uncached
 			r.fill = nil
 		}
 	case io.EOF:
 		if r.fill != nil {
-			r.fill.complete = true
+			r.fill.Complete = true
 		}
 	default:
 		r.ev.Err, r.ev.SQLState = err, sqlState(err)
@@ -458,7 +365,7 @@ func (ic *interceptor) RowsClose(_ context.Context, dr driver.Rows) error {
 	if !ok {
 		return dr.Close()
 	}
-	if r.fill != nil && !r.fill.complete && !r.closed && r.ev.Err == nil {
+	if r.fill != nil && !r.fill.Complete && !r.closed && r.ev.Err == nil {
 		ic.drain(r)
 	}
 	err := r.Rows.Close()
@@ -471,11 +378,11 @@ func (ic *interceptor) RowsClose(_ context.Context, dr driver.Rows) error {
 		r.ev.Err, r.ev.SQLState = err, sqlState(err)
 	}
 	if r.fill != nil {
-		ic.c.cache.finish(r.fill, r.ev.Err == nil)
+		r.fill.Finish(r.ev.Err == nil)
 		r.fill = nil
 	}
 	if r.ev.Cache != CacheHit {
-		ic.afterStatement(r.ctx, r.ev.Statement, r.ev.Err)
+		ic.cs.AfterStatement(r.ctx, r.ev.Statement, r.ev.SQLState)
 	}
 	ic.c.end(r.ctx, &r.ev)
 	r.release()
@@ -490,69 +397,15 @@ func (ic *interceptor) drain(r *rows) {
 	for r.fill != nil {
 		switch err := r.Rows.Next(dest); err {
 		case nil:
-			if !r.fill.row(ic.c.cache, dest) {
-				ic.c.cache.finish(r.fill, false)
+			if !r.fill.Row(dest) {
+				r.fill.Finish(false)
 				r.fill = nil
 			}
 		case io.EOF:
-			r.fill.complete = true
+			r.fill.Complete = true
 			return
 		default:
 			return
 		}
 	}
-}
-
-// rows carries one query's event from the query to Close. sqlmw picks the
-// optional interfaces to expose from the rows that Unwrap returns and calls
-// them on this value, which forwards them.
-type rows struct {
-	driver.Rows
-	ic     *interceptor
-	fill   *fill      // a miss being captured for the cache
-	replay cachedRows // a hit: the cached result, which Rows then points to
-	ctx    context.Context
-	ev     Event
-	closed bool
-}
-
-// rowsPool recycles rows objects: one is taken by every query, and
-// database/sql closes each exactly once, after which neither it nor sqlmw
-// touches it again. (Why observers must not keep an Event past End.)
-var rowsPool = sync.Pool{New: func() any { return new(rows) }}
-
-// release returns r to the pool, cleared so that it holds on to nothing.
-func (r *rows) release() {
-	*r = rows{}
-	rowsPool.Put(r)
-}
-
-func (r *rows) Unwrap() driver.Rows { return r.Rows }
-
-func (r *rows) HasNextResultSet() bool {
-	return r.Rows.(driver.RowsNextResultSet).HasNextResultSet()
-}
-
-func (r *rows) NextResultSet() error {
-	return r.Rows.(driver.RowsNextResultSet).NextResultSet()
-}
-
-func (r *rows) ColumnTypeDatabaseTypeName(i int) string {
-	return r.Rows.(driver.RowsColumnTypeDatabaseTypeName).ColumnTypeDatabaseTypeName(i)
-}
-
-func (r *rows) ColumnTypeLength(i int) (int64, bool) {
-	return r.Rows.(driver.RowsColumnTypeLength).ColumnTypeLength(i)
-}
-
-func (r *rows) ColumnTypeNullable(i int) (nullable, ok bool) {
-	return r.Rows.(driver.RowsColumnTypeNullable).ColumnTypeNullable(i)
-}
-
-func (r *rows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool) {
-	return r.Rows.(driver.RowsColumnTypePrecisionScale).ColumnTypePrecisionScale(i)
-}
-
-func (r *rows) ColumnTypeScanType(i int) reflect.Type {
-	return r.Rows.(driver.RowsColumnTypeScanType).ColumnTypeScanType(i)
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"math"
 	"math/bits"
@@ -18,6 +17,9 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/auditpg/auditpg/internal/resultcache"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Statistics and the slow-query tracker. The interceptor hands every finished
@@ -88,6 +90,9 @@ func (o Op) String() string {
 	}
 	return "Op(" + strconv.Itoa(int(o)) + ")"
 }
+
+// CacheStats are the result cache's figures in a Snapshot.
+type CacheStats = resultcache.Stats
 
 // Snapshot is a consistent copy of the statistics of one connector (one
 // *sql.DB). Durations marshal to JSON as integer nanoseconds, hence the _ns

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -20,6 +19,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 var statsStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

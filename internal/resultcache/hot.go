@@ -1,4 +1,4 @@
-package auditpg
+package resultcache
 
 import "sync"
 
@@ -88,4 +88,15 @@ func (h *hotSet) clear() {
 		s.bytes = 0
 		s.mu.Unlock()
 	}
+}
+
+// len counts the entries held.
+func (h *hotSet) len() int {
+	n := 0
+	for i := range h.shards {
+		h.shards[i].mu.Lock()
+		n += len(h.shards[i].m)
+		h.shards[i].mu.Unlock()
+	}
+	return n
 }

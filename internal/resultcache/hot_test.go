@@ -1,7 +1,6 @@
-package auditpg
+package resultcache
 
 import (
-	"context"
 	"fmt"
 	"testing"
 )
@@ -50,32 +49,5 @@ func TestHotSetReplaceAndDrop(t *testing.T) {
 	h.drop(hotHash(1), b)
 	if h.get(hotHash(1)) != nil || h.shards[0].bytes != 0 {
 		t.Fatalf("after drop: still held, %d bytes", h.shards[0].bytes)
-	}
-}
-
-// TestCacheHotEntriesInvalidate reads a row often enough to make it hot,
-// then writes it: the next read must not replay the hot entry.
-func TestCacheHotEntriesInvalidate(t *testing.T) {
-	ctx := context.Background()
-	db := cacheDB(t, "cache_hot")
-	for range 3 { // a fill, a hit from BigCache that makes it hot, a hit from the hot set
-		if v := readV(t, db, ctx, "cache_hot", 1); v != "one" {
-			t.Fatalf("read %q", v)
-		}
-	}
-	c, err := connectorOf(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := 0
-	for i := range c.cache.hot.shards {
-		held += len(c.cache.hot.shards[i].m)
-	}
-	if s := cacheStats(t, db); s.Hits != 2 || held != 1 {
-		t.Fatalf("%d hits, %d hot entries; want 2 and 1", s.Hits, held)
-	}
-	mustExec(t, db, `UPDATE cache_hot SET v = 'uno' WHERE id = 1`)
-	if v := readV(t, db, ctx, "cache_hot", 1); v != "uno" {
-		t.Fatalf("after the write, read %q from the hot set", v)
 	}
 }

@@ -1,0 +1,128 @@
+package resultcache
+
+import (
+	"context"
+	"hash/maphash"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/allegro/bigcache/v3"
+)
+
+// Cache is one connector's result cache: the BigCache store and its hot
+// set, the generations of tables, the single flight, the catalog memo and
+// the statistics. Connections reach it through a Session.
+type Cache struct {
+	cfg   Config
+	store *bigcache.BigCache
+	hot   *hotSet // entries read back, decoded
+	seeds [2]maphash.Seed
+
+	global atomic.Uint64 // bumped by a write whose tables are unknown
+	gensMu sync.RWMutex
+	gens   map[string]*atomic.Uint64 // per unqualified table name
+
+	metaMu sync.Mutex
+	epoch  atomic.Uint64      // bumped when the catalog is forgotten
+	rels   map[string]relInfo // scope + table name -> what the catalog says
+	funcs  map[string]byte    // scope + function name -> worst provolatile
+
+	scopesMu  sync.Mutex
+	scopes    map[string]uint64 // a session scope -> its number
+	lastScope uint64
+
+	flightMu   sync.Mutex
+	flights    map[keyHash]chan struct{} // closed when the key's fill ends (nil until someone waits)
+	unfillable map[keyHash]time.Time     // until when the key's result is known too large
+
+	colSets     sync.Map     // column section bytes -> *columnSet
+	colSetCount atomic.Int64 // entries in colSets
+
+	// types is the ScanType registry (entries store an index), copied on
+	// write and read without a lock. pgx answers with a dozen types or so,
+	// which a scan finds sooner than a map's hash.
+	typesMu sync.Mutex
+	types   atomic.Pointer[[]reflect.Type]
+
+	listeners []Listener
+	stats     cacheCounters
+}
+
+type cacheCounters struct {
+	hits, misses, fills, rejected, invalidations atomic.Int64
+	// added counts the entries stored that replaced none, from the entries
+	// the store held at the last reset: those no longer there were evicted
+	// (for room or age). BigCache's eviction callback would copy out every
+	// entry it drops, as large as the one being stored, to count it.
+	added    atomic.Int64
+	mu       sync.RWMutex
+	bypasses map[string]*atomic.Int64 // by reason
+}
+
+// relInfo is what the catalog says of one table name.
+type relInfo struct {
+	found     bool
+	unsafe    string   // why reads of it are not cached, "" when they may be
+	ancestors []string // the tables it inherits from (partitioned or not), unqualified
+}
+
+// Listener is told of every invalidation: the tables a write invalidated,
+// or none when everything was.
+type Listener interface {
+	Invalidated(ctx context.Context, tables []string)
+}
+
+// New returns a cache configured by cfg that tells listeners of every
+// invalidation.
+func New(cfg Config, listeners []Listener) *Cache {
+	shards := 16
+	for shards > 1 && cfg.MaxBytes/shards < 4*cfg.MaxEntryBytes {
+		shards /= 2 // each shard must hold several of the largest entries
+	}
+	bc := bigcache.DefaultConfig(MaxTTL)
+	bc.Shards = shards
+	bc.CleanWindow = 0 // no goroutine: expired entries go when space is needed
+	// BigCache counts whole megabytes: it gets what the hot set leaves,
+	// rounded down, and the hot set at most its share.
+	bc.HardMaxCacheSize = max(1, (cfg.MaxBytes-cfg.MaxBytes/hotShare)>>20)
+	hotBytes := max(0, min(cfg.MaxBytes/hotShare, cfg.MaxBytes-bc.HardMaxCacheSize<<20))
+	bc.MaxEntrySize = 512
+	bc.MaxEntriesInWindow = 64 * shards
+	bc.Verbose = false
+	bc.Hasher = storeHasher{}
+	c := &Cache{
+		cfg:        cfg,
+		hot:        newHotSet(hotBytes),
+		seeds:      [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		gens:       map[string]*atomic.Uint64{},
+		rels:       map[string]relInfo{},
+		funcs:      map[string]byte{},
+		scopes:     map[string]uint64{},
+		flights:    map[keyHash]chan struct{}{},
+		unfillable: map[keyHash]time.Time{},
+	}
+	c.stats.bypasses = map[string]*atomic.Int64{}
+	store, err := bigcache.New(context.Background(), bc)
+	if err != nil {
+		// BigCache refuses only shard counts that are not powers of two
+		// and the like, which the lines above never build.
+		panic("auditpg: result cache: " + err.Error())
+	}
+	c.store = store
+	c.listeners = listeners
+	return c
+}
+
+// Invalidate drops the results that read tables (by unqualified name), or
+// every result when all is set.
+func (c *Cache) Invalidate(ctx context.Context, tables []string, all bool) {
+	c.invalidate(ctx, tables, all)
+}
+
+// Close releases the store.
+func (c *Cache) Close() error {
+	c.hot.clear()
+	return c.store.Close()
+}

@@ -1,0 +1,74 @@
+package resultcache
+
+import (
+	"errors"
+	"sync/atomic"
+)
+
+// Stats are the result cache's figures in a Snapshot.
+type Stats struct {
+	Mode   string `json:"mode"`
+	Hits   int64  `json:"hits"`
+	Misses int64  `json:"misses"`
+	// Bypasses counts the reads the policy selected that were run without
+	// the cache, by reason.
+	Bypasses map[string]int64 `json:"bypasses"`
+	// Fills counts the results stored; RejectedFills the misses whose
+	// result was not stored (too large, not read to the end, an error, or
+	// a write to one of its tables between its start and its storing).
+	Fills         int64 `json:"fills"`
+	RejectedFills int64 `json:"rejected_fills"`
+	// Evictions counts entries dropped for room or age, stale ones too:
+	// an entry a write made stale stays until its space is needed. (It is
+	// derived, entries stored less entries held: when two identical fills
+	// race, or an entry goes as its replacement is filled, it may be off
+	// by one.)
+	Evictions     int64 `json:"evictions"`
+	Invalidations int64 `json:"invalidations"`
+	// Entries counts the entries in the store, stale ones included until
+	// their space is needed.
+	Entries  int     `json:"entries"`
+	Bytes    int     `json:"bytes"`
+	HitRatio float64 `json:"hit_ratio"`
+}
+
+// Stats returns the cache's figures.
+func (c *Cache) Stats() *Stats {
+	s := &Stats{
+		Mode:          c.cfg.Mode.String(),
+		Hits:          c.stats.hits.Load(),
+		Misses:        c.stats.misses.Load(),
+		Fills:         c.stats.fills.Load(),
+		RejectedFills: c.stats.rejected.Load(),
+		Invalidations: c.stats.invalidations.Load(),
+		Entries:       c.store.Len(),
+		Bytes:         c.store.Capacity(),
+		Bypasses:      map[string]int64{},
+	}
+	s.Evictions = max(0, c.stats.added.Load()-int64(s.Entries))
+	c.stats.mu.RLock()
+	for k, v := range c.stats.bypasses {
+		s.Bypasses[k] = v.Load()
+	}
+	c.stats.mu.RUnlock()
+	if n := s.Hits + s.Misses; n > 0 {
+		s.HitRatio = float64(s.Hits) / float64(n)
+	}
+	return s
+}
+
+// ResetStats sets the counters to zero; entries held are kept.
+func (c *Cache) ResetStats() {
+	for _, n := range []*atomic.Int64{&c.stats.hits, &c.stats.misses, &c.stats.fills, &c.stats.rejected, &c.stats.invalidations} {
+		n.Store(0)
+	}
+	c.stats.added.Store(int64(c.store.Len()))
+	c.stats.mu.Lock()
+	clear(c.stats.bypasses)
+	c.stats.mu.Unlock()
+}
+
+var errNotCached = errors.New("auditpg: not cached")
+
+// HotLen counts the entries kept decoded, read back recently.
+func (c *Cache) HotLen() int { return c.hot.len() }

@@ -1,0 +1,450 @@
+package auditpg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/auditpg/auditpg/internal/resultcache"
+)
+
+// ConfigError is a DSN parameter or an option that auditpg cannot accept;
+// its message says what was wrong and what to do. Open, NewConnector and
+// sql.Open return it (test for it with errors.As).
+type ConfigError struct {
+	Param string // the auditpg_* DSN parameter; "" for an option given in code
+	Value string // the parameter's value as the DSN gave it
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// config is everything an Option or a DSN parameter can set.
+type config struct {
+	stats          statsConfig
+	pool           poolConfig
+	retryAttempts  int
+	retryDelay     time.Duration
+	connectTimeout time.Duration
+	classifierSize int
+	observers      []Observer
+	rewriter       func(ctx context.Context, query string) string
+	cache          resultcache.Config
+}
+
+type poolConfig struct {
+	maxOpen, maxIdle         int
+	maxIdleTime, maxLifetime time.Duration
+}
+
+// defaultConfig is the configuration before options and DSN parameters.
+func defaultConfig() config {
+	return config{
+		stats: statsConfig{
+			slowThreshold:   time.Second,
+			maxFingerprints: defaultMaxFingerprints,
+			maxSlowSamples:  defaultMaxSlowSamples,
+		},
+		pool: poolConfig{
+			maxOpen:     20,
+			maxIdle:     20, // idle connections are trimmed by maxIdleTime, not churned
+			maxIdleTime: 30 * time.Second,
+		},
+		retryAttempts:  3,
+		retryDelay:     time.Second,
+		connectTimeout: 10 * time.Second,
+		classifierSize: 4096,
+		cache:          resultcache.DefaultConfig(),
+	}
+}
+
+// Option configures a Connector. Options given in code win over DSN
+// parameters.
+type Option func(*config) error
+
+// WithCacheMode selects which reads the result cache considers (default
+// CacheExplicit). DSN: auditpg_cache=off|explicit|tables|all.
+func WithCacheMode(m CacheMode) Option {
+	return func(c *config) error {
+		if m > CacheAll {
+			return fmt.Errorf("auditpg: WithCacheMode(%d): want CacheOff, CacheExplicit, CacheTables or CacheAll", m)
+		}
+		c.cache.Mode = m
+		return nil
+	}
+}
+
+// WithCacheTTL sets how long a cached result lives when the query does not
+// say (default 300s, at most 24h). DSN: auditpg_cache_ttl.
+func WithCacheTTL(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 || d > resultcache.MaxTTL {
+			return fmt.Errorf("auditpg: WithCacheTTL(%v): want more than 0 and at most %v", d, resultcache.MaxTTL)
+		}
+		c.cache.TTL = d
+		return nil
+	}
+}
+
+// WithCacheSize sets the cache's hard limit in bytes (default 100 MB):
+// BigCache holds the encoded entries in fifteen sixteenths of it, rounded
+// down to whole megabytes, and the entries read back most recently are
+// kept decoded in the rest. DSN: auditpg_cache_size=100MB.
+func WithCacheSize(bytes int) Option {
+	return func(c *config) error {
+		if bytes < 1<<20 {
+			return fmt.Errorf("auditpg: WithCacheSize(%d): want at least 1 MB (1048576 bytes)", bytes)
+		}
+		c.cache.MaxBytes = bytes
+		return nil
+	}
+}
+
+// WithCacheMaxEntry sets the largest result cached, encoded, in bytes
+// (default 1 MB); a larger one is read from the server every time. DSN:
+// auditpg_cache_max_entry.
+func WithCacheMaxEntry(bytes int) Option {
+	return func(c *config) error {
+		if bytes < 1 {
+			return fmt.Errorf("auditpg: WithCacheMaxEntry(%d): want at least 1 byte", bytes)
+		}
+		c.cache.MaxEntryBytes = bytes
+		return nil
+	}
+}
+
+// WithCacheTables selects CacheTables mode with the tables whose cacheable
+// reads are cached (names as in the SQL, or unqualified). DSN:
+// auditpg_cache_tables=audit_preset,settings.
+func WithCacheTables(tables ...string) Option {
+	return func(c *config) error {
+		if len(tables) == 0 {
+			return errors.New("auditpg: WithCacheTables(): name at least one table")
+		}
+		c.cache.Mode, c.cache.Tables = CacheTables, setOf(tables)
+		return nil
+	}
+}
+
+// WithCacheRLSTables allows caching reads of these tables although they
+// have row-level security: only when their policies depend on nothing but
+// the user and role, which are part of the key. DSN: auditpg_cache_rls_tables.
+func WithCacheRLSTables(tables ...string) Option {
+	return func(c *config) error {
+		c.cache.RLSAllowed = setOf(tables)
+		return nil
+	}
+}
+
+// WithSlowQueryThreshold sets the duration from which a call counts as slow
+// (default 1s; 0 turns slow-query tracking off). DSN: auditpg_slow_query.
+func WithSlowQueryThreshold(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("auditpg: WithSlowQueryThreshold(%v): want 0 (off) or a positive duration", d)
+		}
+		c.stats.slowThreshold = d
+		return nil
+	}
+}
+
+// WithSlowQueryCallback calls fn, synchronously, for every slow call. Keep it
+// fast: it runs on the query path.
+func WithSlowQueryCallback(fn func(SlowQuery)) Option {
+	return func(c *config) error { c.stats.onSlow = fn; return nil }
+}
+
+// WithLogger sets the logger for slow-query warnings and connection retries.
+// There is none by default: the library never prints on its own.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error { c.stats.logger = l; return nil }
+}
+
+// WithLogArgs keeps argument values in slow-query samples and logs. Off by
+// default: values are often personal data. DSN: auditpg_log_args.
+func WithLogArgs(on bool) Option {
+	return func(c *config) error { c.stats.logArgs = on; return nil }
+}
+
+// WithMaxFingerprints bounds the per-fingerprint statistics (default 1000);
+// the least recently seen fingerprint is evicted and counted. DSN:
+// auditpg_max_fingerprints.
+func WithMaxFingerprints(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("auditpg: WithMaxFingerprints(%d): want at least 1", n)
+		}
+		c.stats.maxFingerprints = n
+		return nil
+	}
+}
+
+// WithSlowSamples bounds the recent slow-query samples kept (default 100).
+// DSN: auditpg_slow_samples.
+func WithSlowSamples(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("auditpg: WithSlowSamples(%d): want at least 1", n)
+		}
+		c.stats.maxSlowSamples = n
+		return nil
+	}
+}
+
+// WithConnectRetry sets how many times a connection is attempted (default 3)
+// and the first delay between attempts (default 1s, then growing with
+// jitter). Only transient failures are retried, and never past the
+// context's deadline. DSN: auditpg_retry_attempts, auditpg_retry_delay.
+func WithConnectRetry(attempts int, delay time.Duration) Option {
+	return func(c *config) error {
+		if attempts < 1 || delay < 0 {
+			return fmt.Errorf("auditpg: WithConnectRetry(%d, %v): want at least 1 attempt and a delay of 0 or more", attempts, delay)
+		}
+		c.retryAttempts, c.retryDelay = attempts, delay
+		return nil
+	}
+}
+
+// WithQueryRewriter sets a function that rewrites each SQL text just before
+// it is sent to the server, with the context of the call (its span, once
+// the observers' Start has run): for sqlcommenter-style comments. The
+// classification, fingerprint, statistics, cache key and every Event keep
+// the original text. A prepared statement is rewritten once, when prepared.
+func WithQueryRewriter(fn func(ctx context.Context, query string) string) Option {
+	return func(c *config) error {
+		c.rewriter = fn
+		return nil
+	}
+}
+
+// WithObserver adds an Observer that sees every call (after the statistics).
+func WithObserver(o Observer) Option {
+	return func(c *config) error {
+		if o == nil {
+			return errors.New("auditpg: WithObserver(nil): want an Observer")
+		}
+		c.observers = append(c.observers, o)
+		return nil
+	}
+}
+
+// WithMaxOpenConns sets the pool's maximum open connections (default 20;
+// applied by Open). DSN: auditpg_max_open_conns.
+func WithMaxOpenConns(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("auditpg: WithMaxOpenConns(%d): want 0 (unlimited) or more", n)
+		}
+		c.pool.maxOpen = n
+		return nil
+	}
+}
+
+// WithMaxIdleConns sets the pool's maximum idle connections (default 20;
+// applied by Open). DSN: auditpg_max_idle_conns.
+func WithMaxIdleConns(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("auditpg: WithMaxIdleConns(%d): want 0 or more", n)
+		}
+		c.pool.maxIdle = n
+		return nil
+	}
+}
+
+// WithConnMaxIdleTime closes connections idle for longer than d (default
+// 30s; 0 keeps them; applied by Open). DSN:
+// auditpg_conn_max_idle_time.
+func WithConnMaxIdleTime(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("auditpg: WithConnMaxIdleTime(%v): want 0 (no limit) or more", d)
+		}
+		c.pool.maxIdleTime = d
+		return nil
+	}
+}
+
+// WithConnMaxLifetime closes connections older than d (default 0: no
+// limit; applied by Open). DSN: auditpg_conn_max_lifetime.
+func WithConnMaxLifetime(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("auditpg: WithConnMaxLifetime(%v): want 0 (no limit) or more", d)
+		}
+		c.pool.maxLifetime = d
+		return nil
+	}
+}
+
+// dsnParam is one auditpg_* DSN parameter: the form it accepts and how it
+// becomes an Option, so a DSN and code configure through the same checks.
+type dsnParam struct {
+	form   string
+	pool   bool // applies to the *sql.DB: only Open can honour it
+	option func(v string) (Option, error)
+}
+
+var dsnParams = map[string]dsnParam{
+	"auditpg_slow_query": {form: "a duration such as 500ms or 2s (0 turns it off)",
+		option: durationParam(WithSlowQueryThreshold)},
+	"auditpg_log_args": {form: "true or false", option: func(v string) (Option, error) {
+		b, err := strconv.ParseBool(v)
+		return WithLogArgs(b), err
+	}},
+	"auditpg_max_fingerprints": {form: "a positive integer", option: intParam(WithMaxFingerprints)},
+	"auditpg_slow_samples":     {form: "a positive integer", option: intParam(WithSlowSamples)},
+	"auditpg_retry_attempts": {form: "a positive integer", option: func(v string) (Option, error) {
+		n, err := strconv.Atoi(v)
+		return func(c *config) error { return WithConnectRetry(n, c.retryDelay)(c) }, err
+	}},
+	"auditpg_retry_delay": {form: "a duration such as 500ms or 1s", option: func(v string) (Option, error) {
+		d, err := time.ParseDuration(v)
+		return func(c *config) error { return WithConnectRetry(c.retryAttempts, d)(c) }, err
+	}},
+	"auditpg_max_open_conns":     {form: "an integer, 0 for unlimited", pool: true, option: intParam(WithMaxOpenConns)},
+	"auditpg_max_idle_conns":     {form: "an integer", pool: true, option: intParam(WithMaxIdleConns)},
+	"auditpg_conn_max_idle_time": {form: "a duration such as 30s", pool: true, option: durationParam(WithConnMaxIdleTime)},
+	"auditpg_conn_max_lifetime":  {form: "a duration such as 30m", pool: true, option: durationParam(WithConnMaxLifetime)},
+	"auditpg_cache": {form: "off, explicit, tables or all", option: func(v string) (Option, error) {
+		m, err := resultcache.ParseMode(v)
+		return WithCacheMode(m), err
+	}},
+	"auditpg_cache_ttl":       {form: "a duration above 0 and at most 24h, such as 30s or 5m", option: durationParam(WithCacheTTL)},
+	"auditpg_cache_size":      {form: "a size of at least 1MB, in bytes or with kB, MB or GB, such as 100MB", option: sizeParam(WithCacheSize)},
+	"auditpg_cache_max_entry": {form: "a size in bytes, or with kB, MB or GB, such as 1MB", option: sizeParam(WithCacheMaxEntry)},
+	"auditpg_cache_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
+		return WithCacheTables(splitList(v)...), nil
+	}},
+	"auditpg_cache_rls_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
+		return WithCacheRLSTables(splitList(v)...), nil
+	}},
+}
+
+func sizeParam(opt func(int) Option) func(string) (Option, error) {
+	return func(v string) (Option, error) {
+		n, err := parseSize(v)
+		return opt(n), err
+	}
+}
+
+// parseSize reads 1048576, 1024kB, 1MB or 1GB (PostgreSQL's units).
+func parseSize(v string) (int, error) {
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"kB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > math.MaxInt/mult {
+		return 0, fmt.Errorf("not a size")
+	}
+	return n * mult, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func durationParam(opt func(time.Duration) Option) func(string) (Option, error) {
+	return func(v string) (Option, error) {
+		d, err := time.ParseDuration(v)
+		return opt(d), err
+	}
+}
+
+func intParam(opt func(int) Option) func(string) (Option, error) {
+	return func(v string) (Option, error) {
+		n, err := strconv.Atoi(v)
+		return opt(n), err
+	}
+}
+
+// applyDSN takes the auditpg_* parameters out of the runtime parameters pgx
+// parsed (so they never reach the server) and applies them.
+func (c *config) applyDSN(params map[string]string, poolAllowed bool) error {
+	names := make([]string, 0, 4)
+	for k := range params {
+		if strings.HasPrefix(k, "auditpg_") {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names) // deterministic: the first bad parameter is always the same one
+	for _, name := range names {
+		v := params[name]
+		delete(params, name)
+		p, ok := dsnParams[name]
+		if !ok {
+			known := make([]string, 0, len(dsnParams))
+			for k := range dsnParams {
+				known = append(known, k)
+			}
+			slices.Sort(known)
+			return &ConfigError{Param: name, Value: v, Err: fmt.Errorf("auditpg: unknown DSN parameter %s; the auditpg_* parameters are: %s", name, strings.Join(known, ", "))}
+		}
+		if p.pool && !poolAllowed {
+			return &ConfigError{Param: name, Value: v, Err: fmt.Errorf("auditpg: DSN parameter %s sets the pool, which sql.Open cannot apply; open with auditpg.Open(dsn) instead, or call db.SetMaxOpenConns and friends", name)}
+		}
+		opt, err := p.option(v)
+		if err == nil {
+			err = opt(c)
+		}
+		if err != nil {
+			return &ConfigError{Param: name, Value: v, Err: fmt.Errorf("auditpg: DSN parameter %s=%q: want %s", name, v, p.form)}
+		}
+	}
+	return nil
+}
+
+// CacheMode says which reads the result cache considers.
+type CacheMode = resultcache.Mode
+
+const (
+	// CacheOff turns the cache off: no lookups, no invalidation work.
+	CacheOff = resultcache.Off
+	// CacheExplicit, the default, caches a read when its context says so
+	// (WithCache) or its SQL carries a /* auditpg:cache */ hint.
+	CacheExplicit = resultcache.Explicit
+	// CacheTables caches every cacheable read of the tables listed with
+	// WithCacheTables (and, as in CacheExplicit, reads that ask).
+	CacheTables = resultcache.Tables
+	// CacheAll caches every cacheable read.
+	CacheAll = resultcache.All
+)
+
+// WithCache returns a context whose reads the cache may serve and fill,
+// with entries living ttl (0: the configured default), whatever the cache
+// mode other than off. Every safety rule still applies: a read that is not
+// cacheable is run as usual.
+func WithCache(ctx context.Context, ttl time.Duration) context.Context {
+	return resultcache.WithCache(ctx, ttl)
+}
+
+// NoCache returns a context whose reads always go to the server.
+func NoCache(ctx context.Context) context.Context { return resultcache.NoCache(ctx) }
+
+func setOf(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
