@@ -514,7 +514,7 @@ func (c *collector) logSlow(ctx context.Context, sq *SlowQuery) {
 // slowErrText describes err for a slow sample. Server messages quote values
 // ("Key (email)=(...) already exists"), so unless full is set only texts known
 // to be free of them are kept.
-func slowErrText(err error, sqlState string, full bool) string {
+func slowErrText(err error, code string, full bool) string {
 	switch {
 	case err == nil:
 		return ""
@@ -524,8 +524,8 @@ func slowErrText(err error, sqlState string, full bool) string {
 		return context.DeadlineExceeded.Error()
 	case errors.Is(err, context.Canceled):
 		return context.Canceled.Error()
-	case sqlState != "":
-		return "SQLSTATE " + sqlState
+	case code != "":
+		return "SQLSTATE " + code
 	default:
 		return "call failed (message withheld: it may contain values)"
 	}
