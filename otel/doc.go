@@ -1,7 +1,9 @@
 // Package otel gives auditpg OpenTelemetry spans and metrics that follow the
 // stable database semantic conventions (v1.33 and later), pool metrics for
-// any *sql.DB, an optional sqlcommenter, and a set-up helper for
-// applications and the CLI.
+// any *sql.DB and an optional sqlcommenter. It depends on the OpenTelemetry
+// API only: the providers, and the exporters behind them, are the
+// application's choice (package otelsetup installs OTLP and Prometheus
+// ones).
 //
 //	db, err := auditpg.Open(dsn, otel.Options()...)
 //
@@ -54,7 +56,7 @@
 // application installs one: the observer then costs a few allocations a
 // call), looked up when the observer is made; the global providers forward
 // to providers installed later, so the order of set-up does not matter.
-// WithTracerProvider and WithMeterProvider set others. Setup installs an
-// OTLP trace exporter and a Prometheus metrics exporter as the global
-// providers.
+// WithTracerProvider and WithMeterProvider set others.
+// github.com/auditpg/auditpg/otel/otelsetup.Setup installs an OTLP trace
+// exporter and a Prometheus metrics exporter as the global providers.
 package otel

@@ -73,25 +73,3 @@ func ExampleSQLCommenter() {
 	fmt.Println(comment(context.Background(), "SELECT * FROM audit_log WHERE id = $1"))
 	// Output: SELECT * FROM audit_log WHERE id = $1 /*application='billing',route='%2Faudit%2F%7Bid%7D'*/
 }
-
-// Setup for an application: OTLP traces to OTEL_EXPORTER_OTLP_ENDPOINT
-// (Jaeger: http://localhost:4318) and Prometheus metrics on :9464/metrics.
-func ExampleSetup() {
-	ctx := context.Background()
-	shutdown, err := otel.Setup(ctx, otel.WithServiceName("audit-api"), otel.WithMetricsAddr(":9464"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := shutdown(ctx); err != nil { // flushes the spans not yet sent
-			log.Print(err)
-		}
-	}()
-	db, err := auditpg.Open(os.Getenv("DATABASE_URL"), otel.Options()...)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
-}
