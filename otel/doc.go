@@ -25,8 +25,9 @@
 // db.response.status_code (the SQLSTATE), error.type and an error status.
 // A call answered or skipped by the result cache carries auditpg.cache
 // (hit, miss, bypass) and auditpg.cache.reason; a hit is a span like any
-// other, with no network time in it. A call slower than
-// WithSlowQueryThreshold gets an auditpg.slow_query event.
+// other, with no network time in it. A call the driver marks slow
+// (auditpg.Event.Slow, by auditpg.WithSlowQueryThreshold) gets an
+// auditpg.slow_query event.
 //
 // db.query.text is always the statement's fingerprint: literals replaced by
 // $n placeholders, IN and VALUES lists collapsed, keywords upper-cased,

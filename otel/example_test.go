@@ -23,12 +23,11 @@ func ExampleOptions() {
 }
 
 // Options may add the sqlcommenter rewriter, and the observer's options
-// are applied alike. Give the driver and the observer the same slow-query
-// threshold.
+// are applied alike. The driver's slow-query threshold also decides which
+// spans get the auditpg.slow_query event.
 func ExampleOptions_sqlcommenter() {
 	opts := append(otel.Options(
 		otel.WithSQLCommenter(map[string]string{"application": "billing"}),
-		otel.WithSlowQueryThreshold(200*time.Millisecond),
 	), auditpg.WithSlowQueryThreshold(200*time.Millisecond))
 	db, err := auditpg.Open(os.Getenv("DATABASE_URL"), opts...)
 	if err != nil {
