@@ -65,6 +65,9 @@ func TestConsumerWithOldGenproto(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// The go command of the toolchain that built this test, not whichever
+	// one PATH names: a test binary runs where it was built.
+	//lint:ignore SA1019 the test wants its own toolchain's go command
 	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
 	run := func(args ...string) string {
 		t.Helper()
