@@ -101,8 +101,8 @@ func WithoutErrorText() Option {
 // the slow sample in the statistics, so the two agree.
 //
 // Deprecated: set the threshold on the driver with
-// auditpg.WithSlowQueryThreshold. To keep the span event off, this option
-// with 0 still works.
+// auditpg.WithSlowQueryThreshold. Pass 0 here only to keep the span event
+// off.
 func WithSlowQueryThreshold(d time.Duration) Option {
 	return func(c *config) {
 		if d <= 0 {
