@@ -1,7 +1,9 @@
 // Package otel gives auditpg OpenTelemetry spans and metrics that follow the
 // stable database semantic conventions (v1.33 and later), pool metrics for
-// any *sql.DB, an optional sqlcommenter, and a set-up helper for
-// applications and the CLI.
+// any *sql.DB and an optional sqlcommenter. It depends on the OpenTelemetry
+// API only: the providers, and the exporters behind them, are the
+// application's choice (package otelsetup installs OTLP and Prometheus
+// ones).
 //
 //	db, err := auditpg.Open(dsn, otel.Options()...)
 //
@@ -23,8 +25,9 @@
 // db.response.status_code (the SQLSTATE), error.type and an error status.
 // A call answered or skipped by the result cache carries auditpg.cache
 // (hit, miss, bypass) and auditpg.cache.reason; a hit is a span like any
-// other, with no network time in it. A call slower than
-// WithSlowQueryThreshold gets an auditpg.slow_query event.
+// other, with no network time in it. A call the driver marks slow
+// (auditpg.Event.Slow, by auditpg.WithSlowQueryThreshold) gets an
+// auditpg.slow_query event.
 //
 // db.query.text is always the statement's fingerprint: literals replaced by
 // $n placeholders, IN and VALUES lists collapsed, keywords upper-cased,
@@ -54,7 +57,7 @@
 // application installs one: the observer then costs a few allocations a
 // call), looked up when the observer is made; the global providers forward
 // to providers installed later, so the order of set-up does not matter.
-// WithTracerProvider and WithMeterProvider set others. Setup installs an
-// OTLP trace exporter and a Prometheus metrics exporter as the global
-// providers.
+// WithTracerProvider and WithMeterProvider set others.
+// github.com/auditpg/auditpg/otel/otelsetup.Setup installs an OTLP trace
+// exporter and a Prometheus metrics exporter as the global providers.
 package otel

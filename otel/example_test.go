@@ -23,12 +23,11 @@ func ExampleOptions() {
 }
 
 // Options may add the sqlcommenter rewriter, and the observer's options
-// are applied alike. Give the driver and the observer the same slow-query
-// threshold.
+// are applied alike. The driver's slow-query threshold also decides which
+// spans get the auditpg.slow_query event.
 func ExampleOptions_sqlcommenter() {
 	opts := append(otel.Options(
 		otel.WithSQLCommenter(map[string]string{"application": "billing"}),
-		otel.WithSlowQueryThreshold(200*time.Millisecond),
 	), auditpg.WithSlowQueryThreshold(200*time.Millisecond))
 	db, err := auditpg.Open(os.Getenv("DATABASE_URL"), opts...)
 	if err != nil {
@@ -72,26 +71,4 @@ func ExampleSQLCommenter() {
 	// Without a span in the context, only the static tags are written.
 	fmt.Println(comment(context.Background(), "SELECT * FROM audit_log WHERE id = $1"))
 	// Output: SELECT * FROM audit_log WHERE id = $1 /*application='billing',route='%2Faudit%2F%7Bid%7D'*/
-}
-
-// Setup for an application: OTLP traces to OTEL_EXPORTER_OTLP_ENDPOINT
-// (Jaeger: http://localhost:4318) and Prometheus metrics on :9464/metrics.
-func ExampleSetup() {
-	ctx := context.Background()
-	shutdown, err := otel.Setup(ctx, otel.WithServiceName("audit-api"), otel.WithMetricsAddr(":9464"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := shutdown(ctx); err != nil { // flushes the spans not yet sent
-			log.Print(err)
-		}
-	}()
-	db, err := auditpg.Open(os.Getenv("DATABASE_URL"), otel.Options()...)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
 }

@@ -26,7 +26,8 @@ const (
 	CacheKey = attribute.Key("auditpg.cache")
 	// CacheReasonKey says why a query bypassed the cache.
 	CacheReasonKey = attribute.Key("auditpg.cache.reason")
-	// SlowQueryEvent is the name of the span event a slow call gets.
+	// SlowQueryEvent is the name of the span event a call the driver marks
+	// slow (auditpg.Event.Slow) gets.
 	SlowQueryEvent = "auditpg.slow_query"
 )
 
@@ -308,9 +309,8 @@ func (o *observer) End(ctx context.Context, ev *auditpg.Event) {
 	if n > 0 {
 		span.SetAttributes(slices.Clone(kv[:n])...)
 	}
-	if o.cfg.slowThreshold > 0 && ev.Duration >= o.cfg.slowThreshold {
-		span.AddEvent(SlowQueryEvent, trace.WithAttributes(
-			attribute.Float64("auditpg.slow_query.threshold", o.cfg.slowThreshold.Seconds())))
+	if ev.Slow && !o.cfg.noSlowEvent {
+		span.AddEvent(SlowQueryEvent)
 	}
 	span.End()
 }

@@ -419,57 +419,102 @@ func TestWithoutQueryText(t *testing.T) {
 	})
 }
 
+// TestSlowQueryEvent: the span event follows the driver's threshold
+// (Event.Slow) alone; the deprecated observer option can only turn it off.
 func TestSlowQueryEvent(t *testing.T) {
-	tel := newTelemetry(t)
-	db, err := auditpg.Open(testDSN, append(Options(tel.options(WithSlowQueryThreshold(30*time.Millisecond))...),
-		auditpg.WithSlowQueryThreshold(30*time.Millisecond))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	if _, err := db.ExecContext(ctx, `SELECT pg_sleep(0.06)`); err != nil {
-		t.Fatal(err)
-	}
-	var one int
-	if err := db.QueryRowContext(ctx, `SELECT 1 AS fast`).Scan(&one); err != nil {
-		t.Fatal(err)
-	}
-	var slow, fast sdktrace.ReadOnlySpan
-	for _, s := range tel.named("SELECT") {
-		if strings.Contains(attrMap(s.Attributes())["db.query.text"], "PG_SLEEP") || strings.Contains(attrMap(s.Attributes())["db.query.text"], "pg_sleep") {
-			slow = s
-		} else {
-			fast = s
-		}
-	}
-	if slow == nil || fast == nil {
-		t.Fatalf("want a slow and a fast SELECT span, have %d SELECT spans", len(tel.named("SELECT")))
-	}
-	if ev := slow.Events(); len(ev) != 1 || ev[0].Name != SlowQueryEvent {
-		t.Errorf("slow span events %+v, want one %s", ev, SlowQueryEvent)
-	} else if got := attrMap(ev[0].Attributes)["auditpg.slow_query.threshold"]; got != "0.03" {
-		t.Errorf("threshold attribute %q, want 0.03", got)
-	}
-	if len(fast.Events()) != 0 {
-		t.Errorf("fast span events %+v, want none", fast.Events())
-	}
-	// The statistics' slow sample leads to the trace.
-	snap, err := auditpg.Stats(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, sq := range snap.SlowQueries {
-		if strings.Contains(strings.ToLower(sq.Fingerprint), "pg_sleep") {
-			found = true
-			if sq.TraceID != slow.SpanContext().TraceID().String() {
-				t.Errorf("slow sample's trace id %q, want the span's %s", sq.TraceID, slow.SpanContext().TraceID())
+	for _, tc := range []struct {
+		name      string
+		opts      []Option
+		wantEvent bool
+	}{
+		{"driver threshold", nil, true},
+		{"observer threshold ignored", []Option{WithSlowQueryThreshold(time.Hour)}, true},
+		{"event off", []Option{WithSlowQueryThreshold(0)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tel := newTelemetry(t)
+			db, err := auditpg.Open(testDSN, append(Options(tel.options(tc.opts...)...),
+				auditpg.WithSlowQueryThreshold(30*time.Millisecond))...)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			defer db.Close()
+			ctx := context.Background()
+			if _, err := db.ExecContext(ctx, `SELECT pg_sleep(0.06)`); err != nil {
+				t.Fatal(err)
+			}
+			var one int
+			if err := db.QueryRowContext(ctx, `SELECT 1 AS fast`).Scan(&one); err != nil {
+				t.Fatal(err)
+			}
+			var slow, fast sdktrace.ReadOnlySpan
+			for _, s := range tel.named("SELECT") {
+				if strings.Contains(strings.ToLower(attrMap(s.Attributes())["db.query.text"]), "pg_sleep") {
+					slow = s
+				} else {
+					fast = s
+				}
+			}
+			if slow == nil || fast == nil {
+				t.Fatalf("want a slow and a fast SELECT span, have %d SELECT spans", len(tel.named("SELECT")))
+			}
+			ev := slow.Events()
+			switch {
+			case tc.wantEvent && (len(ev) != 1 || ev[0].Name != SlowQueryEvent):
+				t.Errorf("slow span events %+v, want one %s", ev, SlowQueryEvent)
+			case tc.wantEvent && len(ev[0].Attributes) != 0:
+				t.Errorf("slow query event attributes %v, want none", ev[0].Attributes)
+			case !tc.wantEvent && len(ev) != 0:
+				t.Errorf("slow span events %+v, want none", ev)
+			}
+			if len(fast.Events()) != 0 {
+				t.Errorf("fast span events %+v, want none", fast.Events())
+			}
+			// The statistics' slow sample leads to the trace, event or not.
+			snap, err := auditpg.Stats(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, sq := range snap.SlowQueries {
+				if strings.Contains(strings.ToLower(sq.Fingerprint), "pg_sleep") {
+					found = true
+					if sq.TraceID != slow.SpanContext().TraceID().String() {
+						t.Errorf("slow sample's trace id %q, want the span's %s", sq.TraceID, slow.SpanContext().TraceID())
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no slow sample for pg_sleep among %d", len(snap.SlowQueries))
+			}
+		})
 	}
-	if !found {
-		t.Errorf("no slow sample for pg_sleep among %d", len(snap.SlowQueries))
+}
+
+// TestSlowQueryEventFollowsEvent: the observer reads Event.Slow and no
+// duration of its own, whatever the call lasted.
+func TestSlowQueryEventFollowsEvent(t *testing.T) {
+	for _, tc := range []struct {
+		slow      bool
+		duration  time.Duration
+		wantEvent bool
+	}{
+		{slow: true, duration: time.Millisecond, wantEvent: true},
+		{slow: false, duration: time.Hour, wantEvent: false},
+	} {
+		tel := newTelemetry(t)
+		o := Observer(tel.options()...)
+		ev := &auditpg.Event{Op: auditpg.OpExec, Statement: auditpg.Classify(`SELECT pg_sleep(1)`)}
+		ctx := o.Start(context.Background(), ev)
+		ev.Duration, ev.Slow = tc.duration, tc.slow
+		o.End(ctx, ev)
+		spans := tel.spans.Ended()
+		if len(spans) != 1 {
+			t.Fatalf("Slow=%v: %d spans, want 1", tc.slow, len(spans))
+		}
+		if got := len(spans[0].Events()) == 1 && spans[0].Events()[0].Name == SlowQueryEvent; got != tc.wantEvent {
+			t.Errorf("Slow=%v, %v: events %+v, want the slow query event %v", tc.slow, tc.duration, spans[0].Events(), tc.wantEvent)
+		}
 	}
 }
 

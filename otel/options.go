@@ -21,14 +21,14 @@ type config struct {
 	omitSpans      [auditpg.OpRollback + 1]bool
 	noQueryText    bool
 	noErrorText    bool
-	slowThreshold  time.Duration
+	noSlowEvent    bool
 	commenter      bool
 	commentTags    map[string]string
 	poolMaxIdle    int
 }
 
 func newConfig(opts []Option) config {
-	c := config{slowThreshold: time.Second, poolMaxIdle: -1}
+	c := config{poolMaxIdle: -1}
 	c.omitSpans[auditpg.OpPing] = true // health checks would make a root span each
 	for _, opt := range opts {
 		opt(&c)
@@ -94,12 +94,21 @@ func WithoutErrorText() Option {
 	return func(c *config) { c.noErrorText = true }
 }
 
-// WithSlowQueryThreshold sets the duration from which a call's span gets an
-// auditpg.slow_query event (default 1s; 0 turns the event off). Set it to
-// the driver's auditpg.WithSlowQueryThreshold, so that the span event and
-// the slow sample in the statistics (which keeps the trace id) agree.
+// WithSlowQueryThreshold with 0 (or less) leaves the auditpg.slow_query span
+// event off; any other duration is ignored. A call's span gets the event
+// when the driver marks the call slow (auditpg.Event.Slow) by the
+// connector's auditpg.WithSlowQueryThreshold, the threshold that also takes
+// the slow sample in the statistics, so the two agree.
+//
+// Deprecated: set the threshold on the driver with
+// auditpg.WithSlowQueryThreshold. Pass 0 here only to keep the span event
+// off.
 func WithSlowQueryThreshold(d time.Duration) Option {
-	return func(c *config) { c.slowThreshold = max(d, 0) }
+	return func(c *config) {
+		if d <= 0 {
+			c.noSlowEvent = true
+		}
+	}
 }
 
 // WithSQLCommenter makes Options install SQLCommenter's rewriter, which

@@ -7,6 +7,7 @@ import (
 
 	"github.com/auditpg/auditpg"
 	"github.com/auditpg/auditpg/otel"
+	"github.com/auditpg/auditpg/otel/otelsetup"
 )
 
 // setupTelemetry installs OpenTelemetry for a command when
@@ -23,7 +24,7 @@ func setupTelemetry(ctx context.Context, g *globals) (shutdown func(context.Cont
 	if endpoint == "" {
 		return func(context.Context) error { return nil }, nil, nil
 	}
-	shutdown, err = otel.Setup(ctx, otel.WithServiceName("auditpg"))
+	shutdown, err = otelsetup.Setup(ctx, otelsetup.WithServiceName("auditpg"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("telemetry for OTEL_EXPORTER_OTLP_ENDPOINT=%s: %w", endpoint, err)
 	}

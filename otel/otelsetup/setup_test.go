@@ -1,4 +1,4 @@
-package otel
+package otelsetup
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/otel"
 	otelapi "go.opentelemetry.io/otel"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
@@ -93,7 +94,7 @@ func TestSetup(t *testing.T) {
 	ctx := context.Background()
 	// The observer is made before the providers are installed: the global
 	// providers forward to the ones installed later.
-	db, err := auditpg.Open(testDSN, Options()...)
+	db, err := auditpg.Open(testDSN, otel.Options()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package otel
+package otelsetup
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/otel"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -56,7 +57,7 @@ func TestJaegerEndToEnd(t *testing.T) {
 		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName("auditpg-e2e"))))
 	defer tp.Shutdown(ctx)
 
-	db, err := auditpg.Open(testDSN, Options(WithTracerProvider(tp))...)
+	db, err := auditpg.Open(testDSN, otel.Options(otel.WithTracerProvider(tp))...)
 	if err != nil {
 		t.Fatal(err)
 	}
