@@ -61,13 +61,6 @@ type cacheCounters struct {
 	bypasses map[string]*atomic.Int64 // by reason
 }
 
-// relInfo is what the catalog says of one table name.
-type relInfo struct {
-	found     bool
-	unsafe    string   // why reads of it are not cached, "" when they may be
-	ancestors []string // the tables it inherits from (partitioned or not), unqualified
-}
-
 // Listener is told of every invalidation: the tables a write invalidated,
 // or none when everything was.
 type Listener interface {
@@ -125,4 +118,36 @@ func (c *Cache) Invalidate(ctx context.Context, tables []string, all bool) {
 func (c *Cache) Close() error {
 	c.hot.clear()
 	return c.store.Close()
+}
+
+// get sets dst to replay a valid entry, from the hot set (by the key's
+// hash) or else from BigCache (by sk, the store key as a string; the entry is
+// then kept hot), and reports a hit; inStore says whether BigCache held an
+// entry under the store key, valid or not (a fill then replaces it). (The
+// replay is the query's rows object's own field: a hit allocates no rows
+// of its own.)
+func (c *Cache) get(dst *Rows, hash *keyHash, sk string, now time.Time, gens []uint64, key []byte) (hit, inStore bool) {
+	t := now.UnixNano()
+	if d := c.hot.get(hash); d != nil {
+		if d.valid(t, gens, key) {
+			dst.replay(c, d)
+			return true, true
+		}
+		c.hot.drop(hash, d) // written since, or too old
+	}
+	e, err := c.store.Get(sk)
+	if err != nil {
+		return false, false
+	}
+	stored, body, ok := validEntry(e, t, gens, key)
+	if !ok {
+		return false, true
+	}
+	d, err := c.decode(e, stored, body, gens)
+	if err != nil {
+		return false, true
+	}
+	c.hot.put(hash, d)
+	dst.replay(c, d)
+	return true, true
 }
