@@ -21,6 +21,9 @@ func TestQueryColumns(t *testing.T) {
 		{`SELECT * FROM t WHERE x = 'WHERE y = 1' -- ORDER BY z
 		   GROUP BY w`, []columnUse{{"x", true}}, nil},
 		{`SELECT * FROM t`, nil, nil},
+		// Non-reserved keywords name columns; strings of any quoting are values.
+		{`SELECT * FROM t WHERE range = $1 AND x = E'it\'s WHERE y = 1' AND z LIKE $$WHERE w = 1$$ ORDER BY a NULLS FIRST, b`,
+			[]columnUse{{"range", true}, {"x", true}, {"z", false}}, []string{"a", "b"}},
 	} {
 		where, orderBy := queryColumns(tc.query)
 		if !slices.Equal(where, tc.where) || !slices.Equal(orderBy, tc.orderBy) {
