@@ -92,3 +92,12 @@ func TestDriverStatsError(t *testing.T) {
 		t.Errorf("Summary with failing driver statistics: %v, want it wrapped", err)
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	if n, err := ParseSize("1.5GB"); err != nil || n != 3<<29 {
+		t.Errorf("ParseSize(1.5GB) = %d, %v", n, err)
+	}
+	if _, err := ParseSize("8gb"); err == nil || !strings.HasPrefix(err.Error(), "monitor: ") || !strings.Contains(err.Error(), "GB") {
+		t.Errorf("ParseSize(8gb) error = %v, want the monitor's, naming the unit GB", err)
+	}
+}
