@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/auditpg/auditpg/internal/bytesize"
 )
 
 // ConfigReport is configuration advice. Nothing is applied: each advice
@@ -168,22 +170,8 @@ func formatSetting(v float64, unit, raw string) string {
 	return strconv.FormatFloat(v, 'f', -1, 64) + "ms"
 }
 
-// formatBytes renders bytes in the largest unit that keeps it whole.
-func formatBytes(v float64) string {
-	b := int64(v)
-	for _, u := range []struct {
-		n    int64
-		name string
-	}{{1 << 40, "TB"}, {1 << 30, "GB"}, {1 << 20, "MB"}, {1 << 10, "kB"}} {
-		if b >= u.n && b%u.n == 0 {
-			return strconv.FormatInt(b/u.n, 10) + u.name
-		}
-	}
-	if b >= 1<<20 {
-		return strconv.FormatInt(b>>20, 10) + "MB"
-	}
-	return strconv.FormatInt(b, 10) + "B"
-}
+// formatBytes renders bytes the way postgresql.conf takes them.
+func formatBytes(v float64) string { return bytesize.Format(int64(v)) }
 
 // roundMB rounds bytes down to a whole megabyte (at least 1MB).
 func roundMB(v float64) float64 { return max(float64(int64(v)>>20), 1) * (1 << 20) }
@@ -213,24 +201,12 @@ func readMemTotal(path string) (int64, error) {
 }
 
 // ParseSize parses a memory size as postgresql.conf writes it: "8GB",
-// "512MB", "64kB", or a number of bytes.
+// "512MB", "1.5GB", "64kB", or a number of bytes. The units are B, kB, MB,
+// GB and TB, each 1024 times the one before.
 func ParseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	i := 0
-	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
-		i++
-	}
-	v, err := strconv.ParseFloat(s[:i], 64)
+	n, err := bytesize.Parse(s)
 	if err != nil {
-		return 0, fmt.Errorf("monitor: size %q: want a number and a unit such as 8GB", s)
+		return 0, fmt.Errorf("monitor: %w", err)
 	}
-	unit := strings.TrimSpace(s[i:])
-	if unit == "" {
-		unit = "B"
-	}
-	mult, err := unitMultiplier(unit)
-	if err != nil || !isMemoryUnit(unit) {
-		return 0, fmt.Errorf("monitor: size %q: unit %q is not one of B, kB, MB, GB, TB", s, unit)
-	}
-	return int64(v * mult), nil
+	return n, nil
 }

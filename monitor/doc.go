@@ -1,10 +1,10 @@
 // Package monitor reads a PostgreSQL server's own statistics and turns them
 // into findings, advice and a health status, in the manner of PgHero (and
 // Dexter for index suggestions). It works on a plain *sql.DB of any driver;
-// when the *sql.DB was opened with the auditpg driver, the summary also
-// carries the driver's own statistics.
+// given WithDriverStats, the summary also carries the driver's own
+// statistics (the auditpg command passes the auditpg driver's).
 //
-//	m := monitor.New(db)
+//	m, err := monitor.New(db)          // an option given a bad value fails here
 //	s, err := m.Summary(ctx)           // everything, with s.Health
 //	qs, err := m.SlowQueries(ctx, monitor.SlowQueryOptions{MinCalls: 10})
 //	p, err := m.Explain(ctx, "SELECT ...", monitor.ExplainOptions{})
@@ -33,18 +33,17 @@
 // Explain runs EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) in a transaction
 // that is always rolled back, under SET LOCAL statement_timeout, parses the
 // JSON into a tree and recommends from its nodes. One statement only; a
-// statement that may write (auditpg.Classify decides: INSERT, UPDATE,
-// DELETE, MERGE, data-modifying WITH, volatile functions...) needs
-// ExplainOptions.AllowWrites, and without it the transaction is READ ONLY
-// as well.
+// statement that may write (auditpg's statement classifier decides:
+// INSERT, UPDATE, DELETE, MERGE, data-modifying WITH, volatile
+// functions...) needs ExplainOptions.AllowWrites, and without it the
+// transaction is READ ONLY as well.
 //
 // # Thresholds
 //
 // Findings and health statuses are decided by Thresholds
-// (DefaultThresholds, WithThresholds). The defaults start from the seed's
-// (a slow query is 1 s or more on average; 5 slow statements make a
-// warning; a result cache hit ratio below 50% is a warning) and from
-// PgHero's:
+// (DefaultThresholds, WithThresholds). The defaults are: a slow query is
+// 1 s or more on average; 5 slow statements make a warning; a result cache
+// hit ratio below 50% is a warning; the rest are PgHero's:
 //
 //	component    warning                                critical
 //	statements   >= 5 statements with mean >= 1 s;      -

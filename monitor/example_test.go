@@ -17,17 +17,24 @@ var db *sql.DB // opened with sql.Open("auditpg", dsn), or any PostgreSQL driver
 func ExampleNew() {
 	th := monitor.DefaultThresholds()
 	th.SlowQueryMean = 200 * time.Millisecond
-	m := monitor.New(db,
+	m, err := monitor.New(db,
 		monitor.WithThresholds(th),
 		monitor.WithMemory(16<<30),             // the server's memory, for ConfigAdvice
 		monitor.WithLockTimeout(2*time.Second), // fail a report rather than wait on a locked table
 		monitor.WithLogger(slog.Default()),     // what the monitor skips, at debug level
 	)
+	if err != nil {
+		log.Fatal(err) // an option was given a value it cannot use
+	}
 	_ = m
 }
 
 func ExampleMonitor_Summary() {
-	s, err := monitor.New(db).Summary(context.Background())
+	m, err := monitor.New(db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := m.Summary(context.Background())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -38,7 +45,11 @@ func ExampleMonitor_Summary() {
 }
 
 func ExampleMonitor_Health() {
-	h, err := monitor.New(db).Health(context.Background())
+	m, err := monitor.New(db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	h, err := m.Health(context.Background())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -48,7 +59,11 @@ func ExampleMonitor_Health() {
 }
 
 func ExampleMonitor_StatementsStatus() {
-	st, err := monitor.New(db).StatementsStatus(context.Background())
+	m, err := monitor.New(db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	st, err := m.StatementsStatus(context.Background())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -58,7 +73,11 @@ func ExampleMonitor_StatementsStatus() {
 }
 
 func ExampleMonitor_SlowQueries() {
-	qs, err := monitor.New(db).SlowQueries(context.Background(), monitor.SlowQueryOptions{MinCalls: 10, MinMean: 100 * time.Millisecond})
+	m, err := monitor.New(db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	qs, err := m.SlowQueries(context.Background(), monitor.SlowQueryOptions{MinCalls: 10, MinMean: 100 * time.Millisecond})
 	if errors.Is(err, monitor.ErrStatementsUnavailable) {
 		fmt.Println(err) // says what to change
 		return
@@ -70,13 +89,21 @@ func ExampleMonitor_SlowQueries() {
 
 func ExampleMonitor_ResetStatements() {
 	// The only call that clears pg_stat_statements.
-	if err := monitor.New(db).ResetStatements(context.Background()); err != nil {
+	m, err := monitor.New(db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := m.ResetStatements(context.Background()); err != nil {
 		log.Fatal(err)
 	}
 }
 
 func ExampleMonitor_Explain() {
-	p, err := monitor.New(db).Explain(context.Background(),
+	m, err := monitor.New(db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := m.Explain(context.Background(),
 		"SELECT * FROM audit_log WHERE organization_id = $1 ORDER BY created_at DESC LIMIT 50",
 		monitor.ExplainOptions{Args: []any{"org-1"}, Timeout: 10 * time.Second})
 	if err != nil {
@@ -102,7 +129,11 @@ func ExampleParsePlan() {
 }
 
 func ExampleMonitor_Indexes() {
-	r, err := monitor.New(db).Indexes(context.Background(), true, true)
+	m, err := monitor.New(db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := m.Indexes(context.Background(), true, true)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -115,7 +146,11 @@ func ExampleMonitor_Indexes() {
 }
 
 func ExampleMonitor_SuggestIndexes() {
-	s, err := monitor.New(db).SuggestIndexes(context.Background(), monitor.SuggestOptions{CheckHypothetical: true})
+	m, err := monitor.New(db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := m.SuggestIndexes(context.Background(), monitor.SuggestOptions{CheckHypothetical: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -130,7 +165,10 @@ func ExampleMonitor_SuggestIndexes() {
 
 func ExampleMonitor_PlanMaintenance() {
 	ctx := context.Background()
-	m := monitor.New(db)
+	m, err := monitor.New(db)
+	if err != nil {
+		log.Fatal(err)
+	}
 	actions, err := m.PlanMaintenance(ctx) // the dry run
 	if err != nil {
 		log.Fatal(err)
@@ -148,7 +186,11 @@ func ExampleMonitor_PlanMaintenance() {
 }
 
 func ExampleMonitor_ConfigAdvice() {
-	r, err := monitor.New(db, monitor.WithMemory(32<<30)).ConfigAdvice(context.Background())
+	m, err := monitor.New(db, monitor.WithMemory(32<<30))
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := m.ConfigAdvice(context.Background())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -161,7 +203,10 @@ func ExampleMonitor_ConfigAdvice() {
 
 func ExampleMonitor_Tables() {
 	ctx := context.Background()
-	m := monitor.New(db)
+	m, err := monitor.New(db)
+	if err != nil {
+		log.Fatal(err)
+	}
 	tables, err := m.Tables(ctx)
 	if err != nil {
 		log.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/sqlclass"
 )
 
 // ExplainOptions control Explain.
@@ -133,7 +133,7 @@ type Recommendation struct {
 // the point of the call, so never pass text from an untrusted user.
 func (m *Monitor) Explain(ctx context.Context, query string, o ExplainOptions) (*Plan, error) {
 	query = strings.TrimRight(strings.TrimSpace(query), "; \t\r\n")
-	st := auditpg.Classify(query)
+	st := sqlclass.Classify(query)
 	if st.MultiStatement {
 		return nil, ErrMultipleStatements
 	}

@@ -18,7 +18,7 @@ func explainFixture(t *testing.T) *Monitor {
 	f.exec(`INSERT INTO mon_plan SELECT g, g % 100, g % 100, repeat('x', 400) FROM generate_series(1, 50000) g`)
 	f.exec(`CREATE INDEX IF NOT EXISTS mon_plan_a ON mon_plan (a)`)
 	f.exec(`ANALYZE mon_plan`)
-	return New(db)
+	return newMonitor(t, db)
 }
 
 func kinds(p *Plan) []string {

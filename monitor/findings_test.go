@@ -15,7 +15,7 @@ func has[T any](list []T, match func(T) bool) bool { return slices.ContainsFunc(
 func TestStatementsStatusAndSlowQueries(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
-	m := New(db)
+	m := newMonitor(t, db)
 	st, err := m.StatementsStatus(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -57,8 +57,8 @@ func TestStatementsStatusAndSlowQueries(t *testing.T) {
 		t.Error("MinCalls 6 kept a statement called 5 times")
 	}
 
-	// Reading reports never resets the statistics (the seed did, on every start).
-	if _, err := New(db).Summary(ctx); err != nil {
+	// Reading reports never resets the statistics.
+	if _, err := newMonitor(t, db).Summary(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if q2, _ := find(); q2 == nil || q2.Calls != 5 {
@@ -90,7 +90,7 @@ func TestStatementsNotInstalled(t *testing.T) {
 	if _, err := other.ExecContext(ctx, `DROP EXTENSION IF EXISTS pg_stat_statements`); err != nil { // template1 may have it
 		t.Fatal(err)
 	}
-	m := New(other)
+	m := newMonitor(t, other)
 	st, err := m.StatementsStatus(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +165,7 @@ func TestUnusedIndexes(t *testing.T) {
 	db := openDB(t)
 	th := DefaultThresholds()
 	th.UnusedIndexMinBytes, th.UnusedIndexMaxScans = 64<<10, 0
-	m := New(db, WithThresholds(th))
+	m := newMonitor(t, db, WithThresholds(th))
 	f := newFixture(t, db)
 	f.exec(`CREATE TABLE mon_unused (id int PRIMARY KEY, v int, w int)`)
 	f.exec(`INSERT INTO mon_unused SELECT g, g % 1000, g FROM generate_series(1, 20000) g`)
@@ -202,7 +202,7 @@ func TestUnusedIndexesRollUpPartitions(t *testing.T) {
 	db := openDB(t)
 	th := DefaultThresholds()
 	th.UnusedIndexMinBytes, th.UnusedIndexMaxScans = 0, 0
-	m := New(db, WithThresholds(th))
+	m := newMonitor(t, db, WithThresholds(th))
 	f := newFixture(t, db)
 	f.exec(`CREATE TABLE mon_part (at date NOT NULL, v int) PARTITION BY RANGE (at)`)
 	f.exec(`CREATE TABLE mon_part_2026 PARTITION OF mon_part FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`)
@@ -240,7 +240,7 @@ func TestUnusedIndexesRollUpPartitions(t *testing.T) {
 func TestRedundantIndexes(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
-	m := New(db)
+	m := newMonitor(t, db)
 	f := newFixture(t, db)
 	f.exec(`CREATE TABLE mon_dup (a int, b int, c int)`)
 	f.exec(`CREATE INDEX mon_dup_a ON mon_dup (a)`)           // prefix of mon_dup_ab
@@ -296,7 +296,7 @@ func TestRedundantIndexes(t *testing.T) {
 func TestSeqScanTables(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
-	m := New(db)
+	m := newMonitor(t, db)
 	f := newFixture(t, db)
 	f.exec(`CREATE TABLE mon_seq (id int, v int)`)
 	f.exec(`INSERT INTO mon_seq SELECT g, g FROM generate_series(1, 20000) g`)
@@ -321,7 +321,7 @@ func TestSeqScanTables(t *testing.T) {
 func TestMaintenanceVacuumAnalyzeReindex(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
-	m := New(db)
+	m := newMonitor(t, db)
 	f := newFixture(t, db)
 	f.exec(`CREATE TABLE mon_dead (id int, v int) WITH (autovacuum_enabled = false)`)
 	f.exec(`INSERT INTO mon_dead SELECT g, g FROM generate_series(1, 10000) g`)
@@ -414,7 +414,7 @@ func TestMaintenanceVacuumAnalyzeReindex(t *testing.T) {
 func TestSequences(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
-	m := New(db)
+	m := newMonitor(t, db)
 	f := newFixture(t, db)
 	f.exec(`CREATE SEQUENCE mon_seq_small MAXVALUE 100`)
 	f.exec(`SELECT setval('mon_seq_small', 95)`)
@@ -468,7 +468,7 @@ func TestActivityLongRunningAndBlocked(t *testing.T) {
 	db := openDB(t)
 	th := DefaultThresholds()
 	th.LongQueryWarning = 200 * time.Millisecond
-	m := New(db, WithThresholds(th), WithLockTimeout(300*time.Millisecond))
+	m := newMonitor(t, db, WithThresholds(th), WithLockTimeout(300*time.Millisecond))
 	holder, waiter := newFixture(t, db), newFixture(t, db)
 	holder.exec(`CREATE TABLE mon_lock (id int)`)
 	var holderPID int

@@ -191,24 +191,23 @@ func (m *Monitor) health(s *Summary) Health {
 			}
 		})
 	}
-	if d := s.Driver; d != nil {
+	if s.Driver != nil {
+		d := s.Driver.DriverHealth()
 		add("driver", func(b *componentBuilder) {
-			t := d.Totals
-			calls := t.Queries + t.Execs + t.Prepares + t.Begins + t.Commits + t.Rollbacks + t.Pings
-			if t.Errors > 0 {
-				b.flag(Warning, "%d of %d calls failed", t.Errors, calls)
+			if d.Errors > 0 {
+				b.flag(Warning, "%d of %d calls failed", d.Errors, d.Calls)
 			}
-			if d.Pool.ConnectFailures > 0 {
-				b.flag(Warning, "%d failed connection attempts", d.Pool.ConnectFailures)
+			if d.ConnectFailures > 0 {
+				b.flag(Warning, "%d failed connection attempts", d.ConnectFailures)
 			}
-			if d.Pool.WaitCount > 0 {
-				b.flag(Warning, "%d waits for a free connection (%s in all): the pool is too small", d.Pool.WaitCount, d.Pool.WaitDuration)
+			if d.PoolWaits > 0 {
+				b.flag(Warning, "%d waits for a free connection (%s in all): the pool is too small", d.PoolWaits, d.PoolWaitDuration)
 			}
-			if c := d.Cache; c != nil && c.Hits+c.Misses >= 100 && c.HitRatio < th.ResultCacheHitWarning {
-				b.flag(Warning, "result cache hit ratio %.1f%% over %d cacheable reads (warning below %.0f%%)", 100*c.HitRatio, c.Hits+c.Misses, 100*th.ResultCacheHitWarning)
+			if reads := d.CacheHits + d.CacheMisses; reads >= 100 && d.CacheHitRatio < th.ResultCacheHitWarning {
+				b.flag(Warning, "result cache hit ratio %.1f%% over %d cacheable reads (warning below %.0f%%)", 100*d.CacheHitRatio, reads, 100*th.ResultCacheHitWarning)
 			}
-			if t.Slow > 0 {
-				b.flag(Healthy, "%d slow calls seen by the driver", t.Slow)
+			if d.Slow > 0 {
+				b.flag(Healthy, "%d slow calls seen by the driver", d.Slow)
 			}
 		})
 	}

@@ -33,6 +33,7 @@ type Monitor struct {
 	th          Thresholds
 	memory      int64 // machine memory in bytes; 0: read /proc/meminfo
 	lockTimeout time.Duration
+	driverStats func(*sql.DB) (DriverStats, error) // nil: the summary has no driver statistics
 }
 
 // querier is what the reading queries run on: the *sql.DB or a read-only
@@ -42,41 +43,63 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// Option configures a Monitor.
-type Option func(*Monitor)
+// Option configures a Monitor. An option given a value it cannot use
+// returns an error saying so, which New returns.
+type Option func(*Monitor) error
 
 // WithLogger sets the logger for what the monitor skips or cannot read
-// (debug and warning levels). The default discards.
+// (debug and warning levels). The default, and nil, discard.
 func WithLogger(l *slog.Logger) Option {
-	return func(m *Monitor) {
+	return func(m *Monitor) error {
 		if l != nil {
 			m.log = l
 		}
+		return nil
 	}
 }
 
 // WithThresholds replaces the thresholds; start from DefaultThresholds.
-func WithThresholds(t Thresholds) Option { return func(m *Monitor) { m.th = t } }
+func WithThresholds(t Thresholds) Option {
+	return func(m *Monitor) error { m.th = t; return nil }
+}
 
 // WithMemory sets the database machine's memory in bytes, for configuration
-// advice; by default it is read from /proc/meminfo, which is only right when
-// the server runs on the machine running the monitor.
-func WithMemory(bytes int64) Option { return func(m *Monitor) { m.memory = bytes } }
+// advice; by default, and with 0, it is read from /proc/meminfo, which is
+// only right when the server runs on the machine running the monitor.
+func WithMemory(bytes int64) Option {
+	return func(m *Monitor) error {
+		if bytes < 0 {
+			return fmt.Errorf("monitor: WithMemory(%d): want the server's memory in bytes, or 0 to read /proc/meminfo", bytes)
+		}
+		m.memory = bytes
+		return nil
+	}
+}
 
 // WithLockTimeout bounds how long a report waits for a lock: reading a
 // relation's size takes a lock that an ALTER TABLE or VACUUM FULL holds
 // exclusively. Default 5 s; past it the report fails with a message saying
-// so, rather than hanging.
-func WithLockTimeout(d time.Duration) Option { return func(m *Monitor) { m.lockTimeout = d } }
+// so, rather than hanging. 0 waits as long as the lock is held.
+func WithLockTimeout(d time.Duration) Option {
+	return func(m *Monitor) error {
+		if d < 0 {
+			return fmt.Errorf("monitor: WithLockTimeout(%v): want a positive duration, or 0 to wait without limit", d)
+		}
+		m.lockTimeout = d
+		return nil
+	}
+}
 
 // New returns a Monitor for db, which may be opened with any PostgreSQL
-// driver (auditpg, pgx, lib/pq...).
-func New(db *sql.DB, opts ...Option) *Monitor {
+// driver (auditpg, pgx, lib/pq...). It fails only when an option does.
+func New(db *sql.DB, opts ...Option) (*Monitor, error) {
 	m := &Monitor{db: db, q: db, log: slog.New(slog.DiscardHandler), th: DefaultThresholds(), lockTimeout: 5 * time.Second}
 	for _, o := range opts {
-		o(m)
+		if err := o(m); err != nil {
+			return nil, err
+		}
 	}
-	return m
+	return m, nil
 }
 
 // inReadTx runs fn with a Monitor whose queries run in one read-only
@@ -106,17 +129,17 @@ func inReadTx[T any](ctx context.Context, m *Monitor, fn func(*Monitor) (T, erro
 }
 
 // Thresholds decide what the reports call a finding and what the health
-// status calls a warning or critical. The defaults (DefaultThresholds) start
-// from the seed's (slow query 1 s, fewer than 5 slow queries healthy, result
-// cache hit ratio above 50% healthy) and PgHero's.
+// status calls a warning or critical. The defaults (DefaultThresholds) are
+// a slow query at 1 s, fewer than 5 slow queries healthy, a result cache hit
+// ratio above 50% healthy, and PgHero's for the rest.
 type Thresholds struct {
 	// SlowQueryMean: a statement whose mean time (planning plus execution)
-	// is at least this is slow. Seed: 1 s.
+	// is at least this is slow. Default: 1 s.
 	SlowQueryMean time.Duration `json:"slow_query_mean_ns"`
 	// SlowQueryMinCalls: statements with fewer calls are not reported slow.
 	SlowQueryMinCalls int64 `json:"slow_query_min_calls"`
 	// SlowQueriesWarning: this many slow statements make the statements
-	// component a warning (seed: fewer than 5 is healthy).
+	// component a warning (default 5: fewer is healthy).
 	SlowQueriesWarning int `json:"slow_queries_warning"`
 
 	// UnusedIndexMinBytes: smaller indexes are never reported unused.
@@ -145,7 +168,7 @@ type Thresholds struct {
 	CacheHitWarning  float64 `json:"cache_hit_warning"`
 	CacheHitCritical float64 `json:"cache_hit_critical"`
 	// ResultCacheHitWarning bounds the auditpg driver's result cache hit
-	// ratio, once it served at least 100 cacheable reads. Seed: 0.5.
+	// ratio, once it served at least 100 cacheable reads. Default: 0.5.
 	ResultCacheHitWarning float64 `json:"result_cache_hit_warning"`
 
 	// SequenceWarning and SequenceCritical bound the share of a sequence's

@@ -6,10 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
-	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/sqlclass"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -106,8 +105,8 @@ func (m *Monitor) suggestIndexes(ctx context.Context, v *stmtView, o SuggestOpti
 	byKey := map[string]*IndexSuggestion{}
 	var order []string
 	for _, q := range top {
-		st := auditpg.Classify(q.Query)
-		if st.Kind != auditpg.KindSelect || !st.ReadOnly || st.MultiStatement || len(st.Reads) != 1 {
+		st := sqlclass.Classify(q.Query)
+		if st.Kind != sqlclass.KindSelect || !st.ReadOnly || st.MultiStatement || len(st.Reads) != 1 {
 			continue
 		}
 		t, ok := tables[st.Reads[0]]
@@ -387,96 +386,31 @@ func (m *Monitor) estimate(ctx context.Context, tx *sql.Tx, version int, query s
 	return p.Root, nil
 }
 
-// ---- a small lexer for normalized statements ----
-
+// sqlToken is a token of a statement as queryColumns reads it.
 type sqlToken struct {
-	text  string // lower-cased for words; as written otherwise
+	text  string // the name of a word or quoted identifier (words lower-cased); "?" for a value; as written otherwise
 	ident bool   // a column-like name: an unquoted non-keyword word or a quoted identifier
-	param int    // n for $n
 }
 
-// lexSQL splits SQL into tokens: words, quoted identifiers, $n parameters,
-// strings and numbers (as "?"), operators and punctuation.
-func lexSQL(s string) []sqlToken {
-	var out []sqlToken
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			i++
-		case c == '-' && i+1 < len(s) && s[i+1] == '-':
-			for i < len(s) && s[i] != '\n' {
-				i++
-			}
-		case c == '/' && i+1 < len(s) && s[i+1] == '*':
-			end := strings.Index(s[i+2:], "*/")
-			if end < 0 {
-				return out
-			}
-			i += end + 4
-		case c == '\'':
-			j := i + 1
-			for j < len(s) && (s[j] != '\'' || j+1 < len(s) && s[j+1] == '\'') {
-				if s[j] == '\'' {
-					j++
-				}
-				j++
-			}
-			out, i = append(out, sqlToken{text: "?"}), j+1
-		case c == '"':
-			j := i + 1
-			var b strings.Builder
-			for j < len(s) && (s[j] != '"' || j+1 < len(s) && s[j+1] == '"') {
-				if s[j] == '"' {
-					j++
-				}
-				b.WriteByte(s[j])
-				j++
-			}
-			out, i = append(out, sqlToken{text: b.String(), ident: true}), j+1
-		case c == '$' && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
-			j := i + 1
-			for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-				j++
-			}
-			n, _ := strconv.Atoi(s[i+1 : j])
-			out, i = append(out, sqlToken{text: "?", param: n}), j
-		case c >= '0' && c <= '9':
-			j := i
-			for j < len(s) && (s[j] >= '0' && s[j] <= '9' || s[j] == '.' || s[j] == 'e' || s[j] == 'E') {
-				j++
-			}
-			out, i = append(out, sqlToken{text: "?"}), j
-		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80:
-			j := i
-			for j < len(s) && (s[j] == '_' || s[j] == '$' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= '0' && s[j] <= '9' || s[j] >= 0x80) {
-				j++
-			}
-			w := strings.ToLower(s[i:j])
-			out, i = append(out, sqlToken{text: w, ident: !sqlKeywords[w]}), j
-		case strings.IndexByte("+-*/<>=~!@#%^&|`?", c) >= 0:
-			j := i
-			for j < len(s) && strings.IndexByte("+-*/<>=~!@#%^&|`?", s[j]) >= 0 {
-				j++
-			}
-			out, i = append(out, sqlToken{text: s[i:j]}), j
+// statementTokens lexes a statement with the classifier's lexer: strings,
+// numbers and $n parameters all read as the value "?".
+func statementTokens(query string) []sqlToken {
+	toks := sqlclass.Tokens(query)
+	out := make([]sqlToken, len(toks))
+	for i, t := range toks {
+		switch t.Kind {
+		case sqlclass.TokenWord:
+			out[i] = sqlToken{text: t.Name, ident: !t.Keyword}
+		case sqlclass.TokenQuotedIdent:
+			out[i] = sqlToken{text: t.Name, ident: true}
+		case sqlclass.TokenString, sqlclass.TokenNumber, sqlclass.TokenParam:
+			out[i] = sqlToken{text: "?"}
 		default:
-			out, i = append(out, sqlToken{text: string(c)}), i+1
+			out[i] = sqlToken{text: t.Text}
 		}
 	}
 	return out
 }
-
-var sqlKeywords = func() map[string]bool {
-	m := map[string]bool{}
-	for _, w := range strings.Fields(`select from where and or not in is null true false between like ilike
-		order by group having limit offset fetch for update share window union intersect except
-		asc desc nulls first last as on join left right inner outer full cross using distinct all any some
-		exists case when then else end cast with returning values lateral similar escape interval`) {
-		m[w] = true
-	}
-	return m
-}()
 
 // columnUse is a column compared in a WHERE clause.
 type columnUse struct {
@@ -487,7 +421,7 @@ type columnUse struct {
 // queryColumns returns the columns compared in the top-level WHERE clause
 // and the plain columns of the ORDER BY of a single-table statement.
 func queryColumns(query string) (where []columnUse, orderBy []string) {
-	toks := lexSQL(query)
+	toks := statementTokens(query)
 	depth := 0
 	whereAt, orderAt := -1, -1
 	for i, t := range toks {
@@ -579,8 +513,8 @@ func queryColumns(query string) (where []columnUse, orderBy []string) {
 // paramCount returns the highest $n in the statement.
 func paramCount(query string) int {
 	n := 0
-	for _, t := range lexSQL(query) {
-		n = max(n, t.param)
+	for _, t := range sqlclass.Tokens(query) {
+		n = max(n, t.Param)
 	}
 	return n
 }

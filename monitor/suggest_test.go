@@ -21,6 +21,9 @@ func TestQueryColumns(t *testing.T) {
 		{`SELECT * FROM t WHERE x = 'WHERE y = 1' -- ORDER BY z
 		   GROUP BY w`, []columnUse{{"x", true}}, nil},
 		{`SELECT * FROM t`, nil, nil},
+		// Non-reserved keywords name columns; strings of any quoting are values.
+		{`SELECT * FROM t WHERE range = $1 AND x = E'it\'s WHERE y = 1' AND z LIKE $$WHERE w = 1$$ ORDER BY a NULLS FIRST, b`,
+			[]columnUse{{"range", true}, {"x", true}, {"z", false}}, []string{"a", "b"}},
 	} {
 		where, orderBy := queryColumns(tc.query)
 		if !slices.Equal(where, tc.where) || !slices.Equal(orderBy, tc.orderBy) {
@@ -44,7 +47,7 @@ func suggestFixture(t *testing.T, table string) (*Monitor, *fixture) {
 	for i := range 5 {
 		f.exec(`SELECT id FROM `+table+` WHERE status = $1 AND org = $2 ORDER BY created_at`, i, i*7)
 	}
-	return New(db), f
+	return newMonitor(t, db), f
 }
 
 func findSuggestion(s *IndexSuggestions, table string) *IndexSuggestion {
@@ -113,7 +116,7 @@ func TestSuggestIndexesHypoPG(t *testing.T) {
 	// on the one connection of this pool.
 	one := openDB(t)
 	one.SetMaxOpenConns(1)
-	if s, err = New(one).SuggestIndexes(ctx, SuggestOptions{Statements: 500, CheckHypothetical: true}); err != nil || !s.Checked {
+	if s, err = newMonitor(t, one).SuggestIndexes(ctx, SuggestOptions{Statements: 500, CheckHypothetical: true}); err != nil || !s.Checked {
 		t.Fatalf("check on a one-connection pool: %v, %+v", err, s)
 	}
 	var installed bool

@@ -2,11 +2,11 @@ package monitor
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/auditpg/auditpg"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -29,10 +29,50 @@ type Summary struct {
 	Activity    Activity            `json:"activity"`
 	// Partitions lists the partitioned tables, when there are any.
 	Partitions []PartitionedTable `json:"partitions,omitempty"`
-	// Driver holds the auditpg driver's own statistics when the *sql.DB
-	// was opened with it.
-	Driver *auditpg.Snapshot `json:"driver,omitempty"`
-	Health Health            `json:"health"`
+	// Driver holds the database driver's own statistics, when a
+	// WithDriverStats option read them; it is marshalled as it is.
+	Driver DriverStats `json:"driver,omitempty"`
+	Health Health      `json:"health"`
+}
+
+// DriverStats are a database driver's own statistics, as a WithDriverStats
+// option reads them for the summary. The summary's JSON carries the value as
+// it marshals; the health status judges the figures DriverHealth returns.
+type DriverStats interface {
+	DriverHealth() DriverHealth
+}
+
+// DriverHealth are the figures of a driver's statistics that the "driver"
+// component of the health status judges.
+type DriverHealth struct {
+	// Calls counts the calls of every kind (queries, execs, prepares,
+	// begins, commits, rollbacks, pings); Errors those that failed; Slow
+	// those at or above the driver's slow-query threshold.
+	Calls, Errors, Slow int64
+	// ConnectFailures counts the failed connection attempts.
+	ConnectFailures int64
+	// PoolWaits counts the waits for a free connection of the pool, and
+	// PoolWaitDuration is their total.
+	PoolWaits        int64
+	PoolWaitDuration time.Duration
+	// CacheHits and CacheMisses count the cacheable reads of a result cache
+	// (0 without one), and CacheHitRatio is hits over both.
+	CacheHits, CacheMisses int64
+	CacheHitRatio          float64
+}
+
+// WithDriverStats makes Summary (and Health) read the driver's own
+// statistics with read, given the Monitor's *sql.DB. read returns nil and
+// no error when the *sql.DB keeps no statistics (another driver); an error
+// fails the summary. For the auditpg driver, read wraps auditpg.Stats.
+func WithDriverStats(read func(*sql.DB) (DriverStats, error)) Option {
+	return func(m *Monitor) error {
+		if read == nil {
+			return errors.New("monitor: WithDriverStats(nil): want a function that reads the driver's statistics")
+		}
+		m.driverStats = read
+		return nil
+	}
 }
 
 // ServerInfo identifies the server and database.
@@ -111,11 +151,10 @@ SELECT current_setting('server_version'), current_setting('server_version_num'):
 	if s.Partitions, err = m.Partitions(ctx); err != nil {
 		return nil, err
 	}
-	switch snap, err := auditpg.Stats(m.db); {
-	case err == nil:
-		s.Driver = &snap
-	case !errors.Is(err, auditpg.ErrNotAuditpg):
-		return nil, fmt.Errorf("monitor: driver statistics: %w", err)
+	if m.driverStats != nil {
+		if s.Driver, err = m.driverStats(m.db); err != nil {
+			return nil, fmt.Errorf("monitor: driver statistics: %w", err)
+		}
 	}
 	s.Health = m.health(s)
 	return s, nil

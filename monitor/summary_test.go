@@ -2,6 +2,8 @@ package monitor
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +14,7 @@ import (
 
 func TestConfigAdvice(t *testing.T) {
 	ctx := context.Background()
-	m := New(openDB(t), WithMemory(8<<30))
+	m := newMonitor(t, openDB(t), WithMemory(8<<30))
 	r, err := m.ConfigAdvice(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +85,7 @@ func TestSummaryPartitionsAndDriver(t *testing.T) {
 	f.exec(`CREATE TABLE mon_sum_log_default PARTITION OF mon_sum_log DEFAULT`)
 	f.exec(`INSERT INTO mon_sum_log VALUES ('2026-05-01', 1), ('2030-01-01', 2)`)
 
-	s, err := New(db).Summary(ctx)
+	s, err := newMonitor(t, db).Summary(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,32 +108,59 @@ func TestSummaryPartitionsAndDriver(t *testing.T) {
 		t.Errorf("summary incomplete: %+v", s.Server)
 	}
 	f.exec(`DELETE FROM mon_sum_log WHERE at >= '2027-01-01'`)
-	if s, err = New(db).Summary(ctx); err != nil {
+	if s, err = newMonitor(t, db).Summary(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if c := component(s.Health, "partitions"); !strings.Contains(strings.Join(c.Reasons, "\n"), "public.mon_sum_log: 2 partitions") {
 		t.Errorf("partitions health after emptying the default = %+v, want mon_sum_log healthy", c)
 	}
 
-	// Opened with auditpg: the summary carries the driver's statistics.
+	// Opened with auditpg and WithDriverStats: the summary carries the
+	// driver's statistics.
 	adb, err := auditpg.Open(testDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer adb.Close()
-	s, err = New(adb).Summary(ctx)
+	s, err = newMonitor(t, adb, WithDriverStats(auditpgStats)).Summary(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Driver == nil || s.Driver.Totals.Queries == 0 || component(s.Health, "driver").Name == "" {
+	if d, ok := s.Driver.(*auditpgSnapshot); !ok || d.Totals.Queries == 0 || component(s.Health, "driver").Name == "" {
 		t.Errorf("auditpg summary: driver = %+v, want its statistics and a driver component", s.Driver)
 	}
+	// Without the option, or for another driver, there are none.
+	if s, err = newMonitor(t, adb).Summary(ctx); err != nil || s.Driver != nil || component(s.Health, "driver").Name != "" {
+		t.Errorf("summary without WithDriverStats: driver = %+v, %v; want none", s.Driver, err)
+	}
+	if s, err = newMonitor(t, db, WithDriverStats(auditpgStats)).Summary(ctx); err != nil || s.Driver != nil {
+		t.Errorf("pgx summary with WithDriverStats: driver = %+v, %v; want none", s.Driver, err)
+	}
+}
+
+// auditpgSnapshot is the auditpg driver's statistics as a DriverStats.
+type auditpgSnapshot struct{ auditpg.Snapshot }
+
+func (d *auditpgSnapshot) DriverHealth() DriverHealth {
+	t := d.Totals
+	return DriverHealth{Calls: t.Queries + t.Execs + t.Prepares + t.Begins + t.Commits + t.Rollbacks + t.Pings, Errors: t.Errors, Slow: t.Slow}
+}
+
+func auditpgStats(db *sql.DB) (DriverStats, error) {
+	snap, err := auditpg.Stats(db)
+	if errors.Is(err, auditpg.ErrNotAuditpg) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &auditpgSnapshot{snap}, nil
 }
 
 func TestHealthThresholds(t *testing.T) {
 	th := DefaultThresholds()
 	th.SlowQueriesWarning = 1
-	m := New(nil, WithThresholds(th))
+	m := newMonitor(t, nil, WithThresholds(th))
 	s := &Summary{
 		Statements:  StatementsStatus{Ready: true},
 		SlowQueries: []SlowQuery{{Query: "SELECT 1"}},
@@ -166,7 +195,7 @@ func BenchmarkSummary(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		m    *Monitor
-	}{{"driver=pgx", New(openDB(b))}, {"driver=auditpg", New(adb)}} {
+	}{{"driver=pgx", newMonitor(b, openDB(b))}, {"driver=auditpg", newMonitor(b, adb, WithDriverStats(auditpgStats))}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

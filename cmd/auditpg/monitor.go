@@ -2,26 +2,65 @@ package main
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/auditpg/auditpg"
 	"github.com/auditpg/auditpg/monitor"
 	"github.com/spf13/cobra"
 )
 
 func init() { commands = append(commands, newMonitorCmd, newOptimizeCmd, newClientCmd) }
 
-// withMonitor opens the database and runs fn with a Monitor on it.
+// withMonitor opens the database and runs fn with a Monitor on it, whose
+// summary carries the auditpg driver's statistics.
 func withMonitor(ctx context.Context, g *globals, opts []monitor.Option, fn func(context.Context, *monitor.Monitor) error) error {
 	db, err := g.openDB(ctx)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	return fn(ctx, monitor.New(db, opts...))
+	m, err := monitor.New(db, append([]monitor.Option{monitor.WithDriverStats(auditpgStats)}, opts...)...)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, m)
+}
+
+// driverStats are the auditpg driver's statistics as the monitor's summary
+// carries them: they marshal as the auditpg.Snapshot they embed.
+type driverStats struct{ auditpg.Snapshot }
+
+// DriverHealth returns the figures the monitor's health status judges.
+func (d *driverStats) DriverHealth() monitor.DriverHealth {
+	t, p := d.Totals, d.Pool
+	h := monitor.DriverHealth{
+		Calls:  t.Queries + t.Execs + t.Prepares + t.Begins + t.Commits + t.Rollbacks + t.Pings,
+		Errors: t.Errors, Slow: t.Slow,
+		ConnectFailures: p.ConnectFailures, PoolWaits: p.WaitCount, PoolWaitDuration: p.WaitDuration,
+	}
+	if c := d.Cache; c != nil {
+		h.CacheHits, h.CacheMisses, h.CacheHitRatio = c.Hits, c.Misses, c.HitRatio
+	}
+	return h
+}
+
+// auditpgStats reads the statistics of a *sql.DB opened with auditpg, and
+// nothing for one opened with another driver.
+func auditpgStats(db *sql.DB) (monitor.DriverStats, error) {
+	snap, err := auditpg.Stats(db)
+	if errors.Is(err, auditpg.ErrNotAuditpg) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &driverStats{snap}, nil
 }
 
 // runMonitor is the RunE of a command that reads one report and prints it
@@ -459,9 +498,9 @@ func writeSummary(w io.Writer, s *monitor.Summary) error {
 			return err
 		}
 	}
-	if s.Driver != nil {
+	if d, ok := s.Driver.(*driverStats); ok {
 		fmt.Fprintln(w, "\nauditpg driver (this connection pool)")
-		return writeReport(w, *s.Driver)
+		return writeReport(w, d.Snapshot)
 	}
 	return nil
 }
