@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/bytesize"
 	"github.com/auditpg/auditpg/internal/resultcache"
 )
 
@@ -318,8 +319,8 @@ var dsnParams = map[string]dsnParam{
 		return WithCacheMode(m), err
 	}},
 	"auditpg_cache_ttl":       {form: "a duration above 0 and at most 24h, such as 30s or 5m", option: durationParam(WithCacheTTL)},
-	"auditpg_cache_size":      {form: "a size of at least 1MB, in bytes or with kB, MB or GB, such as 100MB", option: sizeParam(WithCacheSize)},
-	"auditpg_cache_max_entry": {form: "a size in bytes, or with kB, MB or GB, such as 1MB", option: sizeParam(WithCacheMaxEntry)},
+	"auditpg_cache_size":      {form: "a size of at least 1MB, in bytes or with B, kB, MB, GB or TB, such as 100MB", option: sizeParam(WithCacheSize)},
+	"auditpg_cache_max_entry": {form: "a size in bytes, or with B, kB, MB, GB or TB, such as 1MB", option: sizeParam(WithCacheMaxEntry)},
 	"auditpg_cache_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
 		return WithCacheTables(splitList(v)...), nil
 	}},
@@ -330,28 +331,12 @@ var dsnParams = map[string]dsnParam{
 
 func sizeParam(opt func(int) Option) func(string) (Option, error) {
 	return func(v string) (Option, error) {
-		n, err := parseSize(v)
-		return opt(n), err
-	}
-}
-
-// parseSize reads 1048576, 1024kB, 1MB or 1GB (PostgreSQL's units).
-func parseSize(v string) (int, error) {
-	mult := 1
-	for _, u := range []struct {
-		suffix string
-		mult   int
-	}{{"kB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}} {
-		if n, ok := strings.CutSuffix(v, u.suffix); ok {
-			v, mult = strings.TrimSpace(n), u.mult
-			break
+		n, err := bytesize.Parse(v)
+		if err == nil && n > math.MaxInt {
+			err = errors.New("too large")
 		}
+		return opt(int(n)), err
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > math.MaxInt/mult {
-		return 0, fmt.Errorf("not a size")
-	}
-	return n * mult, nil
 }
 
 func splitList(v string) []string {

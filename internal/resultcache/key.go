@@ -63,11 +63,8 @@ var storeHasherSeed = maphash.MakeSeed()
 // Two vectors that hash alike only cost a copy: the entry's own
 // generations are compared on every read.
 func appendGensHash(b []byte, gens []uint64) []byte {
-	h := uint64(14695981039346656037) // FNV-1a's offset and prime, a word at a time
-	for _, g := range gens {
-		h = (h ^ g) * 1099511628211
-	}
-	return binary.LittleEndian.AppendUint64(b, h)
+	words := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(gens))), len(gens)*8)
+	return binary.LittleEndian.AppendUint64(b, maphash.Bytes(storeHasherSeed, words))
 }
 
 // appendHash appends the key's 128-bit hash to it (in the same buffer, so

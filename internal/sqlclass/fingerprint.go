@@ -1,6 +1,7 @@
 package sqlclass
 
 import (
+	"hash/fnv"
 	"strconv"
 	"strings"
 )
@@ -157,10 +158,7 @@ func constList(toks []token, lo, hi int) bool {
 
 // fnv64a is the 64-bit FNV-1a hash: stable across processes and releases.
 func fnv64a(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
 }
