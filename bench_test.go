@@ -10,7 +10,7 @@ import (
 	"github.com/auditpg/auditpg/internal/benchdb"
 )
 
-// BenchmarkPointSelect is the driver issue's overhead target: a select by
+// BenchmarkPointSelect measures the driver's overhead: a select by
 // primary key on loopback PostgreSQL, bare pgx stdlib and auditpg side by
 // side in one run. Compare with
 //

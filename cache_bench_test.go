@@ -9,7 +9,7 @@ import (
 	"github.com/auditpg/auditpg/internal/benchdb"
 )
 
-// BenchmarkCache is the cache issue's targets, side by side in one run:
+// BenchmarkCache sets the cache's hit and miss beside pgx and the cache off, in one run:
 //
 //	go test -run '^$' -bench 'Cache$' -count 6 . | tee cache.txt
 //	go tool benchstat -col /driver cache.txt
@@ -40,7 +40,7 @@ func BenchmarkCache(b *testing.B) {
 		{"pgx", func(b *testing.B) *sql.DB { return openDB(b, "pgx") }, false},
 		{"auditpg-cache-off", func(b *testing.B) *sql.DB { return openDB(b, DriverName, WithCacheMode(CacheOff)) }, false},
 		{"auditpg-hit", func(b *testing.B) *sql.DB { return openDB(b, DriverName, WithCacheMode(CacheAll)) }, true},
-		// The yardstick: a map behind sqlmw with none of the safety.
+		// The yardstick: a map behind sqlmw with none of the safety.
 		{"naive-map-hit", openNaiveCacheDB, true},
 		{"auditpg-miss-full", func(b *testing.B) *sql.DB {
 			return openDB(b, DriverName, WithCacheMode(CacheAll), WithCacheSize(1<<20))

@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// Integration tests of the result cache (issue 3) on the temporary
+// Integration tests of the result cache on the temporary
 // PostgreSQL cluster: every rule both ways (cached when allowed, not when
 // not): policy, what is never cached, the key (arguments, roles,
 // search_path, row-level security), replay fidelity, invalidation,

@@ -13,7 +13,7 @@ import (
 	"github.com/ngrok/sqlmw"
 )
 
-// naiveCache is the reference the cache issue's speed target is set
+// naiveCache is the reference the cache's speed target is set
 // against: a map behind sqlmw keyed by the SQL text and the formatted
 // arguments, holding the driver's values as they came. It has none of the
 // safety of the real cache (no invalidation, no scope, no expiry, no size

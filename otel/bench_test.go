@@ -10,7 +10,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
-// BenchmarkPointSelect is the overhead comparison: a select by
+// BenchmarkPointSelect compares what instrumentation costs: a select by
 // primary key on loopback PostgreSQL through bare pgx stdlib, auditpg
 // without OpenTelemetry, auditpg with the observer and no provider
 // installed (the global no-op), auditpg with an SDK TracerProvider (batch
