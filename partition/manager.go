@@ -42,10 +42,9 @@ func (m *Manager) on(conn *sql.Conn) *Manager {
 func New(db *sql.DB, opts ...Option) (*Manager, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
-		o(&cfg)
-	}
-	if err := cfg.validate(); err != nil {
-		return nil, err
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	return &Manager{db: db, q: db, cfg: cfg}, nil
 }
