@@ -245,14 +245,7 @@ func (m *Manager) create(ctx context.Context, r *Report) error {
 // the gentle way afterwards), in one transaction.
 func (m *Manager) createTable(ctx context.Context) error {
 	ddl := AuditLogSchema(m.cfg.table, WithoutDefaultPartition())
-	return m.inTx(ctx, "create table "+m.cfg.table.String(), func(tx *sql.Tx) error {
-		for stmt := range strings.SplitSeq(strings.TrimSpace(ddl), ";\n") {
-			if _, err := tx.ExecContext(ctx, strings.TrimSuffix(stmt, ";")); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return m.inTx(ctx, "create table "+m.cfg.table.String(), func(tx *sql.Tx) error { return execDDL(ctx, tx, ddl) })
 }
 
 // ensureRange creates the partition [from, to) unless one with exactly that

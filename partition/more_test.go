@@ -12,6 +12,31 @@ import (
 	"github.com/auditpg/auditpg/internal/testdb"
 )
 
+// TestCreateAuditLog: CreateAuditLog makes the missing schema, the
+// partitioned parent with its kept indexes and the default partition, and a
+// second call changes nothing.
+func TestCreateAuditLog(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, "")
+	table := Table{testdb.Schema(t, db) + "_new", "audit_log"}
+	t.Cleanup(func() { db.Exec(`DROP SCHEMA IF EXISTS ` + Table{Name: table.Schema}.String() + ` CASCADE`) })
+	for range 2 {
+		if err := CreateAuditLog(ctx, db, table); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var kind string
+	var indexes, parts int
+	err := db.QueryRow(`SELECT c.relkind::text,
+		(SELECT count(*) FROM pg_index WHERE indrelid = c.oid),
+		(SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid)
+		FROM pg_class c WHERE c.oid = to_regclass($1)`, table.String()).Scan(&kind, &indexes, &parts)
+	if err != nil || kind != "p" || indexes != 6 || parts != 1 {
+		t.Errorf("after CreateAuditLog: relkind %q, %d indexes, %d partitions (%v); want p, 6 (the primary key included), 1 (the default)",
+			kind, indexes, parts, err)
+	}
+}
+
 func TestSchemaDDL(t *testing.T) {
 	db := openDB(t, "")
 	for _, tt := range []struct {

@@ -1,6 +1,8 @@
 package partition
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -143,3 +145,42 @@ func AuditLogSchema(table Table, opts ...SchemaOption) string {
 
 // defaultName is the default partition's name: <table>_default.
 func defaultName(base string) string { return withSuffix(base, "_default") }
+
+// CreateAuditLog creates the partitioned table AuditLogSchema describes, in
+// one transaction: the schema of table first when it names one and it is
+// missing, then the parent, its primary key, its indexes and (unless
+// WithoutDefaultPartition) the default partition. Like the DDL, it is
+// idempotent. It creates no dated partition and takes no maintenance lock:
+// it suits a database being set up (a demo, a test); for a table already
+// in use, or to have the dated partitions too, use Manager.Create.
+func CreateAuditLog(ctx context.Context, db *sql.DB, table Table, opts ...SchemaOption) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("partition: create %s: %w", table, err)
+	}
+	defer tx.Rollback()
+	if table.Schema != "" {
+		if _, err := tx.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{table.Schema}.Sanitize()); err != nil {
+			return fmt.Errorf("partition: create schema of %s: %w", table, err)
+		}
+	}
+	if err := execDDL(ctx, tx, AuditLogSchema(table, opts...)); err != nil {
+		return fmt.Errorf("partition: create %s: %w", table, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("partition: create %s: %w", table, err)
+	}
+	return nil
+}
+
+// execDDL runs the statements of AuditLogSchema's text one at a time, so
+// that a driver which runs only one statement per call (or prepares every
+// call) can apply it.
+func execDDL(ctx context.Context, tx *sql.Tx, ddl string) error {
+	for stmt := range strings.SplitSeq(strings.TrimSpace(ddl), ";\n") {
+		if _, err := tx.ExecContext(ctx, strings.TrimSuffix(stmt, ";")); err != nil {
+			return err
+		}
+	}
+	return nil
+}

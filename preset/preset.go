@@ -139,6 +139,33 @@ type Patch struct {
 	UpdatedBy string
 }
 
+// Apply sets the fields of p that patch sets and leaves the others as they
+// are, as Store.Update does to the stored row; nil RequiredFields and
+// DefaultValues keep, empty non-nil ones empty. It neither validates nor
+// touches the author fields (CreatedBy, UpdatedBy): it builds a preset from
+// a base (a decoded file, a default) and overrides, to be written with
+// Create or Upsert.
+func (p *Preset) Apply(patch Patch) {
+	if patch.Description != nil {
+		p.Description = *patch.Description
+	}
+	if patch.Action != nil {
+		p.Action = *patch.Action
+	}
+	if patch.DataClassification != nil {
+		p.DataClassification = *patch.DataClassification
+	}
+	if patch.RequiredFields != nil {
+		p.RequiredFields = patch.RequiredFields
+	}
+	if patch.DefaultValues != nil {
+		p.DefaultValues = patch.DefaultValues
+	}
+	if patch.Validation != nil {
+		p.Validation = *patch.Validation
+	}
+}
+
 func (p Patch) empty() bool {
 	return p.Description == nil && p.Action == nil && p.DataClassification == nil &&
 		p.RequiredFields == nil && p.DefaultValues == nil && p.Validation == nil
@@ -232,11 +259,14 @@ func (ps *problems) description(s string) {
 
 func (ps *problems) classification(field string, c Classification) {
 	if !c.Valid() {
-		ps.add("%s must be one of %s (got %q)", field, classificationList(), truncate(string(c), 40))
+		ps.add("%s must be one of %s (got %q)", field, ClassificationList(), truncate(string(c), 40))
 	}
 }
 
-func classificationList() string {
+// ClassificationList returns the allowed classifications as one line, the
+// least sensitive first: "PUBLIC, INTERNAL, CONFIDENTIAL, PHI". Error
+// messages and help texts name them with it.
+func ClassificationList() string {
 	var b strings.Builder
 	for i, c := range Classifications() {
 		if i > 0 {
@@ -285,7 +315,7 @@ func (ps *problems) validation(v Validation) {
 		ps.add("validation.maxStringLength must be at least 1 (got %d)", v.MaxStringLength)
 	}
 	if len(v.AllowedDataClassifications) == 0 {
-		ps.add("validation.allowedDataClassifications must list at least one of %s", classificationList())
+		ps.add("validation.allowedDataClassifications must list at least one of %s", ClassificationList())
 	}
 	for i, c := range v.AllowedDataClassifications {
 		ps.classification(fmt.Sprintf("validation.allowedDataClassifications[%d]", i), c)
