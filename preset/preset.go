@@ -65,7 +65,8 @@ func Classifications() []Classification {
 func (c Classification) Valid() bool { return slices.Contains(Classifications(), c) }
 
 // Validation holds the rules an audit event made from a preset must pass.
-// Its JSON keys are those of the seed system's validation column.
+// Its JSON keys (camelCase) are those the validation column stores, so
+// rows written by any client of the table read back.
 type Validation struct {
 	MaxStringLength            int              `json:"maxStringLength"`
 	AllowedDataClassifications []Classification `json:"allowedDataClassifications"`
@@ -95,8 +96,9 @@ func (v Validation) isZero() bool {
 		v.MaxCustomFieldDepth == 0 && v.AllowedEventVersions == nil
 }
 
-// Preset is one row of audit_preset. JSON keys are those of the seed system's
-// API (camelCase).
+// Preset is one row of audit_preset. Its JSON keys are camelCase
+// (organizationId, dataClassification...), the form Decode reads and the
+// CLI's --json and --file use.
 type Preset struct {
 	// ID, CreatedAt and UpdatedAt are set by the server; writes ignore them.
 	ID          int64  `json:"id,omitempty"`
@@ -339,7 +341,7 @@ func truncate(s string, n int) string {
 
 // Decode reads one preset from JSON, strictly: an unknown key, a value of the
 // wrong type (requiredFields not an array of strings, defaultValues not an
-// object, validation not an object of the seed's keys and types) or trailing
+// object, validation not an object of Validation's keys and types) or trailing
 // data is an error wrapping ErrInvalid. Validation keys left out keep their
 // DefaultValidation value. Decode checks the shape only; the store validates
 // the content when it writes.
