@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/auditpg/auditpg/internal/testdb"
 )
 
 // Integration tests of the result cache on the temporary
@@ -31,9 +33,8 @@ type ciQueryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-type ciExecer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
+// ciExecer is what a write runs on: a *sql.DB, *sql.Conn or *sql.Tx.
+type ciExecer = testdb.Execer
 
 // ciOpen opens testDSN through auditpg with opts and closes it at the end.
 func ciOpen(t testing.TB, opts ...Option) *sql.DB {
@@ -44,14 +45,7 @@ func ciOpen(t testing.TB, opts ...Option) *sql.DB {
 func ciOpenDSN(t testing.TB, dsn string, opts ...Option) *sql.DB {
 	t.Helper()
 	db, err := Open(dsn, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.PingContext(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return testdb.Opened(t, db, err)
 }
 
 // ciDSN returns testDSN with a user (when not empty) and extra parameters;
@@ -91,12 +85,8 @@ func ciTable(t testing.TB, db ciExecer, name string) {
 	ciExec(t, db, `INSERT INTO `+name+` VALUES (1, 'one'), (2, 'two')`)
 }
 
-func ciExec(t testing.TB, db ciExecer, query string, args ...any) {
-	t.Helper()
-	if _, err := db.ExecContext(context.Background(), query, args...); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
+// ciExec runs a set-up statement or stops the test.
+var ciExec = testdb.Exec
 
 // ciRows runs a query and returns its rows formatted one a line.
 func ciRows(q ciQueryer, ctx context.Context, query string, args ...any) (string, error) {

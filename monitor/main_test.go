@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditpg/auditpg/internal/pgtemp"
+	"github.com/auditpg/auditpg/internal/testdb"
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -15,17 +15,12 @@ import (
 // AUDITPG_TEST_DATABASE_URL).
 var testDSN string
 
-func TestMain(m *testing.M) { os.Exit(pgtemp.RunTests(m, &testDSN)) }
+func TestMain(m *testing.M) { os.Exit(testdb.Run(m, &testDSN)) }
 
 // openDB opens testDSN with pgx's database/sql driver.
 func openDB(tb testing.TB) *sql.DB {
 	tb.Helper()
-	db, err := sql.Open("pgx", testDSN)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
+	return testdb.Open(tb, "pgx", testDSN)
 }
 
 // fixture is one session that creates a situation. Statistics a session
@@ -48,9 +43,7 @@ func newFixture(tb testing.TB, db *sql.DB) *fixture {
 
 func (f *fixture) exec(query string, args ...any) {
 	f.tb.Helper()
-	if _, err := f.conn.ExecContext(context.Background(), query, args...); err != nil {
-		f.tb.Fatalf("%s: %v", query, err)
-	}
+	testdb.Exec(f.tb, f.conn, query, args...)
 }
 
 // flush makes this session's pending statistics visible to others: the
@@ -83,10 +76,5 @@ func eventually(t *testing.T, what string, cond func() (bool, error)) {
 // openDBAt opens dsn with pgx's database/sql driver.
 func openDBAt(tb testing.TB, dsn string) *sql.DB {
 	tb.Helper()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
+	return testdb.Open(tb, "pgx", dsn)
 }

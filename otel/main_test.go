@@ -4,11 +4,11 @@ import (
 	"os"
 	"testing"
 
-	"github.com/auditpg/auditpg/internal/pgtemp"
+	"github.com/auditpg/auditpg/internal/testdb"
 )
 
 // testDSN points at the temporary cluster TestMain starts (or at
 // AUDITPG_TEST_DATABASE_URL).
 var testDSN string
 
-func TestMain(m *testing.M) { os.Exit(pgtemp.RunTests(m, &testDSN)) }
+func TestMain(m *testing.M) { os.Exit(testdb.Run(m, &testDSN)) }

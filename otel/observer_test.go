@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/testdb"
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -132,12 +133,8 @@ func target(t *testing.T) auditpg.Target {
 	return c.Target()
 }
 
-func mustExec(t testing.TB, db *sql.DB, query string, args ...any) {
-	t.Helper()
-	if _, err := db.ExecContext(context.Background(), query, args...); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
+// mustExec runs a set-up statement or stops the test.
+var mustExec = testdb.Exec
 
 // createItems makes a fresh table named name with three rows.
 func createItems(t testing.TB, db *sql.DB, name string) {

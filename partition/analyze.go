@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Thresholds of Analyze's recommendations (the first three are the seed's).
+// Thresholds of Analyze's recommendations.
 const (
 	tooManyPartitions = 50
 	tooLargeAverage   = 1 << 30 // bytes
@@ -43,7 +43,7 @@ type Analysis struct {
 
 // Analyze inspects the table's partitions and recommends: a coarser
 // interval past 50 partitions, a finer one past 1 GiB on average, dropping
-// empty partitions past 5 (the seed's three), and moving rows out of the
+// empty partitions past 5, and moving rows out of the
 // default partition, premaking more partitions, applying the retention,
 // repairing missing indexes and filling gaps.
 func (m *Manager) Analyze(ctx context.Context) (*Analysis, error) {

@@ -5,7 +5,7 @@
 // # The table
 //
 // [AuditLogSchema] returns the audit_log DDL as plain SQL (`auditpg
-// partition schema` prints it): the seed's columns, PARTITION BY RANGE
+// partition schema` prints it): one audit event a row, PARTITION BY RANGE
 // ("timestamp"), the primary key (id, "timestamp") (a partitioned table's
 // unique constraints must include the partition key), the indexes declared
 // once on the parent so that every partition has them, and a default
@@ -14,7 +14,8 @@
 // # Indexes
 //
 // An audit log is written far more than it is read, and every index is
-// paid on every insert. Of the seed's fourteen indexes five are kept:
+// paid on every insert. Of the fourteen indexes the table could have, five
+// are kept:
 //
 //   - ("timestamp"): time-range scans and "latest events" (ORDER BY
 //     "timestamp" DESC LIMIT n); appends land on the index's right edge,
@@ -36,8 +37,8 @@
 // declares all fourteen. The measurement is in BENCHMARKS.md
 // (BenchmarkInsertIndexes, medians of 3 runs of 300 batches, 2 shared
 // cores): a batch of 1000 events takes 12 ms with the primary key alone,
-// 25 ms with the kept indexes, 55 ms with the seed's fourteen: the kept
-// set writes about 2.2 times as many events per second as the seed's
+// 25 ms with the kept indexes, 55 ms with all fourteen: the kept set
+// writes about 2.2 times as many events per second as the full list
 // (40,000 against 18,000).
 //
 // # Partitions

@@ -1,18 +1,15 @@
 package partition
 
 import (
-	"context"
 	"database/sql"
-	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/auditpg/auditpg/internal/pgtemp"
+	"github.com/auditpg/auditpg/internal/testdb"
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -20,9 +17,7 @@ import (
 // AUDITPG_TEST_DATABASE_URL).
 var testDSN string
 
-func TestMain(m *testing.M) { os.Exit(pgtemp.RunTests(m, &testDSN)) }
-
-var schemaSeq atomic.Int64
+func TestMain(m *testing.M) { os.Exit(testdb.Run(m, &testDSN)) }
 
 // openDB opens the test database through pgx's stdlib driver with the
 // session TimeZone tz ("" for the server's), and closes it at the end.
@@ -39,11 +34,7 @@ func openDB(tb testing.TB, tz string) *sql.DB {
 		u.RawQuery = q.Encode()
 		dsn = u.String()
 	}
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	db := testdb.Open(tb, "pgx", dsn)
 	if tz != "" {
 		var got string
 		if err := db.QueryRow(`SHOW TimeZone`).Scan(&got); err != nil || got != tz {
@@ -51,27 +42,6 @@ func openDB(tb testing.TB, tz string) *sql.DB {
 		}
 	}
 	return db
-}
-
-// newSchema creates a fresh schema for one test, dropped at the end.
-func newSchema(tb testing.TB, db *sql.DB) string {
-	tb.Helper()
-	name := fmt.Sprintf("t%d_%s", schemaSeq.Add(1), strings.ToLower(strings.NewReplacer("/", "_", " ", "_", "'", "", "=", "_", "\"", "").Replace(tb.Name())))
-	if len(name) > 60 {
-		name = name[:60]
-	}
-	exec(tb, db, `CREATE SCHEMA `+Table{Name: name}.String())
-	tb.Cleanup(func() {
-		db.Exec(`DROP SCHEMA ` + Table{Name: name}.String() + ` CASCADE`)
-	})
-	return name
-}
-
-func exec(tb testing.TB, db *sql.DB, query string, args ...any) {
-	tb.Helper()
-	if _, err := db.ExecContext(context.Background(), query, args...); err != nil {
-		tb.Fatalf("%s: %v", query, err)
-	}
 }
 
 func fixedClock(t time.Time) func() time.Time { return func() time.Time { return t } }

@@ -42,10 +42,9 @@ func (m *Manager) on(conn *sql.Conn) *Manager {
 func New(db *sql.DB, opts ...Option) (*Manager, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
-		o(&cfg)
-	}
-	if err := cfg.validate(); err != nil {
-		return nil, err
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	return &Manager{db: db, q: db, cfg: cfg}, nil
 }
@@ -246,14 +245,7 @@ func (m *Manager) create(ctx context.Context, r *Report) error {
 // the gentle way afterwards), in one transaction.
 func (m *Manager) createTable(ctx context.Context) error {
 	ddl := AuditLogSchema(m.cfg.table, WithoutDefaultPartition())
-	return m.inTx(ctx, "create table "+m.cfg.table.String(), func(tx *sql.Tx) error {
-		for stmt := range strings.SplitSeq(strings.TrimSpace(ddl), ";\n") {
-			if _, err := tx.ExecContext(ctx, strings.TrimSuffix(stmt, ";")); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return m.inTx(ctx, "create table "+m.cfg.table.String(), func(tx *sql.Tx) error { return execDDL(ctx, tx, ddl) })
 }
 
 // ensureRange creates the partition [from, to) unless one with exactly that

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 	_ "time/tzdata" // the Pacific zones, whatever the machine has
+
+	"github.com/auditpg/auditpg/internal/testdb"
 )
 
 // insertAt inserts one event at t and returns the partition it landed in.
@@ -58,7 +60,7 @@ func TestBoundaries(t *testing.T) {
 		db := openDB(t, tz)
 		for _, tt := range tests {
 			t.Run(tz+"/"+tt.name, func(t *testing.T) {
-				table := Table{newSchema(t, db), "audit_log"}
+				table := Table{testdb.Schema(t, db), "audit_log"}
 				m := newManager(t, db, WithTable(table), WithInterval(tt.iv), WithPremake(2), WithClock(fixedClock(tt.now)))
 				if _, err := m.Create(context.Background()); err != nil {
 					t.Fatal(err)
@@ -126,7 +128,7 @@ func countIn(tb testing.TB, db *sql.DB, table Table) int64 {
 func TestDefaultRows(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "Pacific/Kiritimati")
-	table := Table{newSchema(t, db), "audit_log"}
+	table := Table{testdb.Schema(t, db), "audit_log"}
 	m := newManager(t, db, WithTable(table), WithPremake(1), WithClock(fixedClock(date(2024, 6, 15))))
 	if _, err := m.Create(ctx); err != nil {
 		t.Fatal(err)
@@ -194,7 +196,7 @@ func TestDefaultRows(t *testing.T) {
 func TestRaceTwoConnections(t *testing.T) {
 	ctx := context.Background()
 	db1, db2 := openDB(t, ""), openDB(t, "Pacific/Pago_Pago")
-	table := Table{newSchema(t, db1), "audit_log"}
+	table := Table{testdb.Schema(t, db1), "audit_log"}
 	insertDefault := func() {
 		for _, at := range []time.Time{date(2023, 1, 5), date(2023, 2, 5), date(2024, 1, 5)} {
 			insertAt(t, db1, table, at)
@@ -246,7 +248,7 @@ func TestRetention(t *testing.T) {
 	ctx := context.Background()
 	now := date(2024, 6, 15)
 	setup := func(t *testing.T, db *sql.DB, opts ...Option) (Table, *Manager) {
-		table := Table{newSchema(t, db), "audit_log"}
+		table := Table{testdb.Schema(t, db), "audit_log"}
 		opts = append([]Option{WithTable(table), WithPremake(1), WithClock(fixedClock(now))}, opts...)
 		m := newManager(t, db, opts...)
 		if _, err := newManager(t, db, WithTable(table), WithPremake(1), WithClock(fixedClock(now))).Create(ctx); err != nil {
@@ -293,10 +295,10 @@ func TestRetention(t *testing.T) {
 		wantDetach string
 	}{{Drop, false, "plain"}, {Detach, false, "plain"}, {Archive, false, "plain"}, {Drop, true, "concurrently"}, {Archive, true, "concurrently"}} {
 		t.Run(fmt.Sprintf("%v/default=%v", tt.mode, !tt.noDefault), func(t *testing.T) {
-			archive := newSchema(t, db)
+			archive := testdb.Schema(t, db)
 			table, m := setup(t, db, retention, WithRetentionMode(tt.mode), WithArchiveSchema(archive), WithDefaultPartition(!tt.noDefault))
 			if tt.noDefault {
-				exec(t, db, `DROP TABLE `+table.sibling("audit_log_default").String())
+				testdb.Exec(t, db, `DROP TABLE `+table.sibling("audit_log_default").String())
 			}
 			r, err := m.Cleanup(ctx, false)
 			if err != nil {
@@ -354,7 +356,7 @@ func TestQuotedNames(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "")
 	schema := `my "odd" schema`
-	exec(t, db, `CREATE SCHEMA `+Table{Name: schema}.String())
+	testdb.Exec(t, db, `CREATE SCHEMA `+Table{Name: schema}.String())
 	t.Cleanup(func() { db.Exec(`DROP SCHEMA ` + Table{Name: schema}.String() + ` CASCADE`) })
 	table := Table{schema, `audit log's "x"`}
 	now := date(2024, 6, 15)
@@ -390,7 +392,7 @@ func TestQuotedNames(t *testing.T) {
 func TestInsertsDuringMaintenance(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "")
-	table := Table{newSchema(t, db), "audit_log"}
+	table := Table{testdb.Schema(t, db), "audit_log"}
 	now := date(2024, 6, 15)
 	const lockTimeout = 200 * time.Millisecond
 	if _, err := newManager(t, db, WithTable(table), WithClock(fixedClock(now))).Create(ctx); err != nil {
@@ -464,7 +466,7 @@ func TestInsertsDuringMaintenance(t *testing.T) {
 func TestLockTimeoutGivesUp(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "")
-	table := Table{newSchema(t, db), "audit_log"}
+	table := Table{testdb.Schema(t, db), "audit_log"}
 	if _, err := newManager(t, db, WithTable(table), WithClock(fixedClock(date(2024, 6, 15)))).Create(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,34 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/auditpg/auditpg/internal/testdb"
 )
+
+// TestCreateAuditLog: CreateAuditLog makes the missing schema, the
+// partitioned parent with its kept indexes and the default partition, and a
+// second call changes nothing.
+func TestCreateAuditLog(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, "")
+	table := Table{testdb.Schema(t, db) + "_new", "audit_log"}
+	t.Cleanup(func() { db.Exec(`DROP SCHEMA IF EXISTS ` + Table{Name: table.Schema}.String() + ` CASCADE`) })
+	for range 2 {
+		if err := CreateAuditLog(ctx, db, table); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var kind string
+	var indexes, parts int
+	err := db.QueryRow(`SELECT c.relkind::text,
+		(SELECT count(*) FROM pg_index WHERE indrelid = c.oid),
+		(SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid)
+		FROM pg_class c WHERE c.oid = to_regclass($1)`, table.String()).Scan(&kind, &indexes, &parts)
+	if err != nil || kind != "p" || indexes != 6 || parts != 1 {
+		t.Errorf("after CreateAuditLog: relkind %q, %d indexes, %d partitions (%v); want p, 6 (the primary key included), 1 (the default)",
+			kind, indexes, parts, err)
+	}
+}
 
 func TestSchemaDDL(t *testing.T) {
 	db := openDB(t, "")
@@ -16,11 +43,11 @@ func TestSchemaDDL(t *testing.T) {
 		opts        []SchemaOption
 		wantIndexes int // the primary key included
 	}{{nil, 6}, {[]SchemaOption{WithSeedIndexes()}, 15}} {
-		table := Table{newSchema(t, db), "audit_log"}
+		table := Table{testdb.Schema(t, db), "audit_log"}
 		ddl := AuditLogSchema(table, tt.opts...)
 		for range 2 { // idempotent
 			for stmt := range strings.SplitSeq(strings.TrimSpace(ddl), ";\n") {
-				exec(t, db, stmt)
+				testdb.Exec(t, db, stmt)
 			}
 		}
 		var n int
@@ -44,7 +71,7 @@ func TestSchemaDDL(t *testing.T) {
 func TestListAndAnalyze(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "Pacific/Kiritimati")
-	table := Table{newSchema(t, db), "audit_log"}
+	table := Table{testdb.Schema(t, db), "audit_log"}
 	now := date(2024, 6, 15)
 	m := newManager(t, db, WithTable(table), WithClock(fixedClock(now)), WithRetention(30*24*time.Hour), WithPremake(5))
 	if _, err := newManager(t, db, WithTable(table), WithClock(fixedClock(now))).Create(ctx); err != nil {
@@ -56,13 +83,13 @@ func TestListAndAnalyze(t *testing.T) {
 	if _, err := m.MoveDefault(ctx); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, db, `DELETE FROM `+table.String()+` WHERE "timestamp" < '2024-01-01 00:00:00+00'`) // 7 empty past partitions
+	testdb.Exec(t, db, `DELETE FROM `+table.String()+` WHERE "timestamp" < '2024-01-01 00:00:00+00'`) // 7 empty past partitions
 	insertAt(t, db, table, now)
 	insertAt(t, db, table, now)
-	exec(t, db, `ANALYZE `+table.sibling("audit_log_p20240601").String())
-	exec(t, db, `ALTER TABLE `+table.String()+` DETACH PARTITION `+table.sibling("audit_log_p20240301").String()) // a gap
-	exec(t, db, `CREATE INDEX ON ONLY `+table.String()+` (action)`)                                               // on no partition
-	insertAt(t, db, table, date(2024, 3, 5))                                                                      // into the gap: the default
+	testdb.Exec(t, db, `ANALYZE `+table.sibling("audit_log_p20240601").String())
+	testdb.Exec(t, db, `ALTER TABLE `+table.String()+` DETACH PARTITION `+table.sibling("audit_log_p20240301").String()) // a gap
+	testdb.Exec(t, db, `CREATE INDEX ON ONLY `+table.String()+` (action)`)                                               // on no partition
+	insertAt(t, db, table, date(2024, 3, 5))                                                                             // into the gap: the default
 
 	l, err := m.List(ctx, true)
 	if err != nil {
@@ -109,12 +136,12 @@ func TestListAndAnalyze(t *testing.T) {
 func TestConvert(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "Pacific/Pago_Pago")
-	table := Table{newSchema(t, db), `audit "log"`}
-	exec(t, db, `CREATE TABLE `+table.String()+` (id serial PRIMARY KEY, "timestamp" timestamptz NOT NULL, organization_id text,
+	table := Table{testdb.Schema(t, db), `audit "log"`}
+	testdb.Exec(t, db, `CREATE TABLE `+table.String()+` (id serial PRIMARY KEY, "timestamp" timestamptz NOT NULL, organization_id text,
 		action text NOT NULL, status text NOT NULL, details jsonb)`)
-	exec(t, db, `CREATE INDEX org_ts ON `+table.String()+` (organization_id, "timestamp")`)
-	exec(t, db, `CREATE UNIQUE INDEX uniq_details ON `+table.String()+` ((details->>'k'))`)
-	exec(t, db, `INSERT INTO `+table.String()+` ("timestamp", organization_id, action, status)
+	testdb.Exec(t, db, `CREATE INDEX org_ts ON `+table.String()+` (organization_id, "timestamp")`)
+	testdb.Exec(t, db, `CREATE UNIQUE INDEX uniq_details ON `+table.String()+` ((details->>'k'))`)
+	testdb.Exec(t, db, `INSERT INTO `+table.String()+` ("timestamp", organization_id, action, status)
 		SELECT '2024-04-01 00:00:00+00'::timestamptz + i * interval '1 minute' * 25, 'org' || (i % 7), 'a', 's' FROM generate_series(1, 5000) i`)
 	count0, sum0 := checksum(t, db, table)
 
@@ -177,7 +204,7 @@ func TestConvert(t *testing.T) {
 	}
 	// The serial sequence now belongs to the new table: dropping the
 	// backup leaves inserts working, with fresh ids.
-	exec(t, db, `DROP TABLE `+Table{table.Schema, `audit "log"_unpartitioned`}.String())
+	testdb.Exec(t, db, `DROP TABLE `+Table{table.Schema, `audit "log"_unpartitioned`}.String())
 	var id int64
 	if err := db.QueryRow(`INSERT INTO ` + table.String() + ` ("timestamp", action, status) VALUES ('2024-06-02', 'a', 's') RETURNING id`).Scan(&id); err != nil || id <= total {
 		t.Errorf("insert after dropping the backup: id %d, %v", id, err)
@@ -190,7 +217,7 @@ func TestConvert(t *testing.T) {
 func TestScheduler(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "")
-	table := Table{newSchema(t, db), "audit_log"}
+	table := Table{testdb.Schema(t, db), "audit_log"}
 	m := newManager(t, db, WithTable(table), WithClock(fixedClock(date(2024, 6, 15))), WithLogger(testLogger(t)))
 	runs := make(chan Run, 100)
 	s := NewScheduler(m, Every(50*time.Millisecond), OnRun(func(r Run) { runs <- r }))
@@ -251,7 +278,7 @@ func TestOneConnection(t *testing.T) {
 	defer cancel()
 	db := openDB(t, "")
 	db.SetMaxOpenConns(1)
-	table := Table{newSchema(t, db), "audit_log"}
+	table := Table{testdb.Schema(t, db), "audit_log"}
 	now := date(2024, 6, 15)
 	if _, err := newManager(t, db, WithTable(table), WithClock(fixedClock(now))).Create(ctx); err != nil {
 		t.Fatal(err)
@@ -265,9 +292,9 @@ func TestOneConnection(t *testing.T) {
 		}
 		t.Logf("default partition %v: %+v", withDefault, r)
 		if withDefault {
-			exec(t, db, `DROP TABLE `+table.sibling("audit_log_default").String())
+			testdb.Exec(t, db, `DROP TABLE `+table.sibling("audit_log_default").String())
 			insertAt(t, db, table, date(2024, 6, 1)) // keeps the table busy for the next run's check
-			exec(t, db, `CREATE TABLE `+table.sibling("old").String()+` PARTITION OF `+table.String()+` FOR VALUES FROM ('2022-01-01 00:00:00+00') TO ('2022-02-01 00:00:00+00')`)
+			testdb.Exec(t, db, `CREATE TABLE `+table.sibling("old").String()+` PARTITION OF `+table.String()+` FOR VALUES FROM ('2022-01-01 00:00:00+00') TO ('2022-02-01 00:00:00+00')`)
 		} else if len(r.Removed) != 1 || r.Removed[0].Detach != "concurrently" {
 			t.Errorf("without a default partition: removed %+v, want old detached concurrently", r.Removed)
 		}

@@ -69,8 +69,9 @@ type Progress struct {
 	Total int64
 }
 
-// Option configures a Manager.
-type Option func(*config)
+// Option configures a Manager. An option given a value it cannot use
+// returns an error saying what it wants, and New returns that error.
+type Option func(*config) error
 
 type config struct {
 	table            Table
@@ -106,73 +107,151 @@ func defaultConfig() config {
 	}
 }
 
-// WithTable sets the partitioned table (default audit_log).
-func WithTable(t Table) Option { return func(c *config) { c.table = t } }
+// WithTable sets the partitioned table (default audit_log). Its name must
+// not be empty.
+func WithTable(t Table) Option {
+	return func(c *config) error {
+		if t.Name == "" {
+			return fmt.Errorf("partition: WithTable(%+v): want a table name (audit_log by default)", t)
+		}
+		c.table = t
+		return nil
+	}
+}
 
 // WithColumn sets the time column a table is partitioned on, used when the
 // Manager creates or converts a table (default "timestamp"). An existing
 // partitioned table's own key always wins.
-func WithColumn(name string) Option { return func(c *config) { c.column = name } }
+func WithColumn(name string) Option { return func(c *config) error { c.column = name; return nil } }
 
-// WithInterval sets the interval of new partitions (default Monthly).
-func WithInterval(iv Interval) Option { return func(c *config) { c.interval = iv } }
+// WithInterval sets the interval of new partitions (default Monthly). It
+// must be one of the five; ParseInterval turns a name into one. The error
+// for another value wraps ErrInvalidInterval.
+func WithInterval(iv Interval) Option {
+	return func(c *config) error {
+		if !iv.valid() {
+			return fmt.Errorf("%w: WithInterval(%v): want Daily, Weekly, Monthly, Quarterly or Yearly", ErrInvalidInterval, iv)
+		}
+		c.interval = iv
+		return nil
+	}
+}
 
 // WithPremake sets how many partitions after the current one are kept ready
-// (default 4), created even when no data arrives.
-func WithPremake(n int) Option { return func(c *config) { c.premake = n } }
+// (default 4), created even when no data arrives. It must be 0 or more.
+func WithPremake(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("partition: WithPremake(%d): want 0 (the current partition only) or more", n)
+		}
+		c.premake = n
+		return nil
+	}
+}
 
 // WithRetention sets how long data is kept: a partition whose whole range is
-// older than now-d is removed by Cleanup. Zero (the default) keeps all.
-func WithRetention(d time.Duration) Option { return func(c *config) { c.retention = d } }
+// older than now-d is removed by Cleanup. Zero (the default) keeps all; a
+// negative d is an error.
+func WithRetention(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("partition: WithRetention(%v): want 0 (keep everything) or a positive duration", d)
+		}
+		c.retention = d
+		return nil
+	}
+}
 
-// WithRetentionMode sets what Cleanup does with expired partitions (default Drop).
-func WithRetentionMode(m RetentionMode) Option { return func(c *config) { c.retentionMode = m } }
+// WithRetentionMode sets what Cleanup does with expired partitions (default
+// Drop): Drop, Detach or Archive; ParseRetentionMode turns a name into one.
+func WithRetentionMode(m RetentionMode) Option {
+	return func(c *config) error {
+		if _, ok := retentionModeNames[m]; !ok {
+			return fmt.Errorf("partition: WithRetentionMode(%d): want Drop, Detach or Archive", int(m))
+		}
+		c.retentionMode = m
+		return nil
+	}
+}
 
 // WithArchiveSchema sets the schema Archive moves partitions into (default
 // "archive"); it is created if missing.
-func WithArchiveSchema(s string) Option { return func(c *config) { c.archiveSchema = s } }
+func WithArchiveSchema(s string) Option {
+	return func(c *config) error { c.archiveSchema = s; return nil }
+}
 
 // WithDefaultPartition turns the default partition on (the default) or off.
 // Rows outside every partition's range land in it instead of failing.
-func WithDefaultPartition(on bool) Option { return func(c *config) { c.defaultPartition = on } }
+func WithDefaultPartition(on bool) Option {
+	return func(c *config) error { c.defaultPartition = on; return nil }
+}
 
 // WithLockTimeout sets the lock_timeout of every DDL step (default 2s): no
-// concurrent insert waits on a maintenance lock longer than that.
-func WithLockTimeout(d time.Duration) Option { return func(c *config) { c.lockTimeout = d } }
+// concurrent insert waits on a maintenance lock longer than that. It must be
+// positive.
+func WithLockTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("partition: WithLockTimeout(%v): want a positive duration (2s by default)", d)
+		}
+		c.lockTimeout = d
+		return nil
+	}
+}
 
 // WithRetries sets how many times a step that hit the lock timeout is
-// retried, with exponential backoff (default 5).
-func WithRetries(n int) Option { return func(c *config) { c.retries = n } }
+// retried, with exponential backoff (default 5). It must be 0 or more.
+func WithRetries(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("partition: WithRetries(%d): want 0 (no retry) or more", n)
+		}
+		c.retries = n
+		return nil
+	}
+}
 
 // WithBatchSize sets the rows moved or copied per committed transaction
-// (default 10000).
-func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
+// (default 10000). It must be at least 1.
+func WithBatchSize(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("partition: WithBatchSize(%d): want at least 1 row per batch (10000 by default)", n)
+		}
+		c.batchSize = n
+		return nil
+	}
+}
 
 // WithClock sets the clock (default time.Now), for tests and dry runs "as of".
-func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return errors.New("partition: WithClock(nil): want a clock function, such as time.Now")
+		}
+		c.now = now
+		return nil
+	}
+}
 
 // WithLogger sets the logger (default: discard).
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("partition: WithLogger(nil): want a logger (leave the option out to discard the log)")
+		}
+		c.logger = l
+		return nil
+	}
+}
 
 // WithProgress sets a callback for long work (moving rows, converting).
-func WithProgress(f func(Progress)) Option { return func(c *config) { c.progress = f } }
-
-func (c *config) validate() error {
-	switch {
-	case !c.interval.valid():
-		return fmt.Errorf("%w: %v", ErrInvalidInterval, c.interval)
-	case c.table.Name == "":
-		return errors.New("partition: empty table name")
-	case c.premake < 0:
-		return fmt.Errorf("partition: premake must be >= 0, got %d", c.premake)
-	case c.retention < 0:
-		return fmt.Errorf("partition: retention must be >= 0, got %v", c.retention)
-	case c.batchSize < 1:
-		return fmt.Errorf("partition: batch size must be >= 1, got %d", c.batchSize)
-	case c.lockTimeout <= 0:
-		return fmt.Errorf("partition: lock timeout must be > 0, got %v", c.lockTimeout)
-	case c.retries < 0:
-		return fmt.Errorf("partition: retries must be >= 0, got %d", c.retries)
+func WithProgress(f func(Progress)) Option {
+	return func(c *config) error {
+		if f == nil {
+			return errors.New("partition: WithProgress(nil): want a function (leave the option out for no progress reports)")
+		}
+		c.progress = f
+		return nil
 	}
-	return nil
 }

@@ -4,24 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/pgerr"
 	"github.com/cenkalti/backoff/v5"
 )
-
-// sqlState returns the SQLSTATE of a server error, for any driver whose
-// errors have a SQLState method (pgx's *pgconn.PgError, lib/pq's *pq.Error).
-func sqlState(err error) string {
-	var s interface{ SQLState() string }
-	if errors.As(err, &s) {
-		return s.SQLState()
-	}
-	return ""
-}
 
 const (
 	stateLockNotAvailable = "55P03"
@@ -68,7 +58,7 @@ func (m *Manager) retryLocks(ctx context.Context, what string, op func() error) 
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		attempt++
 		err := op()
-		switch st := sqlState(err); {
+		switch st := pgerr.SQLState(err); {
 		case err == nil:
 			return struct{}{}, nil
 		case st == stateLockNotAvailable || st == stateDeadlock:
@@ -81,7 +71,7 @@ func (m *Manager) retryLocks(ctx context.Context, what string, op func() error) 
 		}
 	}, backoff.WithBackOff(b), backoff.WithMaxTries(uint(m.cfg.retries)+1))
 	if err != nil {
-		if st := sqlState(err); st == stateLockNotAvailable || st == stateDeadlock {
+		if st := pgerr.SQLState(err); st == stateLockNotAvailable || st == stateDeadlock {
 			return fmt.Errorf("%s: %w after %d attempts (lock_timeout %v; a long transaction may hold the table, retry later): %w",
 				what, ErrLockTimeout, attempt, m.cfg.lockTimeout, err)
 		}

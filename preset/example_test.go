@@ -214,6 +214,31 @@ func ExampleClassifications() {
 	// Output: [PUBLIC INTERNAL CONFIDENTIAL PHI] true
 }
 
+func ExampleClassificationList() {
+	fmt.Println("--classification: " + preset.ClassificationList())
+	// Output: --classification: PUBLIC, INTERNAL, CONFIDENTIAL, PHI
+}
+
+// A preset built from a default and overrides, as "auditpg preset create
+// --file" does with its flags.
+func ExamplePreset_Apply() {
+	var base preset.Preset
+	for _, d := range preset.DefaultPresets() {
+		if d.Name == "data_export" {
+			base = d
+		}
+	}
+	phi := preset.PHI
+	base.Apply(preset.Patch{
+		DataClassification: &phi,
+		RequiredFields:     []string{"principalId", "purposeOfUse"},
+		// Description, Action, DefaultValues, Validation: nil, kept.
+	})
+	base.Name, base.OrganizationID, base.CreatedBy = "phi_export", "org-123", "me"
+	fmt.Println(base.Action, base.DataClassification, base.RequiredFields, base.DefaultValues, base.Validate())
+	// Output: data.export PHI [principalId purposeOfUse] map[retentionPolicy:data-export-7y] <nil>
+}
+
 func ExampleWithTable() {
 	var db *sql.DB // any driver
 	store, err := preset.New(db, preset.WithTable("config", "audit_preset"))

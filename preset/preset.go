@@ -65,7 +65,8 @@ func Classifications() []Classification {
 func (c Classification) Valid() bool { return slices.Contains(Classifications(), c) }
 
 // Validation holds the rules an audit event made from a preset must pass.
-// Its JSON keys are those of the seed system's validation column.
+// Its JSON keys (camelCase) are those the validation column stores, so
+// rows written by any client of the table read back.
 type Validation struct {
 	MaxStringLength            int              `json:"maxStringLength"`
 	AllowedDataClassifications []Classification `json:"allowedDataClassifications"`
@@ -95,8 +96,9 @@ func (v Validation) isZero() bool {
 		v.MaxCustomFieldDepth == 0 && v.AllowedEventVersions == nil
 }
 
-// Preset is one row of audit_preset. JSON keys are those of the seed system's
-// API (camelCase).
+// Preset is one row of audit_preset. Its JSON keys are camelCase
+// (organizationId, dataClassification...), the form Decode reads and the
+// CLI's --json and --file use.
 type Preset struct {
 	// ID, CreatedAt and UpdatedAt are set by the server; writes ignore them.
 	ID          int64  `json:"id,omitempty"`
@@ -137,6 +139,33 @@ type Patch struct {
 	Validation         *Validation
 	// UpdatedBy is required: who made the change.
 	UpdatedBy string
+}
+
+// Apply sets the fields of p that patch sets and leaves the others as they
+// are, as Store.Update does to the stored row; nil RequiredFields and
+// DefaultValues keep, empty non-nil ones empty. It neither validates nor
+// touches the author fields (CreatedBy, UpdatedBy): it builds a preset from
+// a base (a decoded file, a default) and overrides, to be written with
+// Create or Upsert.
+func (p *Preset) Apply(patch Patch) {
+	if patch.Description != nil {
+		p.Description = *patch.Description
+	}
+	if patch.Action != nil {
+		p.Action = *patch.Action
+	}
+	if patch.DataClassification != nil {
+		p.DataClassification = *patch.DataClassification
+	}
+	if patch.RequiredFields != nil {
+		p.RequiredFields = patch.RequiredFields
+	}
+	if patch.DefaultValues != nil {
+		p.DefaultValues = patch.DefaultValues
+	}
+	if patch.Validation != nil {
+		p.Validation = *patch.Validation
+	}
 }
 
 func (p Patch) empty() bool {
@@ -232,11 +261,14 @@ func (ps *problems) description(s string) {
 
 func (ps *problems) classification(field string, c Classification) {
 	if !c.Valid() {
-		ps.add("%s must be one of %s (got %q)", field, classificationList(), truncate(string(c), 40))
+		ps.add("%s must be one of %s (got %q)", field, ClassificationList(), truncate(string(c), 40))
 	}
 }
 
-func classificationList() string {
+// ClassificationList returns the allowed classifications as one line, the
+// least sensitive first: "PUBLIC, INTERNAL, CONFIDENTIAL, PHI". Error
+// messages and help texts name them with it.
+func ClassificationList() string {
 	var b strings.Builder
 	for i, c := range Classifications() {
 		if i > 0 {
@@ -285,7 +317,7 @@ func (ps *problems) validation(v Validation) {
 		ps.add("validation.maxStringLength must be at least 1 (got %d)", v.MaxStringLength)
 	}
 	if len(v.AllowedDataClassifications) == 0 {
-		ps.add("validation.allowedDataClassifications must list at least one of %s", classificationList())
+		ps.add("validation.allowedDataClassifications must list at least one of %s", ClassificationList())
 	}
 	for i, c := range v.AllowedDataClassifications {
 		ps.classification(fmt.Sprintf("validation.allowedDataClassifications[%d]", i), c)
@@ -309,7 +341,7 @@ func truncate(s string, n int) string {
 
 // Decode reads one preset from JSON, strictly: an unknown key, a value of the
 // wrong type (requiredFields not an array of strings, defaultValues not an
-// object, validation not an object of the seed's keys and types) or trailing
+// object, validation not an object of Validation's keys and types) or trailing
 // data is an error wrapping ErrInvalid. Validation keys left out keep their
 // DefaultValidation value. Decode checks the shape only; the store validates
 // the content when it writes.

@@ -9,10 +9,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Schema returns the DDL of the store's table: the seed system's columns and
-// defaults, unique (name, organization_id), checks that the JSON columns
-// hold the right kind of value and the classification is a known one, and an
-// index for listing by organization. It is idempotent (IF NOT EXISTS).
+// Schema returns the DDL of the store's table: one preset a row, with the
+// column defaults writes rely on, unique (name, organization_id), checks
+// that the JSON columns hold the right kind of value and the classification
+// is a known one, and an index for listing by organization. It is idempotent (IF NOT EXISTS).
 func (s *Store) Schema() string { return s.sql.schema }
 
 // EnsureSchema creates the store's table and its index if they do not exist.

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/pgerr"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // DefaultCacheTTL is the TTL the read hint asks for unless WithCacheTTL says
@@ -369,8 +369,7 @@ func checkOrgWrite(org, op, instead string) error {
 // the table is missing.
 func (s *Store) wrap(err error, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+	if pgerr.SQLState(err) == "42P01" { // undefined_table
 		return fmt.Errorf("%s: table %s does not exist (create it with EnsureSchema or `auditpg preset seed`): %w", msg, s.sql.table, err)
 	}
 	return fmt.Errorf("%s: %w", msg, err)

@@ -7,16 +7,14 @@ import (
 	"testing"
 
 	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/testdb"
 	"github.com/auditpg/auditpg/monitor"
 )
 
 func TestMonitorCommands(t *testing.T) {
 	ctx := context.Background()
 	db, err := auditpg.Open(testDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = testdb.Opened(t, db, err)
 	for _, q := range []string{
 		`CREATE TABLE cli_mon (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = false)`,
 		`INSERT INTO cli_mon SELECT g, g % 10 FROM generate_series(1, 3000) g`,
@@ -25,9 +23,7 @@ func TestMonitorCommands(t *testing.T) {
 		`CREATE INDEX cli_mon_v_again ON cli_mon (v)`,
 		`SELECT pg_stat_force_next_flush()`,
 	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+		testdb.Exec(t, db, q)
 	}
 
 	// Text output: readable tables naming the findings.

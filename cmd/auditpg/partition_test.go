@@ -1,25 +1,21 @@
 package main
 
 import (
-	"database/sql"
 	"encoding/json"
 	"strings"
 	"testing"
 
-	"github.com/auditpg/auditpg/partition"
 	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/auditpg/auditpg/internal/testdb"
+	"github.com/auditpg/auditpg/partition"
 )
 
 func TestPartitionCommands(t *testing.T) {
-	db, err := sql.Open("pgx", testDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testdb.Open(t, "pgx", testDSN)
+	// A name that needs quoting, fixed so that the printed DDL can be checked.
 	const schema = "cli partition"
-	if _, err := db.Exec(`CREATE SCHEMA "cli partition"`); err != nil {
-		t.Fatal(err)
-	}
+	testdb.Exec(t, db, `CREATE SCHEMA "cli partition"`)
 	t.Cleanup(func() { db.Exec(`DROP SCHEMA "cli partition" CASCADE`) })
 	base := []string{"partition", "--schema", schema, "--table", "audit_log", "--interval", "monthly"}
 	run := func(args ...string) string {
@@ -43,9 +39,7 @@ func TestPartitionCommands(t *testing.T) {
 	if len(r.Created) != 4 { // default, current, 2 premade
 		t.Errorf("create made %v", r.Created)
 	}
-	if _, err := db.Exec(`INSERT INTO "cli partition".audit_log ("timestamp", action, status) VALUES ('2001-01-15', 'a', 's')`); err != nil {
-		t.Fatal(err)
-	}
+	testdb.Exec(t, db, `INSERT INTO "cli partition".audit_log ("timestamp", action, status) VALUES ('2001-01-15', 'a', 's')`)
 	if out := run("create", "--premake", "2"); !strings.Contains(out, "moved 1 rows out of the default partition") || !strings.Contains(out, "audit_log_p20010101") {
 		t.Errorf("second create printed:\n%s", out)
 	}
@@ -67,11 +61,9 @@ func TestPartitionCommands(t *testing.T) {
 	}
 
 	// convert: the detached partition is an unpartitioned table of its own.
-	if _, err := db.Exec(`ALTER TABLE "cli partition".audit_log_p20010101 RENAME TO old_log`); err != nil {
-		t.Fatal(err)
-	}
+	testdb.Exec(t, db, `ALTER TABLE "cli partition".audit_log_p20010101 RENAME TO old_log`)
 	var res partition.ConvertResult
-	out, err = runCLI(t, "partition", "--schema", schema, "--table", "old_log", "--json", "convert")
+	out, err := runCLI(t, "partition", "--schema", schema, "--table", "old_log", "--json", "convert")
 	if err != nil {
 		t.Fatal(err)
 	}

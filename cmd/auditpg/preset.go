@@ -130,7 +130,7 @@ organization already has a preset of that name, it fails; use update.`,
 			if err != nil {
 				return err
 			}
-			applyPatch(&p, patch)
+			p.Apply(patch)
 			if p.CreatedBy == "" || cmd.Flags().Changed("by") {
 				p.CreatedBy = ff.by
 			}
@@ -238,7 +238,7 @@ func (ff *fieldFlags) register(cmd *cobra.Command) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&ff.description, "description", "", "description")
 	fl.StringVar(&ff.action, "action", "", "audit action, e.g. auth.login")
-	fl.StringVar(&ff.classification, "classification", "", "data classification: "+classificationsHelp())
+	fl.StringVar(&ff.classification, "classification", "", "data classification: "+preset.ClassificationList())
 	fl.StringSliceVar(&ff.requiredFields, "required-fields", nil, "fields an event must carry, comma-separated")
 	fl.StringVar(&ff.defaultValues, "default-values", "", `default values, a JSON object: '{"retentionPolicy":"1y"}'`)
 	fl.StringVar(&ff.validation, "validation", "", `validation rules, a JSON object; keys left out keep their default: '{"maxStringLength":5000}'`)
@@ -281,28 +281,6 @@ func (ff *fieldFlags) patch(cmd *cobra.Command) (preset.Patch, error) {
 	return p, nil
 }
 
-// applyPatch copies the fields set in patch to p, for create.
-func applyPatch(p *preset.Preset, patch preset.Patch) {
-	if patch.Description != nil {
-		p.Description = *patch.Description
-	}
-	if patch.Action != nil {
-		p.Action = *patch.Action
-	}
-	if patch.DataClassification != nil {
-		p.DataClassification = *patch.DataClassification
-	}
-	if patch.RequiredFields != nil {
-		p.RequiredFields = patch.RequiredFields
-	}
-	if patch.DefaultValues != nil {
-		p.DefaultValues = patch.DefaultValues
-	}
-	if patch.Validation != nil {
-		p.Validation = *patch.Validation
-	}
-}
-
 func decodePresetFile(name string, stdin io.Reader) (preset.Preset, error) {
 	r := stdin
 	if name != "-" {
@@ -318,14 +296,6 @@ func decodePresetFile(name string, stdin io.Reader) (preset.Preset, error) {
 		return preset.Preset{}, fmt.Errorf("--file %s: %w", name, err)
 	}
 	return p, nil
-}
-
-func classificationsHelp() string {
-	var names []string
-	for _, c := range preset.Classifications() {
-		names = append(names, string(c))
-	}
-	return strings.Join(names, ", ")
 }
 
 // defaultAuthor is the author writes record when --by is not given: the

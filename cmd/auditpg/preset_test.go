@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/testdb"
 	"github.com/auditpg/auditpg/preset"
 )
 
@@ -18,15 +18,8 @@ import (
 func TestPresetCommands(t *testing.T) {
 	table := []string{"--table", "cli_preset_test"}
 	db, err := auditpg.Open(testDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	drop := func() {
-		if _, err := db.ExecContext(context.Background(), `DROP TABLE IF EXISTS cli_preset_test`); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db = testdb.Opened(t, db, err)
+	drop := func() { testdb.Exec(t, db, `DROP TABLE IF EXISTS cli_preset_test`) }
 	drop() // a database that outlives the tests (AUDITPG_TEST_DATABASE_URL) may hold a previous run's
 	defer drop()
 	run := func(args ...string) (string, error) {

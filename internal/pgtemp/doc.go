@@ -23,12 +23,7 @@
 // PATH. When none is found, [Start] returns an error wrapping [ErrNoBinaries]
 // that names the package to install.
 //
-// A test package uses it from TestMain:
-//
-//	var testDSN string
-//
-//	func TestMain(m *testing.M) { os.Exit(pgtemp.RunTests(m, &testDSN)) }
-//
-// [RunTests] uses the server named by AUDITPG_TEST_DATABASE_URL instead when
-// that variable is set.
+// Test packages start it from TestMain through internal/testdb, which also
+// honours AUDITPG_TEST_DATABASE_URL ([EnvDatabaseURL]); pgtemp itself does
+// not import the testing package, so the CLI that links it does not either.
 package pgtemp

@@ -19,8 +19,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// EnvDatabaseURL names the environment variable that [RunTests] reads: when
-// it is set, tests use that server and no cluster is started.
+// EnvDatabaseURL names the environment variable that the tests' TestMain
+// (internal/testdb.Run) reads: when it is set, tests use that server and no
+// cluster is started.
 const EnvDatabaseURL = "AUDITPG_TEST_DATABASE_URL"
 
 // ErrNoBinaries is wrapped by the error [Start] returns when no PostgreSQL

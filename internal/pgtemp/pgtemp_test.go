@@ -3,7 +3,6 @@
 package pgtemp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -20,24 +19,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's log copier and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func startCluster(t *testing.T, opts ...Option) *Cluster {
 	t.Helper()
@@ -77,8 +58,8 @@ func queryString(t *testing.T, conn *pgx.Conn, sql string) string {
 }
 
 func TestStart(t *testing.T) {
-	var log syncBuffer
-	c := startCluster(t, WithLogger(&log), WithSetting("work_mem", "7MB"))
+	log := newTailBuffer(1 << 20) // the whole log, for the checks below
+	c := startCluster(t, WithLogger(log), WithSetting("work_mem", "7MB"))
 
 	want := "postgres://postgres@127.0.0.1:" + strconv.Itoa(c.port) + "/postgres?sslmode=disable"
 	if c.DSN() != want {
@@ -145,8 +126,8 @@ func TestStart(t *testing.T) {
 		}
 	}
 
-	if !strings.Contains(log.String(), "ready to accept connections") {
-		t.Errorf("WithLogger did not receive the server log; got:\n%s", log.String())
+	if !strings.Contains(log.since(0), "ready to accept connections") {
+		t.Errorf("WithLogger did not receive the server log; got:\n%s", log.since(0))
 	}
 	if _, err := os.Stat(filepath.Join(c.dir, "server.log")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("server.log created despite WithLogger (err %v)", err)
@@ -367,16 +348,16 @@ func TestPortTaken(t *testing.T) {
 	defer l.Close()
 	taken := l.Addr().(*net.TCPAddr).Port
 
-	var log syncBuffer
-	c := startCluster(t, WithLogger(&log), withPorts(taken))
+	log := newTailBuffer(1 << 20) // the whole log, for the checks below
+	c := startCluster(t, WithLogger(log), withPorts(taken))
 	if c.port == taken {
 		t.Fatalf("cluster on the taken port %d", taken)
 	}
-	if !strings.Contains(log.String(), "Address already in use") {
-		t.Errorf("the first server did not meet the taken port; log:\n%s", log.String())
+	if !strings.Contains(log.since(0), "Address already in use") {
+		t.Errorf("the first server did not meet the taken port; log:\n%s", log.since(0))
 	}
-	if strings.Count(log.String(), "ready to accept connections") != 1 {
-		t.Errorf("log:\n%s", log.String())
+	if strings.Count(log.since(0), "ready to accept connections") != 1 {
+		t.Errorf("log:\n%s", log.since(0))
 	}
 
 	before := ourDirs(t)
