@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/pgerr"
 	"github.com/auditpg/auditpg/internal/resultcache"
 	"github.com/auditpg/auditpg/internal/sqlclass"
 	"github.com/cenkalti/backoff/v5"
@@ -125,7 +126,7 @@ func (ic *interceptor) ConnectorConnect(ctx context.Context, connector driver.Co
 	ev.Duration = time.Since(ev.Start)
 	c.stats.connected(ev.Duration, err)
 	if err != nil {
-		ev.Err, ev.SQLState = err, sqlState(err)
+		ev.Err, ev.SQLState = err, pgerr.SQLState(err)
 		c.end(ctx, ev)
 		return nil, err
 	}
@@ -186,15 +187,6 @@ func (c *shared) end(ctx context.Context, ev *Event) {
 	}
 }
 
-// sqlState returns the SQLSTATE of a server error, or "".
-func sqlState(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
-}
-
 // call times one call that returns no rows.
 func (ic *interceptor) call(ctx context.Context, op Op, query string, fn func(context.Context) error) error {
 	ev := &Event{Op: op, Query: query, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
@@ -205,7 +197,7 @@ func (ic *interceptor) call(ctx context.Context, op Op, query string, fn func(co
 	err := fn(ctx)
 	ev.Duration = time.Since(ev.Start)
 	if err != nil {
-		ev.Err, ev.SQLState = err, sqlState(err)
+		ev.Err, ev.SQLState = err, pgerr.SQLState(err)
 	}
 	ic.c.end(ctx, ev)
 	return err
@@ -231,7 +223,7 @@ func (ic *interceptor) TxCommit(ctx context.Context, tx driver.Tx) error {
 	if ic.c.cache != nil {
 		// A commit that failed without a word from the server may still
 		// have committed: invalidate as if it had.
-		ic.cs.EndTransaction(ctx, err == nil || sqlState(err) == "")
+		ic.cs.EndTransaction(ctx, err == nil || pgerr.SQLState(err) == "")
 	}
 	return err
 }
@@ -278,7 +270,7 @@ func (ic *interceptor) exec(ctx context.Context, conn driver.ExecerContext, stmt
 	}
 	ev.Duration = time.Since(ev.Start)
 	if err != nil {
-		ev.Err, ev.SQLState = err, sqlState(err)
+		ev.Err, ev.SQLState = err, pgerr.SQLState(err)
 	} else if n, rerr := res.RowsAffected(); rerr == nil {
 		ev.Rows = n
 	}
@@ -322,7 +314,7 @@ func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, st
 	}
 	if err != nil {
 		r.ev.Duration = time.Since(r.ev.Start)
-		r.ev.Err, r.ev.SQLState = err, sqlState(err)
+		r.ev.Err, r.ev.SQLState = err, pgerr.SQLState(err)
 		if r.fill != nil {
 			r.fill.Finish(false)
 		}
@@ -355,7 +347,7 @@ func (ic *interceptor) RowsNext(_ context.Context, dr driver.Rows, dest []driver
 			r.fill.Complete = true
 		}
 	default:
-		r.ev.Err, r.ev.SQLState = err, sqlState(err)
+		r.ev.Err, r.ev.SQLState = err, pgerr.SQLState(err)
 	}
 	return err
 }
@@ -375,7 +367,7 @@ func (ic *interceptor) RowsClose(_ context.Context, dr driver.Rows) error {
 	r.closed = true
 	r.ev.Duration = time.Since(r.ev.Start)
 	if err != nil && r.ev.Err == nil {
-		r.ev.Err, r.ev.SQLState = err, sqlState(err)
+		r.ev.Err, r.ev.SQLState = err, pgerr.SQLState(err)
 	}
 	if r.fill != nil {
 		r.fill.Finish(r.ev.Err == nil)

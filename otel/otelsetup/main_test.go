@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/auditpg/auditpg"
-	"github.com/auditpg/auditpg/internal/pgtemp"
+	"github.com/auditpg/auditpg/internal/testdb"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -14,7 +14,7 @@ import (
 // AUDITPG_TEST_DATABASE_URL).
 var testDSN string
 
-func TestMain(m *testing.M) { os.Exit(pgtemp.RunTests(m, &testDSN)) }
+func TestMain(m *testing.M) { os.Exit(testdb.Run(m, &testDSN)) }
 
 // createItems makes a fresh table named name with three rows.
 func createItems(t testing.TB, db *sql.DB, name string) {
