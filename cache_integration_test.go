@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/pgerr"
 	"github.com/auditpg/auditpg/internal/testdb"
 )
 
@@ -91,7 +92,7 @@ var ciExec = testdb.Exec
 // ciRows runs a query and returns its rows formatted one a line.
 func ciRows(q ciQueryer, ctx context.Context, query string, args ...any) (string, error) {
 	res, err := ciRowsOnce(q, ctx, query, args...)
-	if sqlState(err) == "0A000" && strings.Contains(err.Error(), "cached plan must not change result type") {
+	if pgerr.SQLState(err) == "0A000" && strings.Contains(err.Error(), "cached plan must not change result type") {
 		// pgx's statement cache after DDL changed a table: pgx has dropped
 		// the statement, and the same read now works (an error is never a
 		// cache hit).
@@ -1251,13 +1252,13 @@ func TestCacheIntegInvalidationTransactions(t *testing.T) {
 	t.Run("failed writes", func(t *testing.T) {
 		old := ciFill(t, db, q, 1)
 		inv := ciStats(t, db).Invalidations
-		if _, err := db.ExecContext(ctx, `INSERT INTO ci_invtx VALUES (1, 'duplicate')`); sqlState(err) != "23505" {
+		if _, err := db.ExecContext(ctx, `INSERT INTO ci_invtx VALUES (1, 'duplicate')`); pgerr.SQLState(err) != "23505" {
 			t.Fatalf("duplicate insert: %v", err)
 		}
-		if _, err := ciRows(db, ctx, `INSERT INTO ci_invtx VALUES (2, 'duplicate') RETURNING id`); sqlState(err) != "23505" {
+		if _, err := ciRows(db, ctx, `INSERT INTO ci_invtx VALUES (2, 'duplicate') RETURNING id`); pgerr.SQLState(err) != "23505" {
 			t.Fatalf("duplicate insert through a query: %v", err)
 		}
-		if _, err := db.ExecContext(ctx, `UPDATE ci_invtx SET id = 2 WHERE id = 1`); sqlState(err) != "23505" {
+		if _, err := db.ExecContext(ctx, `UPDATE ci_invtx SET id = 2 WHERE id = 1`); pgerr.SQLState(err) != "23505" {
 			t.Fatalf("duplicate update: %v", err)
 		}
 		if got := ciStats(t, db).Invalidations; got != inv {
@@ -1971,7 +1972,7 @@ func TestCacheIntegEntryLimit(t *testing.T) {
 			err = rows.Err()
 			rows.Close()
 		}
-		if sqlState(err) != "22012" || n == 0 || n > 99 {
+		if pgerr.SQLState(err) != "22012" || n == 0 || n > 99 {
 			t.Fatalf("failing read: %d rows, %v; want some of the first 99 rows then division by zero", n, err)
 		}
 		if after := ciStats(t, db); after.Hits != s.Hits || after.Fills != s.Fills {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/pgerr"
 	"github.com/jmoiron/sqlx"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -128,7 +129,7 @@ func TestGorm(t *testing.T) {
 	}
 	// A duplicate surfaces pgx's error, SQLSTATE and all, through the wrapper.
 	err = gdb.Create(&gormPreset{Name: "kept", OrgID: "org-2", Action: "dup"}).Error
-	if sqlState(err) != "23505" {
+	if pgerr.SQLState(err) != "23505" {
 		t.Errorf("duplicate create: %v, want SQLSTATE 23505", err)
 	}
 	st, err := Stats(sqlDB)

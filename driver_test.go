@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/pgerr"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -331,7 +332,7 @@ func TestPreparedStatementsAndTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = ro.ExecContext(ctx, `INSERT INTO tx_item VALUES (9, 'no')`)
-	if got := sqlState(err); got != "25006" { // read_only_sql_transaction
+	if got := pgerr.SQLState(err); got != "25006" { // read_only_sql_transaction
 		t.Errorf("write in a read-only transaction: SQLSTATE %q (%v), want 25006", got, err)
 	}
 	ro.Rollback()
@@ -397,11 +398,11 @@ func TestCancellationAndServerErrors(t *testing.T) {
 	}
 
 	_, err = db.ExecContext(ctx, `SELECT 1/0`)
-	if got := sqlState(err); got != "22012" {
+	if got := pgerr.SQLState(err); got != "22012" {
 		t.Errorf("division by zero: SQLSTATE %q (%v), want 22012", got, err)
 	}
 	_, err = db.QueryContext(ctx, `SELECT * FROM no_such_table`)
-	if got := sqlState(err); got != "42P01" {
+	if got := pgerr.SQLState(err); got != "42P01" {
 		t.Errorf("missing table: SQLSTATE %q (%v), want 42P01", got, err)
 	}
 }

@@ -15,6 +15,18 @@ import (
 	"github.com/auditpg/auditpg/internal/resultcache"
 )
 
+// validated is an Option that applies set, or, when bad, fails with
+// "auditpg: call: want want": what was given and what to give instead.
+func validated(bad bool, call, want string, set func(*config)) Option {
+	return func(c *config) error {
+		if bad {
+			return fmt.Errorf("auditpg: %s: want %s", call, want)
+		}
+		set(c)
+		return nil
+	}
+}
+
 // ConfigError is a DSN parameter or an option that auditpg cannot accept;
 // its message says what was wrong and what to do. Open, NewConnector and
 // sql.Open return it (test for it with errors.As).
@@ -73,25 +85,15 @@ type Option func(*config) error
 // WithCacheMode selects which reads the result cache considers (default
 // CacheExplicit). DSN: auditpg_cache=off|explicit|tables|all.
 func WithCacheMode(m CacheMode) Option {
-	return func(c *config) error {
-		if m > CacheAll {
-			return fmt.Errorf("auditpg: WithCacheMode(%d): want CacheOff, CacheExplicit, CacheTables or CacheAll", m)
-		}
-		c.cache.Mode = m
-		return nil
-	}
+	return validated(m > CacheAll, fmt.Sprintf("WithCacheMode(%d)", m), "CacheOff, CacheExplicit, CacheTables or CacheAll",
+		func(c *config) { c.cache.Mode = m })
 }
 
 // WithCacheTTL sets how long a cached result lives when the query does not
 // say (default 300s, at most 24h). DSN: auditpg_cache_ttl.
 func WithCacheTTL(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 || d > resultcache.MaxTTL {
-			return fmt.Errorf("auditpg: WithCacheTTL(%v): want more than 0 and at most %v", d, resultcache.MaxTTL)
-		}
-		c.cache.TTL = d
-		return nil
-	}
+	return validated(d <= 0 || d > resultcache.MaxTTL, fmt.Sprintf("WithCacheTTL(%v)", d), fmt.Sprintf("more than 0 and at most %v", resultcache.MaxTTL),
+		func(c *config) { c.cache.TTL = d })
 }
 
 // WithCacheSize sets the cache's hard limit in bytes (default 100 MB):
@@ -99,26 +101,16 @@ func WithCacheTTL(d time.Duration) Option {
 // down to whole megabytes, and the entries read back most recently are
 // kept decoded in the rest. DSN: auditpg_cache_size=100MB.
 func WithCacheSize(bytes int) Option {
-	return func(c *config) error {
-		if bytes < 1<<20 {
-			return fmt.Errorf("auditpg: WithCacheSize(%d): want at least 1 MB (1048576 bytes)", bytes)
-		}
-		c.cache.MaxBytes = bytes
-		return nil
-	}
+	return validated(bytes < 1<<20, fmt.Sprintf("WithCacheSize(%d)", bytes), "at least 1 MB (1048576 bytes)",
+		func(c *config) { c.cache.MaxBytes = bytes })
 }
 
 // WithCacheMaxEntry sets the largest result cached, encoded, in bytes
 // (default 1 MB); a larger one is read from the server every time. DSN:
 // auditpg_cache_max_entry.
 func WithCacheMaxEntry(bytes int) Option {
-	return func(c *config) error {
-		if bytes < 1 {
-			return fmt.Errorf("auditpg: WithCacheMaxEntry(%d): want at least 1 byte", bytes)
-		}
-		c.cache.MaxEntryBytes = bytes
-		return nil
-	}
+	return validated(bytes < 1, fmt.Sprintf("WithCacheMaxEntry(%d)", bytes), "at least 1 byte",
+		func(c *config) { c.cache.MaxEntryBytes = bytes })
 }
 
 // WithCacheTables selects CacheTables mode with the tables whose cacheable
@@ -147,13 +139,8 @@ func WithCacheRLSTables(tables ...string) Option {
 // WithSlowQueryThreshold sets the duration from which a call counts as slow
 // (default 1s; 0 turns slow-query tracking off). DSN: auditpg_slow_query.
 func WithSlowQueryThreshold(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return fmt.Errorf("auditpg: WithSlowQueryThreshold(%v): want 0 (off) or a positive duration", d)
-		}
-		c.stats.slowThreshold = d
-		return nil
-	}
+	return validated(d < 0, fmt.Sprintf("WithSlowQueryThreshold(%v)", d), "0 (off) or a positive duration",
+		func(c *config) { c.stats.slowThreshold = d })
 }
 
 // WithSlowQueryCallback calls fn, synchronously, for every slow call. Keep it
@@ -178,25 +165,15 @@ func WithLogArgs(on bool) Option {
 // the least recently seen fingerprint is evicted and counted. DSN:
 // auditpg_max_fingerprints.
 func WithMaxFingerprints(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return fmt.Errorf("auditpg: WithMaxFingerprints(%d): want at least 1", n)
-		}
-		c.stats.maxFingerprints = n
-		return nil
-	}
+	return validated(n < 1, fmt.Sprintf("WithMaxFingerprints(%d)", n), "at least 1",
+		func(c *config) { c.stats.maxFingerprints = n })
 }
 
 // WithSlowSamples bounds the recent slow-query samples kept (default 100).
 // DSN: auditpg_slow_samples.
 func WithSlowSamples(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return fmt.Errorf("auditpg: WithSlowSamples(%d): want at least 1", n)
-		}
-		c.stats.maxSlowSamples = n
-		return nil
-	}
+	return validated(n < 1, fmt.Sprintf("WithSlowSamples(%d)", n), "at least 1",
+		func(c *config) { c.stats.maxSlowSamples = n })
 }
 
 // WithConnectRetry sets how many times a connection is attempted (default 3)
@@ -204,13 +181,8 @@ func WithSlowSamples(n int) Option {
 // jitter). Only transient failures are retried, and never past the
 // context's deadline. DSN: auditpg_retry_attempts, auditpg_retry_delay.
 func WithConnectRetry(attempts int, delay time.Duration) Option {
-	return func(c *config) error {
-		if attempts < 1 || delay < 0 {
-			return fmt.Errorf("auditpg: WithConnectRetry(%d, %v): want at least 1 attempt and a delay of 0 or more", attempts, delay)
-		}
-		c.retryAttempts, c.retryDelay = attempts, delay
-		return nil
-	}
+	return validated(attempts < 1 || delay < 0, fmt.Sprintf("WithConnectRetry(%d, %v)", attempts, delay), "at least 1 attempt and a delay of 0 or more",
+		func(c *config) { c.retryAttempts, c.retryDelay = attempts, delay })
 }
 
 // WithQueryRewriter sets a function that rewrites each SQL text just before
@@ -239,50 +211,30 @@ func WithObserver(o Observer) Option {
 // WithMaxOpenConns sets the pool's maximum open connections (default 20;
 // applied by Open). DSN: auditpg_max_open_conns.
 func WithMaxOpenConns(n int) Option {
-	return func(c *config) error {
-		if n < 0 {
-			return fmt.Errorf("auditpg: WithMaxOpenConns(%d): want 0 (unlimited) or more", n)
-		}
-		c.pool.maxOpen = n
-		return nil
-	}
+	return validated(n < 0, fmt.Sprintf("WithMaxOpenConns(%d)", n), "0 (unlimited) or more",
+		func(c *config) { c.pool.maxOpen = n })
 }
 
 // WithMaxIdleConns sets the pool's maximum idle connections (default 20;
 // applied by Open). DSN: auditpg_max_idle_conns.
 func WithMaxIdleConns(n int) Option {
-	return func(c *config) error {
-		if n < 0 {
-			return fmt.Errorf("auditpg: WithMaxIdleConns(%d): want 0 or more", n)
-		}
-		c.pool.maxIdle = n
-		return nil
-	}
+	return validated(n < 0, fmt.Sprintf("WithMaxIdleConns(%d)", n), "0 or more",
+		func(c *config) { c.pool.maxIdle = n })
 }
 
 // WithConnMaxIdleTime closes connections idle for longer than d (default
 // 30s; 0 keeps them; applied by Open). DSN:
 // auditpg_conn_max_idle_time.
 func WithConnMaxIdleTime(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return fmt.Errorf("auditpg: WithConnMaxIdleTime(%v): want 0 (no limit) or more", d)
-		}
-		c.pool.maxIdleTime = d
-		return nil
-	}
+	return validated(d < 0, fmt.Sprintf("WithConnMaxIdleTime(%v)", d), "0 (no limit) or more",
+		func(c *config) { c.pool.maxIdleTime = d })
 }
 
 // WithConnMaxLifetime closes connections older than d (default 0: no
 // limit; applied by Open). DSN: auditpg_conn_max_lifetime.
 func WithConnMaxLifetime(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return fmt.Errorf("auditpg: WithConnMaxLifetime(%v): want 0 (no limit) or more", d)
-		}
-		c.pool.maxLifetime = d
-		return nil
-	}
+	return validated(d < 0, fmt.Sprintf("WithConnMaxLifetime(%v)", d), "0 (no limit) or more",
+		func(c *config) { c.pool.maxLifetime = d })
 }
 
 // dsnParam is one auditpg_* DSN parameter: the form it accepts and how it
