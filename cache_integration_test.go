@@ -191,6 +191,26 @@ func ciNoCache(t testing.TB, q ciQueryer, query string, args ...any) string {
 
 // ciDiscard closes conn and removes its connection from the pool, so that
 // its session state does not leak into later tests.
+// ciConn takes a connection of db for the test, closed when it ends.
+func ciConn(t testing.TB, db *sql.DB) *sql.Conn {
+	t.Helper()
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ciDiscardedConn is ciConn whose connection leaves the pool when the test
+// ends, so that what it changed in its session is seen by no other test.
+func ciDiscardedConn(t testing.TB, db *sql.DB) *sql.Conn {
+	t.Helper()
+	c := ciConn(t, db)
+	t.Cleanup(func() { ciDiscard(c) }) // runs before ciConn's close
+	return c
+}
+
 func ciDiscard(conn *sql.Conn) {
 	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	conn.Close()
@@ -530,11 +550,7 @@ func TestCacheIntegNeverCached(t *testing.T) {
 		tx.Rollback()
 	})
 	t.Run("manual BEGIN", func(t *testing.T) {
-		conn, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := ciConn(t, db)
 		ciExpect(t, db, conn, ctx, "cached", "", plain, 2)
 		ciExec(t, conn, `BEGIN`)
 		ciNeverCached(t, db, conn, "in a transaction", plain, 2)
@@ -703,11 +719,7 @@ func TestCacheIntegKeyRoles(t *testing.T) {
 			if db == nil { // its first connection (Ping's) starts as ci_r1
 				db = ciOpenDSN(t, ciDSN(t, "ci_rx", nil), WithCacheMode(CacheAll), WithCacheRLSTables("ci_key_rls"))
 			}
-			conn, err := db.Conn(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ciDiscard(conn)
+			conn := ciDiscardedConn(t, db)
 			if got := ciNoCache(t, conn, `SELECT current_user`); got != r+"\n" {
 				t.Fatalf("connection opened with role %s has current_user %q", r, got)
 			}
@@ -745,11 +757,7 @@ func TestCacheIntegKeySearchPath(t *testing.T) {
 		if db == nil { // its first connection (Ping's) has ci_sp_a
 			db = ciOpenDSN(t, ciDSN(t, "ci_sp", nil), WithCacheMode(CacheAll))
 		}
-		conn, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ciDiscard(conn)
+		conn := ciDiscardedConn(t, db)
 		conns[s] = conn
 	}
 	ciExec(t, admin, `ALTER ROLE ci_sp RESET search_path`)
@@ -776,11 +784,7 @@ func TestCacheIntegSessionMemo(t *testing.T) {
 	ciExec(t, admin, `CREATE TABLE ci_sm_s2.ci_sm_v (id int, v text)`)
 	db := ciOpen(t, WithCacheMode(CacheAll))
 
-	x, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ciDiscard(x)
+	x := ciDiscardedConn(t, db)
 	ciExpect(t, db, x, ctx, "cached", "", `SELECT v FROM ci_sm_base WHERE id = $1`, 1) // the scope is asked
 	ciExec(t, x, `SET search_path = ci_sm_s2, public`)
 	ciExec(t, x, `INSERT INTO ci_sm_v VALUES (9, 'nine')`) // ci_sm_s2.ci_sm_v, a table
@@ -1115,11 +1119,7 @@ func TestCacheIntegInvalidationWrites(t *testing.T) {
 		{"a table read in a CTE of its own name", `WITH ci_inv_other AS (SELECT * FROM ci_inv_other WHERE id > 0)
 			SELECT string_agg(v, ',' ORDER BY id) FROM ci_inv_other`, exec(`UPDATE ci_inv_other SET v = 'cte' WHERE id = 2`)},
 		{"SQL PREPARE and EXECUTE", "", func(t *testing.T) {
-			conn, err := db.Conn(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ciDiscard(conn)
+			conn := ciDiscardedConn(t, db)
 			ciExec(t, conn, `PREPARE ci_inv_p(text) AS UPDATE ci_inv SET v = $1 WHERE id = 1`)
 			ciExec(t, conn, `EXECUTE ci_inv_p('executed')`)
 		}},
@@ -1205,11 +1205,7 @@ func TestCacheIntegInvalidationTransactions(t *testing.T) {
 	})
 	manual := func(t *testing.T, end string, savepoint bool) {
 		old := ciFill(t, db, q, 1)
-		conn, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := ciConn(t, db)
 		ciExec(t, conn, `BEGIN`)
 		v := next()
 		ciExec(t, conn, `UPDATE ci_invtx SET v = $1 WHERE id = 1`, v)
@@ -1431,11 +1427,7 @@ func TestCacheIntegReadYourWrites(t *testing.T) {
 			}
 		},
 		"manual commit": func(t *testing.T, v string) {
-			conn, err := db.Conn(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := ciConn(t, db)
 			ciExec(t, conn, `BEGIN`)
 			ciExec(t, conn, `UPDATE ci_ryw SET v = $1 WHERE id = 1`, v)
 			ciExec(t, conn, `COMMIT`)
@@ -1762,11 +1754,7 @@ func TestCacheIntegSingleFlight(t *testing.T) {
 	const n = 6
 	conns := make([]*sql.Conn, n)
 	for i := range conns {
-		conn, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := ciConn(t, db)
 		// Each connection learns its scope and the function's volatility.
 		if _, err := ciRows(conn, ctx, `SELECT ci_sf_slow($1, 0) AS warm`, -1); err != nil {
 			t.Fatal(err)
@@ -2091,11 +2079,7 @@ func TestCacheIntegHiddenSessionChange(t *testing.T) {
 		{"UPDATE pg_settings", `UPDATE pg_settings SET setting = 'ci_hs' WHERE name = 'search_path'`},
 	} {
 		t.Run(change.name, func(t *testing.T) {
-			x, err := db.Conn(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ciDiscard(x)
+			x := ciDiscardedConn(t, db)
 			ciFill(t, db, q, 1) // public's row
 			// x's scope is known before the change.
 			if _, err := ciRows(x, ctx, q, 1); err != nil {
@@ -2132,16 +2116,11 @@ func TestCacheIntegHiddenSessionChange(t *testing.T) {
 // chained transaction must not forget them.
 func TestCacheIntegCommitAndChain(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	db := ciOpen(t, WithCacheMode(CacheAll))
 	ciTable(t, db, "ci_chain")
 	q := `SELECT v FROM ci_chain WHERE id = 1`
 	ciFill(t, db, q)
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := ciConn(t, db)
 	ciExec(t, conn, `BEGIN`)
 	ciExec(t, conn, `UPDATE ci_chain SET v = 'chained' WHERE id = 1`)
 	ciExec(t, conn, `COMMIT AND CHAIN`)
@@ -2169,11 +2148,7 @@ func TestCacheIntegKeyTimeZone(t *testing.T) {
 		if db == nil {
 			db = ciOpenDSN(t, ciDSN(t, "ci_tz", nil), WithCacheMode(CacheAll))
 		}
-		conn, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ciDiscard(conn)
+		conn := ciDiscardedConn(t, db)
 		conns[zone] = conn
 	}
 	ciExec(t, admin, `ALTER ROLE ci_tz RESET timezone`)
@@ -2432,11 +2407,7 @@ func TestCacheIntegDDLInTransaction(t *testing.T) {
 	q := `SELECT v FROM ci_ddltx WHERE id = $1`
 	ciFill(t, db, q, 1)
 
-	b, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := ciConn(t, db)
 	ciExec(t, b, `BEGIN`)
 	ciExec(t, b, `ALTER TABLE ci_ddltx ENABLE ROW LEVEL SECURITY`)
 	// A reader looks the table up now (no row-level security yet, as far as
@@ -2563,11 +2534,7 @@ func TestCacheIntegTempSchemaTable(t *testing.T) {
 	ciTable(t, db, "ci_pgtemp")
 	q := `SELECT v FROM ci_pgtemp WHERE id = $1`
 	ciFill(t, db, q, 1)
-	x, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ciDiscard(x)
+	x := ciDiscardedConn(t, db)
 	ciExpect(t, db, x, ctx, "hit", "", q, 1) // x knows its scope and the verdict
 	ciExec(t, x, `CREATE TABLE pg_temp.ci_pgtemp (id int, v text)`)
 	ciExec(t, x, `INSERT INTO pg_temp.ci_pgtemp VALUES (1, 'temporary')`)
