@@ -34,11 +34,6 @@ func appendFloat(b []byte, f float64) []byte {
 	return binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
 }
 
-// This file encodes what the cache stores: argument values for the key, and
-// entries (expiry, generations, full key, columns, rows) in a compact binary
-// form; and it replays an entry as driver.Rows, with every ColumnType answer
-// the server's rows gave.
-
 // Value tags. Arguments also carry named and composite types; row values are
 // only the seven types pgx stdlib returns.
 const (
