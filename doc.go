@@ -32,8 +32,8 @@
 //
 // Options can be given in code (NewConnector, Open) or as DSN parameters
 // prefixed auditpg_, which are removed before pgx sees the DSN; options in
-// code win. An unknown auditpg_ parameter or a bad value fails Open with an
-// error that names it and the accepted form:
+// code win. An unknown auditpg_ parameter or a bad value fails Open with a
+// *ConfigError that names it and the accepted form:
 //
 //	auditpg_slow_query=500ms        WithSlowQueryThreshold (default 1s; 0 = off)
 //	auditpg_log_args=true           WithLogArgs (default false: values are sensitive)

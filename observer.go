@@ -3,6 +3,7 @@ package auditpg
 import (
 	"context"
 	"database/sql/driver"
+	"strconv"
 	"time"
 
 	"github.com/auditpg/auditpg/internal/resultcache"
@@ -22,6 +23,25 @@ const (
 	OpCommit
 	OpRollback
 )
+
+var opNames = [...]string{
+	OpConnect:  "connect",
+	OpPing:     "ping",
+	OpPrepare:  "prepare",
+	OpExec:     "exec",
+	OpQuery:    "query",
+	OpBegin:    "begin",
+	OpCommit:   "commit",
+	OpRollback: "rollback",
+}
+
+// String returns the lower-case name of the call: "query", "exec", ...
+func (o Op) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return "Op(" + strconv.Itoa(int(o)) + ")"
+}
 
 // Event is one timed database call, handed to every Observer. The
 // interceptor owns it; observers must not keep it after End returns.

@@ -12,7 +12,6 @@ import (
 	"math"
 	"math/bits"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -71,25 +70,6 @@ const (
 	maxSlowArgLen = 256
 	maxSlowErrLen = 1024
 )
-
-var opNames = [...]string{
-	OpConnect:  "connect",
-	OpPing:     "ping",
-	OpPrepare:  "prepare",
-	OpExec:     "exec",
-	OpQuery:    "query",
-	OpBegin:    "begin",
-	OpCommit:   "commit",
-	OpRollback: "rollback",
-}
-
-// String returns the lower-case name of the call: "query", "exec", ...
-func (o Op) String() string {
-	if int(o) < len(opNames) {
-		return opNames[o]
-	}
-	return "Op(" + strconv.Itoa(int(o)) + ")"
-}
 
 // CacheStats are the result cache's figures in a Snapshot.
 type CacheStats = resultcache.Stats
