@@ -23,8 +23,9 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
-// SetupOption configures Setup.
-type SetupOption func(*setupConfig)
+// SetupOption configures Setup; a bad value makes Setup fail with an error
+// that says what was wrong.
+type SetupOption func(*setupConfig) error
 
 type setupConfig struct {
 	serviceName string
@@ -36,28 +37,40 @@ type setupConfig struct {
 // WithServiceName sets service.name when OTEL_SERVICE_NAME (or
 // service.name in OTEL_RESOURCE_ATTRIBUTES) does not.
 func WithServiceName(name string) SetupOption {
-	return func(c *setupConfig) { c.serviceName = name }
+	return func(c *setupConfig) error { c.serviceName = name; return nil }
 }
 
 // WithTraceProtocol chooses the OTLP transport, "grpc" or "http/protobuf",
 // over OTEL_EXPORTER_OTLP_TRACES_PROTOCOL and OTEL_EXPORTER_OTLP_PROTOCOL
 // (default: http/protobuf, as the specification says).
 func WithTraceProtocol(protocol string) SetupOption {
-	return func(c *setupConfig) { c.protocol = protocol }
+	return func(c *setupConfig) error {
+		if protocol != "grpc" && protocol != "http/protobuf" {
+			return fmt.Errorf("otel: Setup: WithTraceProtocol(%q): want grpc or http/protobuf", protocol)
+		}
+		c.protocol = protocol
+		return nil
+	}
 }
 
 // WithMetricsAddr serves the Prometheus exposition at http://addr/metrics
 // until shutdown. Without it, metrics are only registered (see
 // WithPrometheusRegisterer) and the application serves them.
 func WithMetricsAddr(addr string) SetupOption {
-	return func(c *setupConfig) { c.metricsAddr = addr }
+	return func(c *setupConfig) error { c.metricsAddr = addr; return nil }
 }
 
 // WithPrometheusRegisterer registers the metrics with reg (for instance
 // prometheus.DefaultRegisterer, when the application already serves it)
 // instead of a registry of their own.
 func WithPrometheusRegisterer(reg prometheus.Registerer) SetupOption {
-	return func(c *setupConfig) { c.registerer = reg }
+	return func(c *setupConfig) error {
+		if reg == nil {
+			return errors.New("otel: Setup: WithPrometheusRegisterer(nil): want a Registerer (leave the option out for a registry of Setup's own)")
+		}
+		c.registerer = reg
+		return nil
+	}
 }
 
 // Setup installs global OpenTelemetry providers for an application or a
@@ -73,7 +86,9 @@ func WithPrometheusRegisterer(reg prometheus.Registerer) SetupOption {
 func Setup(ctx context.Context, opts ...SetupOption) (shutdown func(context.Context) error, err error) {
 	var cfg setupConfig
 	for _, opt := range opts {
-		opt(&cfg)
+		if err := opt(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	detectors := []resource.Option{resource.WithFromEnv(), resource.WithTelemetrySDK()}
 	if cfg.serviceName != "" { // first: the environment wins

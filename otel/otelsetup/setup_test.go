@@ -142,6 +142,9 @@ func TestSetupErrors(t *testing.T) {
 	if _, err := Setup(context.Background(), WithTraceProtocol("carrier-pigeon")); err == nil || !strings.Contains(err.Error(), "carrier-pigeon") {
 		t.Errorf("unknown protocol: error %v, want one naming it", err)
 	}
+	if _, err := Setup(context.Background(), WithPrometheusRegisterer(nil)); err == nil || !strings.Contains(err.Error(), "WithPrometheusRegisterer(nil)") {
+		t.Errorf("nil registerer: error %v, want one naming the option", err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
