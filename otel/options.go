@@ -11,7 +11,11 @@ import (
 
 // Option configures Observer, Options, RegisterPoolMetrics and
 // SQLCommenter. Each function takes the options that concern it and ignores
-// the rest, so one list can configure them all.
+// the rest, so one list can configure them all. Unlike the other packages'
+// options these cannot fail, so they return no error: every value has a
+// meaning (a nil provider is the global one, a nil filter keeps every span,
+// a negative pool maximum is not reported), and Observer and Options keep
+// their error-free signatures.
 type Option func(*config)
 
 type config struct {
