@@ -104,6 +104,13 @@ func TestDSNParameterErrors(t *testing.T) {
 				t.Errorf("%v: error %q does not mention %q", tc.params, err, w)
 			}
 		}
+		if ce := (*ConfigError)(nil); !errors.As(err, &ce) || ce.Value == "" || tc.params[ce.Param] == "" {
+			t.Errorf("%v: error %#v: want a *ConfigError naming the parameter and its value", tc.params, err)
+		}
+	}
+	var ce *ConfigError
+	if _, err := Open(testDSN, WithCacheTTL(-time.Second)); !errors.As(err, &ce) || ce.Param != "" || !strings.Contains(ce.Error(), "WithCacheTTL(-1s)") {
+		t.Errorf("a bad option: error %#v, want a *ConfigError that names the option", err)
 	}
 	// A password must never appear in an error.
 	_, err := sql.Open("auditpg", "postgres://u:s3cret-pw@127.0.0.1:1/db?auditpg_bogus=1")
