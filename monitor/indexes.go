@@ -32,11 +32,7 @@ type IndexUsage struct {
 // IndexUsage lists the indexes of the user schemas, most scanned first,
 // partition indexes rolled up into their partitioned parent index.
 func (m *Monitor) IndexUsage(ctx context.Context) ([]IndexUsage, error) {
-	if m.tx == nil {
-		return inReadTx(ctx, m, func(m *Monitor) ([]IndexUsage, error) { return m.IndexUsage(ctx) })
-	}
-	var out []IndexUsage
-	err := m.queryRows(ctx, "index usage", `
+	return list(ctx, m, "index usage", `
 WITH leaf AS (
   SELECT coalesce(pg_partition_root(i.indexrelid), i.indexrelid) AS root,
          coalesce(s.idx_scan, 0) AS scans, coalesce(s.idx_tup_read, 0) AS tup_read,
@@ -60,14 +56,10 @@ SELECT n.nspname::text, t.relname::text, c.relname::text, r.scans, r.tup_read, r
   JOIN pg_class c ON c.oid = i.indexrelid
   JOIN pg_class t ON t.oid = i.indrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
- ORDER BY r.scans DESC, r.bytes DESC, 1, 2, 3`, func(r scanner) error {
-		var u IndexUsage
-		err := r.Scan(&u.Schema, &u.Table, &u.Index, &u.Scans, &u.TuplesRead, &u.Bytes, &u.Partitions,
+ ORDER BY r.scans DESC, r.bytes DESC, 1, 2, 3`, func(r scanner, u *IndexUsage) error {
+		return r.Scan(&u.Schema, &u.Table, &u.Index, &u.Scans, &u.TuplesRead, &u.Bytes, &u.Partitions,
 			&u.Unique, &u.Primary, &u.Constraint, &u.Valid, &u.Definition)
-		out = append(out, u)
-		return err
 	})
-	return out, err
 }
 
 // UnusedIndex is an index scanned at most Thresholds.UnusedIndexMaxScans
@@ -82,9 +74,6 @@ type UnusedIndex struct {
 
 // UnusedIndexes lists the unused indexes, largest first.
 func (m *Monitor) UnusedIndexes(ctx context.Context) ([]UnusedIndex, error) {
-	if m.tx == nil {
-		return inReadTx(ctx, m, func(m *Monitor) ([]UnusedIndex, error) { return m.UnusedIndexes(ctx) })
-	}
 	usage, err := m.IndexUsage(ctx)
 	if err != nil {
 		return nil, err
@@ -133,11 +122,7 @@ type InvalidIndex struct {
 
 // InvalidIndexes lists the invalid indexes.
 func (m *Monitor) InvalidIndexes(ctx context.Context) ([]InvalidIndex, error) {
-	if m.tx == nil {
-		return inReadTx(ctx, m, func(m *Monitor) ([]InvalidIndex, error) { return m.InvalidIndexes(ctx) })
-	}
-	var out []InvalidIndex
-	err := m.queryRows(ctx, "invalid indexes", `
+	return list(ctx, m, "invalid indexes", `
 SELECT n.nspname::text, t.relname::text, c.relname::text, i.indisunique,
        pg_relation_size(i.indexrelid), pg_get_indexdef(i.indexrelid)
   FROM pg_index i
@@ -147,17 +132,14 @@ SELECT n.nspname::text, t.relname::text, c.relname::text, i.indisunique,
  WHERE NOT i.indisvalid AND c.relkind = 'i'
    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
    AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)
- ORDER BY 1, 2, 3`, func(r scanner) error {
-		var v InvalidIndex
+ ORDER BY 1, 2, 3`, func(r scanner, v *InvalidIndex) error {
 		if err := r.Scan(&v.Schema, &v.Table, &v.Index, &v.Unique, &v.Bytes, &v.Definition); err != nil {
 			return err
 		}
 		v.ReindexSQL = "REINDEX INDEX CONCURRENTLY " + pgx.Identifier{v.Schema, v.Index}.Sanitize() + ";"
 		v.DropSQL = dropIndexSQL(v.Schema, v.Index, false)
-		out = append(out, v)
 		return nil
 	})
-	return out, err
 }
 
 // RedundantIndex is an index that another index of the same table makes
@@ -195,11 +177,7 @@ type indexShape struct {
 // backing a constraint is never the one to drop, nor a unique index covered
 // by a longer one (it enforces something the longer one does not).
 func (m *Monitor) RedundantIndexes(ctx context.Context) ([]RedundantIndex, error) {
-	if m.tx == nil {
-		return inReadTx(ctx, m, func(m *Monitor) ([]RedundantIndex, error) { return m.RedundantIndexes(ctx) })
-	}
-	var all []indexShape
-	err := m.queryRows(ctx, "index definitions", `
+	all, err := list(ctx, m, "index definitions", `
 SELECT c.oid::int8, n.nspname::text, t.relname::text, c.relname::text, pg_get_indexdef(i.indexrelid),
        a.amname::text, i.indrelid::int8, i.indkey::text, i.indclass::text, i.indcollation::text,
        i.indoption::text, i.indnkeyatts::int, i.indnatts::int,
@@ -213,8 +191,7 @@ SELECT c.oid::int8, n.nspname::text, t.relname::text, c.relname::text, pg_get_in
   JOIN pg_am a ON a.oid = c.relam
  WHERE i.indisvalid AND NOT c.relispartition
    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
- ORDER BY i.indrelid, c.oid`, func(r scanner) error {
-		var s indexShape
+ ORDER BY i.indrelid, c.oid`, func(r scanner, s *indexShape) error {
 		var keys, classes, colls, options string
 		var nKey int
 		if err := r.Scan(&s.oid, &s.schema, &s.table, &s.index, &s.def, &s.am, &s.tableOID, &keys, &classes, &colls,
@@ -224,7 +201,6 @@ SELECT c.oid::int8, n.nspname::text, t.relname::text, c.relname::text, pg_get_in
 		s.atts = strings.Fields(keys)
 		s.keys = firstN(s.atts, nKey)
 		s.classes, s.colls, s.options = firstN(strings.Fields(classes), nKey), firstN(strings.Fields(colls), nKey), firstN(strings.Fields(options), nKey)
-		all = append(all, s)
 		return nil
 	})
 	if err != nil {
@@ -303,23 +279,15 @@ type SeqScanTable struct {
 // whose share of index scans is below Thresholds.SeqScanMaxIndexShare,
 // most rows read sequentially first.
 func (m *Monitor) SeqScanTables(ctx context.Context) ([]SeqScanTable, error) {
-	if m.tx == nil {
-		return inReadTx(ctx, m, func(m *Monitor) ([]SeqScanTable, error) { return m.SeqScanTables(ctx) })
-	}
-	var out []SeqScanTable
-	err := m.queryRows(ctx, "sequential scans", `
+	return list(ctx, m, "sequential scans", `
 SELECT schemaname::text, relname::text, seq_scan, coalesce(idx_scan, 0), seq_tup_read, n_live_tup,
        pg_total_relation_size(relid), coalesce(idx_scan, 0)::float8 / (seq_scan + coalesce(idx_scan, 0))
   FROM pg_stat_user_tables
  WHERE n_live_tup >= $1 AND seq_scan > 0
    AND coalesce(idx_scan, 0)::float8 / (seq_scan + coalesce(idx_scan, 0)) < $2
- ORDER BY seq_tup_read DESC, 1, 2`, func(r scanner) error {
-		var s SeqScanTable
-		err := r.Scan(&s.Schema, &s.Table, &s.SeqScans, &s.IdxScans, &s.SeqTupRead, &s.LiveRows, &s.Bytes, &s.IndexShare)
-		out = append(out, s)
-		return err
+ ORDER BY seq_tup_read DESC, 1, 2`, func(r scanner, s *SeqScanTable) error {
+		return r.Scan(&s.Schema, &s.Table, &s.SeqScans, &s.IdxScans, &s.SeqTupRead, &s.LiveRows, &s.Bytes, &s.IndexShare)
 	}, m.th.SeqScanMinRows, m.th.SeqScanMaxIndexShare)
-	return out, err
 }
 
 // IndexReport gathers every index finding.

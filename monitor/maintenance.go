@@ -61,18 +61,17 @@ func (a MaintenanceAction) statement() (string, error) {
 // running anything: the dry run. Pass the actions (all or some) to
 // RunMaintenance to run them.
 func (m *Monitor) PlanMaintenance(ctx context.Context) ([]MaintenanceAction, error) {
-	if m.tx == nil {
-		return inReadTx(ctx, m, func(m *Monitor) ([]MaintenanceAction, error) { return m.PlanMaintenance(ctx) })
-	}
-	tables, err := m.Tables(ctx)
-	if err != nil {
-		return nil, err
-	}
-	invalid, err := m.InvalidIndexes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return m.planMaintenance(tables, invalid, time.Now()), nil
+	return inReadTx(ctx, m, func(m *Monitor) ([]MaintenanceAction, error) {
+		tables, err := m.Tables(ctx)
+		if err != nil {
+			return nil, err
+		}
+		invalid, err := m.InvalidIndexes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return m.planMaintenance(tables, invalid, time.Now()), nil
+	})
 }
 
 func (m *Monitor) planMaintenance(tables []TableStats, invalid []InvalidIndex, now time.Time) []MaintenanceAction {

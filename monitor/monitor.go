@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/auditpg/auditpg/internal/pgerr"
 )
 
 // Errors callers can test with errors.Is.
@@ -47,6 +48,13 @@ type querier interface {
 // returns an error saying so, which New returns.
 type Option func(*Monitor) error
 
+// failed is the Option for a value an option cannot use: New returns the
+// error, formatted as by fmt.Errorf.
+func failed(format string, args ...any) Option {
+	err := fmt.Errorf(format, args...)
+	return func(*Monitor) error { return err }
+}
+
 // WithLogger sets the logger for what the monitor skips or cannot read
 // (debug and warning levels). The default, and nil, discard.
 func WithLogger(l *slog.Logger) Option {
@@ -67,13 +75,10 @@ func WithThresholds(t Thresholds) Option {
 // advice; by default, and with 0, it is read from /proc/meminfo, which is
 // only right when the server runs on the machine running the monitor.
 func WithMemory(bytes int64) Option {
-	return func(m *Monitor) error {
-		if bytes < 0 {
-			return fmt.Errorf("monitor: WithMemory(%d): want the server's memory in bytes, or 0 to read /proc/meminfo", bytes)
-		}
-		m.memory = bytes
-		return nil
+	if bytes < 0 {
+		return failed("monitor: WithMemory(%d): want the server's memory in bytes, or 0 to read /proc/meminfo", bytes)
 	}
+	return func(m *Monitor) error { m.memory = bytes; return nil }
 }
 
 // WithLockTimeout bounds how long a report waits for a lock: reading a
@@ -81,13 +86,10 @@ func WithMemory(bytes int64) Option {
 // exclusively. Default 5 s; past it the report fails with a message saying
 // so, rather than hanging. 0 waits as long as the lock is held.
 func WithLockTimeout(d time.Duration) Option {
-	return func(m *Monitor) error {
-		if d < 0 {
-			return fmt.Errorf("monitor: WithLockTimeout(%v): want a positive duration, or 0 to wait without limit", d)
-		}
-		m.lockTimeout = d
-		return nil
+	if d < 0 {
+		return failed("monitor: WithLockTimeout(%v): want a positive duration, or 0 to wait without limit", d)
 	}
+	return func(m *Monitor) error { m.lockTimeout = d; return nil }
 }
 
 // New returns a Monitor for db, which may be opened with any PostgreSQL
@@ -122,7 +124,7 @@ func inReadTx[T any](ctx context.Context, m *Monitor, fn func(*Monitor) (T, erro
 	mt := *m
 	mt.q, mt.tx = tx, tx
 	v, err := fn(&mt)
-	if err != nil && (strings.Contains(err.Error(), "55P03") || strings.Contains(err.Error(), "lock timeout")) {
+	if pgerr.SQLState(err) == "55P03" { // lock_not_available
 		err = fmt.Errorf("%w (a relation the report reads is locked by another session for longer than %s: Activity shows the blocker; WithLockTimeout waits longer)", err, m.lockTimeout)
 	}
 	return v, err
@@ -248,6 +250,26 @@ func (m *Monitor) queryRows(ctx context.Context, what, query string, scan func(s
 		return fmt.Errorf("monitor: read %s: %w", what, err)
 	}
 	return nil
+}
+
+// list runs query in a read transaction (inReadTx) and returns one T per
+// row, each filled in by scan.
+func list[T any](ctx context.Context, m *Monitor, what, query string, scan func(r scanner, v *T) error, args ...any) ([]T, error) {
+	return inReadTx(ctx, m, func(m *Monitor) ([]T, error) {
+		var out []T
+		err := m.queryRows(ctx, what, query, func(r scanner) error {
+			var v T
+			if err := scan(r, &v); err != nil {
+				return err
+			}
+			out = append(out, v)
+			return nil
+		}, args...)
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	})
 }
 
 // serverVersion returns server_version_num (150004 for 15.4).

@@ -3,7 +3,6 @@ package monitor
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -66,13 +65,10 @@ type DriverHealth struct {
 // no error when the *sql.DB keeps no statistics (another driver); an error
 // fails the summary. For the auditpg driver, read wraps auditpg.Stats.
 func WithDriverStats(read func(*sql.DB) (DriverStats, error)) Option {
-	return func(m *Monitor) error {
-		if read == nil {
-			return errors.New("monitor: WithDriverStats(nil): want a function that reads the driver's statistics")
-		}
-		m.driverStats = read
-		return nil
+	if read == nil {
+		return failed("monitor: WithDriverStats(nil): want a function that reads the driver's statistics")
 	}
+	return func(m *Monitor) error { m.driverStats = read; return nil }
 }
 
 // ServerInfo identifies the server and database.
@@ -102,9 +98,10 @@ type PartitionedTable struct {
 // Summary gathers every report and the health status. Index suggestions
 // are included unchecked (Indexes with HypoPG is the thorough path).
 func (m *Monitor) Summary(ctx context.Context) (*Summary, error) {
-	if m.tx == nil {
-		return inReadTx(ctx, m, func(m *Monitor) (*Summary, error) { return m.Summary(ctx) })
-	}
+	return inReadTx(ctx, m, func(m *Monitor) (*Summary, error) { return m.summary(ctx) })
+}
+
+func (m *Monitor) summary(ctx context.Context) (*Summary, error) {
 	s := &Summary{Taken: time.Now()}
 	err := m.q.QueryRowContext(ctx, `
 SELECT current_setting('server_version'), current_setting('server_version_num')::int, current_database()::text,
@@ -163,9 +160,10 @@ SELECT current_setting('server_version'), current_setting('server_version_num'):
 // Partitions lists the top-level partitioned tables with their leaf
 // partitions, read from the catalog (pg_partitioned_table, pg_inherits).
 func (m *Monitor) Partitions(ctx context.Context) ([]PartitionedTable, error) {
-	if m.tx == nil {
-		return inReadTx(ctx, m, func(m *Monitor) ([]PartitionedTable, error) { return m.Partitions(ctx) })
-	}
+	return inReadTx(ctx, m, func(m *Monitor) ([]PartitionedTable, error) { return m.partitions(ctx) })
+}
+
+func (m *Monitor) partitions(ctx context.Context) ([]PartitionedTable, error) {
 	var out []PartitionedTable
 	var defaults []pgx.Identifier // the default partition of each, or nil
 	err := m.queryRows(ctx, "partitioned tables", `

@@ -45,11 +45,7 @@ func later(a, b *time.Time) *time.Time {
 
 // Tables lists the user tables, largest first.
 func (m *Monitor) Tables(ctx context.Context) ([]TableStats, error) {
-	if m.tx == nil {
-		return inReadTx(ctx, m, func(m *Monitor) ([]TableStats, error) { return m.Tables(ctx) })
-	}
-	var out []TableStats
-	err := m.queryRows(ctx, "table statistics", `
+	return list(ctx, m, "table statistics", `
 SELECT s.schemaname::text, s.relname::text, pg_total_relation_size(s.relid), pg_indexes_size(s.relid),
        s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze, s.seq_scan, coalesce(s.idx_scan, 0),
        s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
@@ -57,17 +53,14 @@ SELECT s.schemaname::text, s.relname::text, pg_total_relation_size(s.relid), pg_
        coalesce(io.idx_blks_hit::float8 / nullif(io.idx_blks_hit + io.idx_blks_read, 0), 0)
   FROM pg_stat_user_tables s
   JOIN pg_statio_user_tables io ON io.relid = s.relid
- ORDER BY 3 DESC, 1, 2`, func(r scanner) error {
-		var t TableStats
+ ORDER BY 3 DESC, 1, 2`, func(r scanner, t *TableStats) error {
 		if err := r.Scan(&t.Schema, &t.Table, &t.Bytes, &t.IndexBytes, &t.LiveRows, &t.DeadRows, &t.ModifiedSinceAnal,
 			&t.SeqScans, &t.IdxScans, &t.LastVacuum, &t.LastAutovacuum, &t.LastAnalyze, &t.LastAutoanalyze, &t.HitRatio, &t.IndexHitRatio); err != nil {
 			return err
 		}
 		t.DeadRatio = ratio(float64(t.DeadRows), float64(t.LiveRows+t.DeadRows))
-		out = append(out, t)
 		return nil
 	})
-	return out, err
 }
 
 // CacheHit is the buffer cache hit ratio of the user tables and indexes of
@@ -108,11 +101,7 @@ type SequenceUsage struct {
 
 // Sequences lists the sequences that were used, most used share first.
 func (m *Monitor) Sequences(ctx context.Context) ([]SequenceUsage, error) {
-	if m.tx == nil {
-		return inReadTx(ctx, m, func(m *Monitor) ([]SequenceUsage, error) { return m.Sequences(ctx) })
-	}
-	var out []SequenceUsage
-	err := m.queryRows(ctx, "sequences", `
+	return list(ctx, m, "sequences", `
 WITH seq AS (
   SELECT s.schemaname::text AS schema, s.sequencename::text AS name, s.last_value, s.min_value, s.max_value, s.increment_by,
          (SELECT t.relname::text || '.' || a.attname::text || '|' || format_type(a.atttypid, NULL)
@@ -137,8 +126,7 @@ WITH seq AS (
 SELECT schema, name, coalesce(col, ''), last_value, lim,
        (last_value - start)::float8 / nullif(lim - start, 0)::float8
   FROM lim
- ORDER BY 6 DESC NULLS LAST, 1, 2`, func(r scanner) error {
-		var s SequenceUsage
+ ORDER BY 6 DESC NULLS LAST, 1, 2`, func(r scanner, s *SequenceUsage) error {
 		var used *float64
 		if err := r.Scan(&s.Schema, &s.Sequence, &s.Column, &s.LastValue, &s.Limit, &used); err != nil {
 			return err
@@ -146,10 +134,8 @@ SELECT schema, name, coalesce(col, ''), last_value, lim,
 		if used != nil {
 			s.Used = *used
 		}
-		out = append(out, s)
 		return nil
 	})
-	return out, err
 }
 
 // Wraparound is the transaction ID age of this database and of its oldest

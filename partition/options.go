@@ -73,6 +73,13 @@ type Progress struct {
 // returns an error saying what it wants, and New returns that error.
 type Option func(*config) error
 
+// failed is the Option for a value an option cannot use: New returns the
+// error, formatted as by fmt.Errorf.
+func failed(format string, args ...any) Option {
+	err := fmt.Errorf(format, args...)
+	return func(*config) error { return err }
+}
+
 type config struct {
 	table            Table
 	column           string
@@ -110,13 +117,10 @@ func defaultConfig() config {
 // WithTable sets the partitioned table (default audit_log). Its name must
 // not be empty.
 func WithTable(t Table) Option {
-	return func(c *config) error {
-		if t.Name == "" {
-			return fmt.Errorf("partition: WithTable(%+v): want a table name (audit_log by default)", t)
-		}
-		c.table = t
-		return nil
+	if t.Name == "" {
+		return failed("partition: WithTable(%+v): want a table name (audit_log by default)", t)
 	}
+	return func(c *config) error { c.table = t; return nil }
 }
 
 // WithColumn sets the time column a table is partitioned on, used when the
@@ -128,50 +132,38 @@ func WithColumn(name string) Option { return func(c *config) error { c.column = 
 // must be one of the five; ParseInterval turns a name into one. The error
 // for another value wraps ErrInvalidInterval.
 func WithInterval(iv Interval) Option {
-	return func(c *config) error {
-		if !iv.valid() {
-			return fmt.Errorf("%w: WithInterval(%v): want Daily, Weekly, Monthly, Quarterly or Yearly", ErrInvalidInterval, iv)
-		}
-		c.interval = iv
-		return nil
+	if !iv.valid() {
+		return failed("%w: WithInterval(%v): want Daily, Weekly, Monthly, Quarterly or Yearly", ErrInvalidInterval, iv)
 	}
+	return func(c *config) error { c.interval = iv; return nil }
 }
 
 // WithPremake sets how many partitions after the current one are kept ready
 // (default 4), created even when no data arrives. It must be 0 or more.
 func WithPremake(n int) Option {
-	return func(c *config) error {
-		if n < 0 {
-			return fmt.Errorf("partition: WithPremake(%d): want 0 (the current partition only) or more", n)
-		}
-		c.premake = n
-		return nil
+	if n < 0 {
+		return failed("partition: WithPremake(%d): want 0 (the current partition only) or more", n)
 	}
+	return func(c *config) error { c.premake = n; return nil }
 }
 
 // WithRetention sets how long data is kept: a partition whose whole range is
 // older than now-d is removed by Cleanup. Zero (the default) keeps all; a
 // negative d is an error.
 func WithRetention(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return fmt.Errorf("partition: WithRetention(%v): want 0 (keep everything) or a positive duration", d)
-		}
-		c.retention = d
-		return nil
+	if d < 0 {
+		return failed("partition: WithRetention(%v): want 0 (keep everything) or a positive duration", d)
 	}
+	return func(c *config) error { c.retention = d; return nil }
 }
 
 // WithRetentionMode sets what Cleanup does with expired partitions (default
 // Drop): Drop, Detach or Archive; ParseRetentionMode turns a name into one.
 func WithRetentionMode(m RetentionMode) Option {
-	return func(c *config) error {
-		if _, ok := retentionModeNames[m]; !ok {
-			return fmt.Errorf("partition: WithRetentionMode(%d): want Drop, Detach or Archive", int(m))
-		}
-		c.retentionMode = m
-		return nil
+	if _, ok := retentionModeNames[m]; !ok {
+		return failed("partition: WithRetentionMode(%d): want Drop, Detach or Archive", int(m))
 	}
+	return func(c *config) error { c.retentionMode = m; return nil }
 }
 
 // WithArchiveSchema sets the schema Archive moves partitions into (default
@@ -190,68 +182,50 @@ func WithDefaultPartition(on bool) Option {
 // concurrent insert waits on a maintenance lock longer than that. It must be
 // positive.
 func WithLockTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("partition: WithLockTimeout(%v): want a positive duration (2s by default)", d)
-		}
-		c.lockTimeout = d
-		return nil
+	if d <= 0 {
+		return failed("partition: WithLockTimeout(%v): want a positive duration (2s by default)", d)
 	}
+	return func(c *config) error { c.lockTimeout = d; return nil }
 }
 
 // WithRetries sets how many times a step that hit the lock timeout is
 // retried, with exponential backoff (default 5). It must be 0 or more.
 func WithRetries(n int) Option {
-	return func(c *config) error {
-		if n < 0 {
-			return fmt.Errorf("partition: WithRetries(%d): want 0 (no retry) or more", n)
-		}
-		c.retries = n
-		return nil
+	if n < 0 {
+		return failed("partition: WithRetries(%d): want 0 (no retry) or more", n)
 	}
+	return func(c *config) error { c.retries = n; return nil }
 }
 
 // WithBatchSize sets the rows moved or copied per committed transaction
 // (default 10000). It must be at least 1.
 func WithBatchSize(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return fmt.Errorf("partition: WithBatchSize(%d): want at least 1 row per batch (10000 by default)", n)
-		}
-		c.batchSize = n
-		return nil
+	if n < 1 {
+		return failed("partition: WithBatchSize(%d): want at least 1 row per batch (10000 by default)", n)
 	}
+	return func(c *config) error { c.batchSize = n; return nil }
 }
 
 // WithClock sets the clock (default time.Now), for tests and dry runs "as of".
 func WithClock(now func() time.Time) Option {
-	return func(c *config) error {
-		if now == nil {
-			return errors.New("partition: WithClock(nil): want a clock function, such as time.Now")
-		}
-		c.now = now
-		return nil
+	if now == nil {
+		return failed("partition: WithClock(nil): want a clock function, such as time.Now")
 	}
+	return func(c *config) error { c.now = now; return nil }
 }
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return errors.New("partition: WithLogger(nil): want a logger (leave the option out to discard the log)")
-		}
-		c.logger = l
-		return nil
+	if l == nil {
+		return failed("partition: WithLogger(nil): want a logger (leave the option out to discard the log)")
 	}
+	return func(c *config) error { c.logger = l; return nil }
 }
 
 // WithProgress sets a callback for long work (moving rows, converting).
 func WithProgress(f func(Progress)) Option {
-	return func(c *config) error {
-		if f == nil {
-			return errors.New("partition: WithProgress(nil): want a function (leave the option out for no progress reports)")
-		}
-		c.progress = f
-		return nil
+	if f == nil {
+		return failed("partition: WithProgress(nil): want a function (leave the option out for no progress reports)")
 	}
+	return func(c *config) error { c.progress = f; return nil }
 }

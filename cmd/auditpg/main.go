@@ -85,6 +85,23 @@ func (g *globals) openDB(ctx context.Context, opts ...auditpg.Option) (*sql.DB, 
 	return db, nil
 }
 
+// group returns a command that only holds subs.
+func group(use, short string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+// show ends the progress line and prints v: as one JSON document with
+// --json, else with text.
+func show[T any](g *globals, v T, text func(io.Writer, T) error) error {
+	g.progressDone()
+	if g.json {
+		return g.printJSON(v)
+	}
+	return text(g.stdout, v)
+}
+
 func (g *globals) printJSON(v any) error {
 	enc := json.NewEncoder(g.stdout)
 	enc.SetIndent("", "  ")

@@ -63,47 +63,41 @@ func auditpgStats(db *sql.DB) (monitor.DriverStats, error) {
 	return &driverStats{snap}, nil
 }
 
-// runMonitor is the RunE of a command that reads one report and prints it
-// as JSON or as text.
-func runMonitor[T any](g *globals, opts func() []monitor.Option, read func(context.Context, *monitor.Monitor) (T, error), text func(io.Writer, T) error) func(*cobra.Command, []string) error {
+// reportCmd returns a command, without arguments, that reads one report
+// with a Monitor and prints it (show). Callers set what else differs: Args
+// and a PreRunE that reads them, PostRunE for a verdict on the report.
+func reportCmd[T any](g *globals, use, short string, read func(context.Context, *monitor.Monitor) (T, error), text func(io.Writer, T) error) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: runMonitor(g, nil, read, text)}
+}
+
+// runMonitor is the RunE of a command that reads one report with a Monitor
+// built with *opts (when opts is not nil: a PreRunE may set them) and
+// prints it (show).
+func runMonitor[T any](g *globals, opts *[]monitor.Option, read func(context.Context, *monitor.Monitor) (T, error), text func(io.Writer, T) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
 		var o []monitor.Option
 		if opts != nil {
-			o = opts()
+			o = *opts
 		}
 		return withMonitor(cmd.Context(), g, o, func(ctx context.Context, m *monitor.Monitor) error {
 			g.progress("reading the server's statistics...")
 			v, err := read(ctx, m)
-			g.progressDone()
 			if err != nil {
+				g.progressDone()
 				return err
 			}
-			if g.json {
-				return g.printJSON(v)
-			}
-			return text(g.stdout, v)
+			return show(g, v, text)
 		})
 	}
 }
 
 func newMonitorCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "monitor",
-		Short: "Server diagnostics: slow statements, indexes, tables, plans, summary",
-	}
 	var sq monitor.SlowQueryOptions
-	slow := &cobra.Command{
-		Use:   "slow-queries",
-		Short: "Statements from pg_stat_statements, slowest mean time first (never resets them)",
-		Args:  cobra.NoArgs,
-		RunE: runMonitor(g, nil, func(ctx context.Context, m *monitor.Monitor) ([]monitor.SlowQuery, error) {
+	slow := reportCmd(g, "slow-queries", "Statements from pg_stat_statements, slowest mean time first (never resets them)",
+		func(ctx context.Context, m *monitor.Monitor) ([]monitor.SlowQuery, error) {
 			qs, err := m.SlowQueries(ctx, sq)
-			if qs == nil {
-				qs = []monitor.SlowQuery{}
-			}
-			return qs, err
-		}, writeSlowQueries),
-	}
+			return nonNil(qs), err
+		}, writeSlowQueries)
 	slow.Flags().Int64Var(&sq.MinCalls, "min-calls", 1, "skip statements called fewer times")
 	slow.Flags().DurationVar(&sq.MinMean, "min-mean", 0, "skip statements with a lower mean time (planning plus execution), e.g. 100ms")
 	slow.Flags().DurationVar(&sq.MinTotal, "min-total", 0, "skip statements with a lower total time")
@@ -111,67 +105,48 @@ func newMonitorCmd(g *globals) *cobra.Command {
 	slow.Flags().IntVar(&sq.Limit, "limit", 20, "how many statements")
 
 	var noSuggest, noHypo bool
-	indexes := &cobra.Command{
-		Use:   "indexes",
-		Short: "Index usage, unused, redundant and invalid indexes, tables read by sequential scans, index suggestions",
-		Args:  cobra.NoArgs,
-		RunE: runMonitor(g, nil, func(ctx context.Context, m *monitor.Monitor) (*monitor.IndexReport, error) {
+	indexes := reportCmd(g, "indexes", "Index usage, unused, redundant and invalid indexes, tables read by sequential scans, index suggestions",
+		func(ctx context.Context, m *monitor.Monitor) (*monitor.IndexReport, error) {
 			return m.Indexes(ctx, !noSuggest, !noHypo)
-		}, writeIndexes),
-	}
+		}, writeIndexes)
 	indexes.Flags().BoolVar(&noSuggest, "no-suggest", false, "skip the index suggestions from pg_stat_statements")
 	indexes.Flags().BoolVar(&noHypo, "no-hypopg", false, "do not check the suggestions with HypoPG hypothetical indexes")
 
-	tables := &cobra.Command{
-		Use:   "tables",
-		Short: "Tables: size, rows, dead tuples, vacuum and analyze times, cache hit ratios",
-		Args:  cobra.NoArgs,
-		RunE:  runMonitor(g, nil, func(ctx context.Context, m *monitor.Monitor) ([]monitor.TableStats, error) { return m.Tables(ctx) }, writeTables),
-	}
-	summary := &cobra.Command{
-		Use:   "summary",
-		Short: "Everything in one report, with the health status",
-		Args:  cobra.NoArgs,
-		RunE:  runMonitor(g, nil, func(ctx context.Context, m *monitor.Monitor) (*monitor.Summary, error) { return m.Summary(ctx) }, writeSummary),
-	}
+	tables := reportCmd(g, "tables", "Tables: size, rows, dead tuples, vacuum and analyze times, cache hit ratios",
+		func(ctx context.Context, m *monitor.Monitor) ([]monitor.TableStats, error) { return m.Tables(ctx) }, writeTables)
+	summary := reportCmd(g, "summary", "Everything in one report, with the health status",
+		func(ctx context.Context, m *monitor.Monitor) (*monitor.Summary, error) { return m.Summary(ctx) }, writeSummary)
 
+	var stmt string
 	var eo monitor.ExplainOptions
 	var sets []string
-	explain := &cobra.Command{
-		Use:   `explain "SQL"`,
-		Short: "EXPLAIN (ANALYZE, BUFFERS) one statement in a rolled-back transaction, with recommendations",
-		Long: `explain runs EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) on one statement inside a
+	explain := reportCmd(g, `explain "SQL"`, "EXPLAIN (ANALYZE, BUFFERS) one statement in a rolled-back transaction, with recommendations",
+		func(ctx context.Context, m *monitor.Monitor) (*monitor.Plan, error) { return m.Explain(ctx, stmt, eo) }, writePlan)
+	explain.Long = `explain runs EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) on one statement inside a
 transaction that is always rolled back, under a statement_timeout. A statement
 that may modify data is refused unless --allow-writes is given (it is rolled
-back all the same, but it does run: triggers fire, sequences advance).`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			eo.Settings = map[string]string{}
-			for _, s := range sets {
-				name, value, ok := strings.Cut(s, "=")
-				if !ok {
-					return fmt.Errorf("--set %q: want name=value, e.g. work_mem=64MB", s)
-				}
-				eo.Settings[strings.TrimSpace(name)] = strings.TrimSpace(value)
+back all the same, but it does run: triggers fire, sequences advance).`
+	explain.Args = cobra.ExactArgs(1)
+	explain.PreRunE = func(_ *cobra.Command, args []string) error {
+		stmt = args[0]
+		eo.Settings = map[string]string{}
+		for _, s := range sets {
+			name, value, ok := strings.Cut(s, "=")
+			if !ok {
+				return fmt.Errorf("--set %q: want name=value, e.g. work_mem=64MB", s)
 			}
-			return runMonitor(g, nil, func(ctx context.Context, m *monitor.Monitor) (*monitor.Plan, error) {
-				return m.Explain(ctx, args[0], eo)
-			}, writePlan)(cmd, args)
-		},
+			eo.Settings[strings.TrimSpace(name)] = strings.TrimSpace(value)
+		}
+		return nil
 	}
 	explain.Flags().BoolVar(&eo.AllowWrites, "allow-writes", false, "allow a statement that may modify data (still rolled back)")
 	explain.Flags().DurationVar(&eo.Timeout, "timeout", 30*time.Second, "statement_timeout for the EXPLAIN")
 	explain.Flags().StringArrayVar(&sets, "set", nil, "SET LOCAL name=value before the EXPLAIN (repeatable), e.g. --set work_mem=64MB")
 
-	cmd.AddCommand(slow, indexes, tables, summary, explain)
-	return cmd
+	return group("monitor", "Server diagnostics: slow statements, indexes, tables, plans, summary", slow, indexes, tables, summary, explain)
 }
 
 func newOptimizeCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "optimize",
-		Short: "Maintenance (dry run first) and configuration advice; nothing changes without --apply",
-	}
 	var apply bool
 	maintenance := &cobra.Command{
 		Use:   "maintenance",
@@ -207,63 +182,56 @@ func newOptimizeCmd(g *globals) *cobra.Command {
 	maintenance.Flags().BoolVar(&apply, "apply", false, "run the statements (default: only list them)")
 
 	var memory string
+	var opts []monitor.Option
 	config := &cobra.Command{
 		Use:   "config",
 		Short: "Configuration advice from the current settings, the machine's memory and the database size (never applied)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var opts []monitor.Option
-			if memory != "" {
-				n, err := monitor.ParseSize(memory)
-				if err != nil {
-					return fmt.Errorf("--memory: %w", err)
-				}
-				opts = append(opts, monitor.WithMemory(n))
+		PreRunE: func(*cobra.Command, []string) error {
+			if memory == "" {
+				return nil
 			}
-			return runMonitor(g, func() []monitor.Option { return opts }, func(ctx context.Context, m *monitor.Monitor) (*monitor.ConfigReport, error) {
-				return m.ConfigAdvice(ctx)
-			}, writeConfig)(cmd, args)
+			n, err := monitor.ParseSize(memory)
+			if err != nil {
+				return fmt.Errorf("--memory: %w", err)
+			}
+			opts = []monitor.Option{monitor.WithMemory(n)}
+			return nil
 		},
+		RunE: runMonitor(g, &opts, func(ctx context.Context, m *monitor.Monitor) (*monitor.ConfigReport, error) {
+			return m.ConfigAdvice(ctx)
+		}, writeConfig),
 	}
 	config.Flags().StringVar(&memory, "memory", "", "the database server's memory, e.g. 16GB (default: this machine's /proc/meminfo)")
-	cmd.AddCommand(maintenance, config)
-	return cmd
+	return group("optimize", "Maintenance (dry run first) and configuration advice; nothing changes without --apply", maintenance, config)
 }
 
 func newClientCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "client",
-		Short: "Health status and the full report, the driver's own statistics included",
-	}
 	var failOn string
-	health := &cobra.Command{
-		Use:   "health",
-		Short: "healthy / warning / critical per component, with the reasons",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if failOn != "" && failOn != string(monitor.Warning) && failOn != string(monitor.Critical) {
-				return fmt.Errorf("--fail-on %q: want warning or critical", failOn)
-			}
-			var overall monitor.Status
-			err := runMonitor(g, nil, func(ctx context.Context, m *monitor.Monitor) (monitor.Health, error) {
-				h, err := m.Health(ctx)
-				overall = h.Overall
-				return h, err
-			}, writeHealth)(cmd, args)
-			if err == nil && failOn != "" && (overall == monitor.Critical || overall == monitor.Status(failOn)) {
-				return fmt.Errorf("health is %s", overall)
-			}
-			return err
-		},
+	var overall monitor.Status
+	health := reportCmd(g, "health", "healthy / warning / critical per component, with the reasons",
+		func(ctx context.Context, m *monitor.Monitor) (monitor.Health, error) {
+			h, err := m.Health(ctx)
+			overall = h.Overall
+			return h, err
+		}, writeHealth)
+	health.PreRunE = func(*cobra.Command, []string) error {
+		if failOn != "" && failOn != string(monitor.Warning) && failOn != string(monitor.Critical) {
+			return fmt.Errorf("--fail-on %q: want warning or critical", failOn)
+		}
+		return nil
+	}
+	// PostRunE runs only after the report was read and printed.
+	health.PostRunE = func(*cobra.Command, []string) error {
+		if failOn != "" && (overall == monitor.Critical || overall == monitor.Status(failOn)) {
+			return fmt.Errorf("health is %s", overall)
+		}
+		return nil
 	}
 	health.Flags().StringVar(&failOn, "fail-on", "", "exit with status 1 when the overall health is this bad or worse: warning or critical")
-	cmd.AddCommand(health, &cobra.Command{
-		Use:   "report",
-		Short: "The summary report with the auditpg driver's statistics",
-		Args:  cobra.NoArgs,
-		RunE:  runMonitor(g, nil, func(ctx context.Context, m *monitor.Monitor) (*monitor.Summary, error) { return m.Summary(ctx) }, writeSummary),
-	})
-	return cmd
+	report := reportCmd(g, "report", "The summary report with the auditpg driver's statistics",
+		func(ctx context.Context, m *monitor.Monitor) (*monitor.Summary, error) { return m.Summary(ctx) }, writeSummary)
+	return group("client", "Health status and the full report, the driver's own statistics included", health, report)
 }
 
 func nonNil[T any](s []T) []T {

@@ -51,97 +51,33 @@ partition. The logic lives in the partition package; see its documentation.`,
 	pf.IntVar(&f.batchSize, "batch-size", 10000, "rows per committed batch when moving or copying")
 	pf.BoolVar(&f.noDefault, "no-default", false, "make no default partition")
 
-	create := &cobra.Command{
-		Use:   "create",
-		Short: "Create the table if missing, the current and premade partitions; move rows out of the default partition",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withPartition(cmd.Context(), g, f, func(ctx context.Context, m *partition.Manager) error {
-				r, err := m.Create(ctx)
-				if err != nil {
-					return err
-				}
-				return printPartitionReport(g, r)
-			})
+	create := partitionCmd(g, f, "create", "Create the table if missing, the current and premade partitions; move rows out of the default partition",
+		func(ctx context.Context, m *partition.Manager) (*partition.Report, error) { return m.Create(ctx) }, writePartitionReport)
+	list := partitionCmd(g, f, "list", "List partitions with bounds (UTC), estimated rows and size; gaps and overlaps",
+		func(ctx context.Context, m *partition.Manager) (*partition.Listing, error) {
+			return m.List(ctx, f.exact)
 		},
-	}
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List partitions with bounds (UTC), estimated rows and size; gaps and overlaps",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withPartition(cmd.Context(), g, f, func(ctx context.Context, m *partition.Manager) error {
-				l, err := m.List(ctx, f.exact)
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return g.printJSON(l)
-				}
-				return writePartitionList(g.stdout, l, f.exact)
-			})
-		},
-	}
+		func(w io.Writer, l *partition.Listing) error { return writePartitionList(w, l, f.exact) })
 	list.Flags().BoolVar(&f.exact, "exact", false, "also count each partition's rows exactly (scans every partition)")
-	analyze := &cobra.Command{
-		Use:   "analyze",
-		Short: "Summarize the partitions and recommend what to change",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withPartition(cmd.Context(), g, f, func(ctx context.Context, m *partition.Manager) error {
-				a, err := m.Analyze(ctx)
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return g.printJSON(a)
-				}
-				return writePartitionAnalysis(g.stdout, a)
-			})
-		},
-	}
-	cleanup := &cobra.Command{
-		Use:   "cleanup",
-		Short: "Apply the retention: drop, detach or archive partitions entirely older than --retention days",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.retentionDays <= 0 {
-				return fmt.Errorf("cleanup needs --retention DAYS (a positive number of days)")
-			}
-			return withPartition(cmd.Context(), g, f, func(ctx context.Context, m *partition.Manager) error {
-				r, err := m.Cleanup(ctx, f.dryRun)
-				if err != nil {
-					return err
-				}
-				return printPartitionReport(g, r)
-			})
-		},
+	analyze := partitionCmd(g, f, "analyze", "Summarize the partitions and recommend what to change",
+		func(ctx context.Context, m *partition.Manager) (*partition.Analysis, error) { return m.Analyze(ctx) }, writePartitionAnalysis)
+	cleanup := partitionCmd(g, f, "cleanup", "Apply the retention: drop, detach or archive partitions entirely older than --retention days",
+		func(ctx context.Context, m *partition.Manager) (*partition.Report, error) {
+			return m.Cleanup(ctx, f.dryRun)
+		}, writePartitionReport)
+	cleanup.PreRunE = func(*cobra.Command, []string) error {
+		if f.retentionDays <= 0 {
+			return fmt.Errorf("cleanup needs --retention DAYS (a positive number of days)")
+		}
+		return nil
 	}
 	cleanup.Flags().BoolVar(&f.dryRun, "dry-run", false, "list what would go, change nothing")
 	cleanup.Flags().StringVar(&f.mode, "mode", "drop", "what to do with expired partitions: drop, detach or archive")
 	cleanup.Flags().StringVar(&f.archiveSchema, "archive-schema", "archive", "schema that --mode archive moves partitions into")
-	convert := &cobra.Command{
-		Use:   "convert",
-		Short: "Convert an unpartitioned table into a partitioned one, copying in batches; the old one is kept as <table>_unpartitioned",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withPartition(cmd.Context(), g, f, func(ctx context.Context, m *partition.Manager) error {
-				res, err := m.Convert(ctx)
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return g.printJSON(res)
-				}
-				fmt.Fprintf(g.stdout, "converted %s: %d rows into %d partitions in %v; the old table is %s (drop it once satisfied)\n",
-					res.Table, res.Rows, len(res.Partitions), res.Duration.Round(time.Millisecond), res.Backup)
-				for _, w := range res.Warnings {
-					fmt.Fprintln(g.stdout, "warning:", w)
-				}
-				return nil
-			})
-		},
-	}
+	convert := partitionCmd(g, f, "convert", "Convert an unpartitioned table into a partitioned one, copying in batches; the old one is kept as <table>_unpartitioned",
+		func(ctx context.Context, m *partition.Manager) (*partition.ConvertResult, error) {
+			return m.Convert(ctx)
+		}, writeConvertResult)
 	schema := &cobra.Command{
 		Use:   "schema",
 		Short: "Print the audit_log DDL (partitioned parent, primary key, indexes, default partition) for a migration tool",
@@ -211,12 +147,30 @@ func withPartition(ctx context.Context, g *globals, f *partitionFlags, run func(
 	return run(ctx, m)
 }
 
-func printPartitionReport(g *globals, r *partition.Report) error {
-	g.progressDone()
-	if g.json {
-		return g.printJSON(r)
+// partitionCmd returns a command, without arguments, that runs read on the
+// Manager the flags describe and prints its result (show).
+func partitionCmd[T any](g *globals, f *partitionFlags, use, short string, read func(context.Context, *partition.Manager) (T, error), text func(io.Writer, T) error) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
+		return withPartition(cmd.Context(), g, f, func(ctx context.Context, m *partition.Manager) error {
+			v, err := read(ctx, m)
+			if err != nil {
+				return err
+			}
+			return show(g, v, text)
+		})
+	}}
+}
+
+func writeConvertResult(w io.Writer, res *partition.ConvertResult) error {
+	fmt.Fprintf(w, "converted %s: %d rows into %d partitions in %v; the old table is %s (drop it once satisfied)\n",
+		res.Table, res.Rows, len(res.Partitions), res.Duration.Round(time.Millisecond), res.Backup)
+	for _, warn := range res.Warnings {
+		fmt.Fprintln(w, "warning:", warn)
 	}
-	w := g.stdout
+	return nil
+}
+
+func writePartitionReport(w io.Writer, r *partition.Report) error {
 	if len(r.Created) > 0 {
 		fmt.Fprintf(w, "created %d partitions: %s\n", len(r.Created), strings.Join(r.Created, ", "))
 	}
