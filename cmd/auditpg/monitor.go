@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/bytesize"
 	"github.com/auditpg/auditpg/monitor"
 	"github.com/spf13/cobra"
 )
@@ -243,19 +244,6 @@ func nonNil[T any](s []T) []T {
 
 // ---- text output ----
 
-func bytesText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 func timeText(t *time.Time) string {
 	if t == nil {
 		return "never"
@@ -300,7 +288,7 @@ func writeIndexes(w io.Writer, r *monitor.IndexReport) error {
 			if !u.Valid {
 				kind += " INVALID"
 			}
-			fmt.Fprintf(tw, "  %s.%s\t%s\t%d\t%s\t%s\n", u.Schema, u.Index, u.Table, u.Scans, bytesText(u.Bytes), kind)
+			fmt.Fprintf(tw, "  %s.%s\t%s\t%d\t%s\t%s\n", u.Schema, u.Index, u.Table, u.Scans, bytesize.Human(u.Bytes), kind)
 		}
 	}); err != nil {
 		return err
@@ -313,7 +301,7 @@ func writeIndexes(w io.Writer, r *monitor.IndexReport) error {
 	}
 	section("Unused indexes", len(r.Unused), func(i int) {
 		u := r.Unused[i]
-		fmt.Fprintf(w, "  %s.%s on %s: %d scans, %s\n    %s\n", u.Schema, u.Index, u.Table, u.Scans, bytesText(u.Bytes), u.DropSQL)
+		fmt.Fprintf(w, "  %s.%s on %s: %d scans, %s\n    %s\n", u.Schema, u.Index, u.Table, u.Scans, bytesize.Human(u.Bytes), u.DropSQL)
 	})
 	section("Redundant indexes", len(r.Redundant), func(i int) {
 		x := r.Redundant[i]
@@ -321,7 +309,7 @@ func writeIndexes(w io.Writer, r *monitor.IndexReport) error {
 		if x.Duplicate {
 			what = "duplicate of"
 		}
-		fmt.Fprintf(w, "  %s.%s (%s) %s %s\n    %s\n", x.Schema, x.Index, bytesText(x.Bytes), what, x.CoveredBy, x.DropSQL)
+		fmt.Fprintf(w, "  %s.%s (%s) %s %s\n    %s\n", x.Schema, x.Index, bytesize.Human(x.Bytes), what, x.CoveredBy, x.DropSQL)
 	})
 	section("Invalid indexes", len(r.Invalid), func(i int) {
 		x := r.Invalid[i]
@@ -355,7 +343,7 @@ func writeIndexes(w io.Writer, r *monitor.IndexReport) error {
 func writeTables(w io.Writer, ts []monitor.TableStats) error {
 	return table(w, "table\tsize\trows\tdead\tlast vacuum\tlast analyze\tseq scans\tidx scans\theap hit\tidx hit", func(tw *tabwriter.Writer) {
 		for _, t := range ts {
-			fmt.Fprintf(tw, "%s.%s\t%s\t%d\t%d (%.0f%%)\t%s\t%s\t%d\t%d\t%.1f%%\t%.1f%%\n", t.Schema, t.Table, bytesText(t.Bytes), t.LiveRows,
+			fmt.Fprintf(tw, "%s.%s\t%s\t%d\t%d (%.0f%%)\t%s\t%s\t%d\t%d\t%.1f%%\t%.1f%%\n", t.Schema, t.Table, bytesize.Human(t.Bytes), t.LiveRows,
 				t.DeadRows, 100*t.DeadRatio, timeText(t.LastVacuumed()), timeText(t.LastAnalyzed()), t.SeqScans, t.IdxScans, 100*t.HitRatio, 100*t.IndexHitRatio)
 		}
 	})
@@ -404,7 +392,7 @@ func writeMaintenanceResults(w io.Writer, results []monitor.MaintenanceResult) e
 }
 
 func writeConfig(w io.Writer, r *monitor.ConfigReport) error {
-	fmt.Fprintf(w, "Memory %s (%s), database %s. Nothing is applied.\n\n", bytesText(r.Memory), r.MemorySource, bytesText(r.DatabaseBytes))
+	fmt.Fprintf(w, "Memory %s (%s), database %s. Nothing is applied.\n\n", bytesize.Human(r.Memory), r.MemorySource, bytesize.Human(r.DatabaseBytes))
 	if err := table(w, "setting\tcurrent\tsuggested\tchange\twhy", func(tw *tabwriter.Writer) {
 		for _, a := range r.Advice {
 			change := ""
@@ -438,7 +426,7 @@ func writeHealth(w io.Writer, h monitor.Health) error {
 
 func writeSummary(w io.Writer, s *monitor.Summary) error {
 	fmt.Fprintf(w, "PostgreSQL %s, database %s (%s), up since %s\n", s.Server.Version, s.Server.Database,
-		bytesText(s.Server.DatabaseBytes), s.Server.StartedAt.Local().Format(time.DateTime))
+		bytesize.Human(s.Server.DatabaseBytes), s.Server.StartedAt.Local().Format(time.DateTime))
 	fmt.Fprintf(w, "Cache hit ratio: tables %.2f%%, indexes %.2f%%; connections %d of %d; transaction ID age %d\n\n",
 		100*s.CacheHit.Table, 100*s.CacheHit.Index, s.Activity.Total, s.Activity.MaxConnections, s.Wraparound.Age)
 	if err := writeHealth(w, s.Health); err != nil {
@@ -453,7 +441,7 @@ func writeSummary(w io.Writer, s *monitor.Summary) error {
 	if len(s.Partitions) > 0 {
 		fmt.Fprintln(w, "\nPartitioned tables")
 		for _, p := range s.Partitions {
-			fmt.Fprintf(w, "  %s.%s: %s, %d partitions, %s", p.Schema, p.Table, p.Strategy, p.Partitions, bytesText(p.Bytes))
+			fmt.Fprintf(w, "  %s.%s: %s, %d partitions, %s", p.Schema, p.Table, p.Strategy, p.Partitions, bytesize.Human(p.Bytes))
 			if p.Default != "" {
 				fmt.Fprintf(w, ", %d rows in the default partition", p.DefaultRows)
 			}

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/bytesize"
 	"github.com/auditpg/auditpg/partition"
 	"github.com/spf13/cobra"
 )
@@ -215,7 +216,7 @@ func writePartitionList(w io.Writer, l *partition.Listing, exact bool) error {
 		if p.EstimatedRows != nil {
 			est = fmt.Sprint(*p.EstimatedRows)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s", p.Name, bound(p.From, p.Default), bound(p.To, p.Default), est, bytesText(p.SizeBytes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s", p.Name, bound(p.From, p.Default), bound(p.To, p.Default), est, bytesize.Human(p.SizeBytes))
 		if p.ExactRows != nil {
 			fmt.Fprintf(tw, "\t%d", *p.ExactRows)
 		}
@@ -235,7 +236,7 @@ func writePartitionList(w io.Writer, l *partition.Listing, exact bool) error {
 
 func writePartitionAnalysis(w io.Writer, a *partition.Analysis) error {
 	fmt.Fprintf(w, "%s: %d partitions, %s (average %s), about %d rows", a.Table, a.TotalPartitions,
-		bytesText(a.TotalSizeBytes), bytesText(a.AverageBytes), a.EstimatedRows)
+		bytesize.Human(a.TotalSizeBytes), bytesize.Human(a.AverageBytes), a.EstimatedRows)
 	if a.NotAnalyzed > 0 {
 		fmt.Fprintf(w, " (%d partitions never analyzed)", a.NotAnalyzed)
 	}

@@ -97,3 +97,18 @@ func Format(n int64) string {
 	}
 	return strconv.FormatInt(n, 10) + "B"
 }
+
+// Human writes n bytes for a person to read, to one decimal in binary
+// units: 512 B, 1.5 KiB, 8.0 GiB. Unlike Format it rounds.
+func Human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -80,3 +80,22 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestHuman(t *testing.T) {
+	for _, tc := range []struct {
+		in   int64
+		want string
+	}{
+		{0, "0 B"},
+		{1023, "1023 B"},
+		{1024, "1.0 KiB"},
+		{1536, "1.5 KiB"},
+		{8 << 30, "8.0 GiB"},
+		{3<<40 + 1<<39, "3.5 TiB"},
+		{math.MaxInt64, "8.0 EiB"},
+	} {
+		if got := Human(tc.in); got != tc.want {
+			t.Errorf("Human(%d) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
