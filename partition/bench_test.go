@@ -65,7 +65,7 @@ func BenchmarkInsertIndexes(b *testing.B) {
 	}
 }
 
-// BenchmarkPartitioned is the section 7: twelve monthly partitions
+// BenchmarkPartitioned sets twelve monthly partitions
 // of 2024 against one unpartitioned table holding the same rows with the
 // same indexes (AUDITPG_BENCH_ROWS rows, default 5,000,000): a one-day
 // query by organization, insert throughput, and a full maintenance run.

@@ -95,7 +95,7 @@ partition. The logic lives in the partition package; see its documentation.`,
 			return err
 		},
 	}
-	schema.Flags().BoolVar(&f.seedIndexes, "seed-indexes", false, "declare all the seed's indexes, not only the kept ones")
+	schema.Flags().BoolVar(&f.seedIndexes, "seed-indexes", false, "declare all fourteen candidate indexes, not only the five kept ones")
 	cmd.AddCommand(create, list, analyze, cleanup, convert, schema)
 	return cmd
 }
