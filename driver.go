@@ -162,6 +162,61 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	return &conn{fullConn: full, ic: ic, opened: time.Now()}, nil
 }
 
+// fullConn is every interface database/sql looks for on a connection; sqlmw's
+// connection implements them all and forwards them to pgx.
+type fullConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+	driver.NamedValueChecker
+}
+
+// conn is the connection database/sql holds. It adds what sqlmw does not
+// intercept: Close (for connection lifetimes) and access to the pgx
+// connection for (*sql.Conn).Raw users (see PgxConn).
+type conn struct {
+	fullConn
+	ic     *interceptor
+	opened time.Time
+}
+
+func (c *conn) Close() error {
+	c.ic.c.stats.closed(time.Since(c.opened))
+	return c.fullConn.Close()
+}
+
+// PgxConn returns the *pgx.Conn under a connection that (*sql.Conn).Raw hands
+// to its callback, so pgx-only features (CopyFrom, SendBatch, LISTEN) work on
+// a *sql.DB opened with auditpg:
+//
+//	err := sqlConn.Raw(func(driverConn any) error {
+//		pc, err := auditpg.PgxConn(driverConn)
+//		if err != nil {
+//			return err
+//		}
+//		_, err = pc.CopyFrom(ctx, pgx.Identifier{"audit_log"}, cols, src)
+//		return err
+//	})
+//
+// The *pgx.Conn must not be used after the callback returns. Work done on it
+// directly bypasses auditpg's timing and statistics.
+func PgxConn(driverConn any) (*pgx.Conn, error) {
+	switch c := driverConn.(type) {
+	case *conn:
+		if c.ic.pgx != nil {
+			return c.ic.pgx.Conn(), nil
+		}
+	case *stdlib.Conn:
+		return c.Conn(), nil
+	}
+	return nil, fmt.Errorf("auditpg: PgxConn: %T is not an auditpg or pgx connection; pass the value that (*sql.Conn).Raw gives its callback, on a *sql.DB opened with auditpg", driverConn)
+}
+
 // connectorDriver lets sqlmw wrap a connector that was built from a parsed
 // config rather than a DSN string.
 type connectorDriver struct{ connector driver.Connector }

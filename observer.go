@@ -52,15 +52,15 @@ type Event struct {
 	Args      []driver.NamedValue // argument values: sensitive, never log them by default
 	Prepared  bool                // executed through a prepared statement
 	InTx      bool                // executed inside a transaction
-	Start     time.Time
-	Duration  time.Duration
-	Rows      int64  // rows returned (query) or affected (exec)
-	Err       error  // nil on success; io.EOF at the end of rows is not an error
-	SQLState  string // the SQLSTATE of Err, when the server sent one
 	// Slow is set before End when the call lasted at least the connector's
 	// slow-query threshold (WithSlowQueryThreshold): every observer judges
 	// slowness by the one threshold.
-	Slow bool
+	Slow     bool
+	Start    time.Time
+	Duration time.Duration
+	Rows     int64  // rows returned (query) or affected (exec)
+	Err      error  // nil on success; io.EOF at the end of rows is not an error
+	SQLState string // the SQLSTATE of Err, when the server sent one
 	// Cache is how the result cache answered a query: CacheHit (no
 	// network call was made), CacheMiss (it ran, and may fill the cache),
 	// CacheBypass (not eligible; CacheReason says why), or "" when the cache
