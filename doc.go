@@ -25,8 +25,12 @@
 //     every write through the driver (at once, or at commit). In the default
 //     mode only reads that ask are cached: WithCache(ctx, ttl) or a
 //     /* auditpg:cache ttl=30s */ hint in the SQL.
+//   - OpenTelemetry spans and metrics (the stable database semantic
+//     conventions) through the global TracerProvider and MeterProvider, on
+//     by default and a no-op until the application installs providers;
+//     package otel configures them (see WithOpenTelemetry).
 //   - Observers (see Observer and WithObserver): the seam through which
-//     tracing (package otel) plugs in.
+//     statistics and tracing see every call.
 //
 // # Configuration
 //
@@ -37,6 +41,7 @@
 //
 //	auditpg_slow_query=500ms        WithSlowQueryThreshold (default 1s; 0 = off)
 //	auditpg_log_args=true           WithLogArgs (default false: values are sensitive)
+//	auditpg_otel=off                WithOpenTelemetry (default on: the global providers)
 //	auditpg_max_fingerprints=1000   WithMaxFingerprints
 //	auditpg_slow_samples=100        WithSlowSamples
 //	auditpg_retry_attempts=3        WithConnectRetry (attempts)

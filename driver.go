@@ -6,8 +6,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/otelobs"
 	"github.com/auditpg/auditpg/internal/resultcache"
 	"github.com/auditpg/auditpg/internal/sqlclass"
 	"github.com/jackc/pgx/v5"
@@ -128,6 +130,11 @@ func wrapConnector(inner driver.Connector, cfg config) *Connector {
 	}
 	c.drv.c = c
 	c.observers = append([]Observer{c.stats}, cfg.observers...)
+	if cfg.otel && !slices.ContainsFunc(cfg.observers, isOTel) {
+		// Spans and metrics through the global providers, a no-op until the
+		// application installs one; otel.Options' observer takes its place.
+		c.observers = slices.Insert(c.observers, 1, Observer(otelobs.New(otelobs.NewConfig())))
+	}
 	if cfg.cache.Mode != CacheOff {
 		var listeners []resultcache.Listener
 		for _, o := range c.observers {
@@ -138,6 +145,11 @@ func wrapConnector(inner driver.Connector, cfg config) *Connector {
 		c.cache = resultcache.New(cfg.cache, listeners)
 	}
 	return c
+}
+
+func isOTel(o Observer) bool {
+	_, ok := o.(*otelobs.Observer)
+	return ok
 }
 
 // Connect opens one connection: pgx stdlib's, wrapped by sqlmw with an

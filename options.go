@@ -49,6 +49,7 @@ type config struct {
 	classifierSize int
 	observers      []Observer
 	rewriter       func(ctx context.Context, query string) string
+	otel           bool // the default OpenTelemetry observer
 	cache          resultcache.Config
 }
 
@@ -75,6 +76,7 @@ func defaultConfig() config {
 		connectTimeout: 10 * time.Second,
 		classifierSize: 4096,
 		cache:          resultcache.DefaultConfig(),
+		otel:           true,
 	}
 }
 
@@ -197,6 +199,16 @@ func WithQueryRewriter(fn func(ctx context.Context, query string) string) Option
 	}
 }
 
+// WithOpenTelemetry turns the default OpenTelemetry instrumentation on or
+// off (default on): a span per call and the database client metrics,
+// through the global TracerProvider and MeterProvider, which do nothing
+// until the application installs providers. An observer from package otel
+// (otel.Options, otel.Observer) replaces the default one. DSN:
+// auditpg_otel=on|off.
+func WithOpenTelemetry(on bool) Option {
+	return func(c *config) error { c.otel = on; return nil }
+}
+
 // WithObserver adds an Observer that sees every call (after the statistics).
 func WithObserver(o Observer) Option {
 	return func(c *config) error {
@@ -266,6 +278,10 @@ var dsnParams = map[string]dsnParam{
 	"auditpg_max_idle_conns":     {form: "an integer", pool: true, option: intParam(WithMaxIdleConns)},
 	"auditpg_conn_max_idle_time": {form: "a duration such as 30s", pool: true, option: durationParam(WithConnMaxIdleTime)},
 	"auditpg_conn_max_lifetime":  {form: "a duration such as 30m", pool: true, option: durationParam(WithConnMaxLifetime)},
+	"auditpg_otel": {form: "on or off", option: func(v string) (Option, error) {
+		on, err := parseSwitch(v)
+		return WithOpenTelemetry(on), err
+	}},
 	"auditpg_cache": {form: "off, explicit, tables or all", option: func(v string) (Option, error) {
 		m, err := resultcache.ParseMode(v)
 		return WithCacheMode(m), err
@@ -289,6 +305,17 @@ func sizeParam(opt func(int) Option) func(string) (Option, error) {
 		}
 		return opt(int(n)), err
 	}
+}
+
+// parseSwitch reads on/off, true/false, 1/0, any case.
+func parseSwitch(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return strconv.ParseBool(v)
 }
 
 func splitList(v string) []string {

@@ -36,7 +36,7 @@ func BenchmarkOTelOverhead(b *testing.B) {
 		open func() (*sql.DB, error)
 	}{
 		{"fake", func() (*sql.DB, error) { return sql.OpenDB(auditpg.FakeConnector{}), nil }},
-		{"auditpg", wrap()},
+		{"auditpg", wrap(auditpg.WithOpenTelemetry(false))},
 		{"auditpg-otel-noprovider", wrap(auditpgotel.Options()...)}, // the global no-op providers
 		{"auditpg-otel-sdk", wrap(auditpgotel.Options(auditpgotel.WithTracerProvider(tp), auditpgotel.WithMeterProvider(mp))...)},
 		{"otelsql-sdk", func() (*sql.DB, error) { return otelsql.OpenDB(auditpg.FakeConnector{}, otelsqlDefaults...), nil }},

@@ -3,7 +3,6 @@ package otel
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/otelobs"
 	"github.com/auditpg/auditpg/internal/testdb"
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
@@ -552,8 +552,8 @@ func TestMetrics(t *testing.T) {
 	if sel == nil {
 		t.Fatal("no duration data point for SELECT otel_metric")
 	}
-	if !slices.Equal(sel.Bounds, durationBuckets) {
-		t.Errorf("bucket bounds %v, want %v", sel.Bounds, durationBuckets)
+	if !slices.Equal(sel.Bounds, otelobs.DurationBuckets) {
+		t.Errorf("bucket bounds %v, want %v", sel.Bounds, otelobs.DurationBuckets)
 	}
 	if sel.Count != 3 || sel.Sum <= 0 {
 		t.Errorf("SELECT duration count %d sum %v, want 3 and more than 0", sel.Count, sel.Sum)
@@ -652,39 +652,6 @@ func TestCacheOutcomes(t *testing.T) {
 	}
 	if outcomes["hit"] != 2 || outcomes["miss"] != 1 || outcomes["bypass"] != 1 {
 		t.Errorf("duration counts by auditpg.cache %v, want hit 2, miss 1, bypass 1", outcomes)
-	}
-}
-
-func TestErrorType(t *testing.T) {
-	for _, c := range []struct {
-		ev   auditpg.Event
-		want string
-	}{
-		{auditpg.Event{Err: errors.New("x"), SQLState: "40001"}, "40001"},
-		{auditpg.Event{Err: context.DeadlineExceeded}, "timeout"},
-		{auditpg.Event{Err: context.Canceled}, "canceled"},
-		{auditpg.Event{Err: errors.New("conn closed")}, "_OTHER"},
-	} {
-		if got := errorType(&c.ev); got != c.want {
-			t.Errorf("errorType(%v) = %q, want %q", c.ev.Err, got, c.want)
-		}
-	}
-}
-
-func TestSingleTable(t *testing.T) {
-	for _, c := range []struct {
-		reads, writes []string
-		want          string
-	}{
-		{nil, nil, ""},
-		{[]string{"a"}, nil, "a"},
-		{[]string{"a"}, []string{"a"}, "a"},
-		{[]string{"a", "b"}, nil, ""},
-		{[]string{"a"}, []string{"b"}, ""},
-	} {
-		if got := singleTable(&auditpg.Statement{Reads: c.reads, Writes: c.writes}); got != c.want {
-			t.Errorf("singleTable(%v, %v) = %q, want %q", c.reads, c.writes, got, c.want)
-		}
 	}
 }
 

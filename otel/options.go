@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/otelobs"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -16,42 +17,20 @@ import (
 // meaning (a nil provider is the global one, a nil filter keeps every span,
 // a negative pool maximum is not reported), and Observer and Options keep
 // their error-free signatures.
-type Option func(*config)
-
-type config struct {
-	tracerProvider trace.TracerProvider
-	meterProvider  metric.MeterProvider
-	spanFilter     func(ctx context.Context, ev *auditpg.Event) bool
-	omitSpans      [auditpg.OpRollback + 1]bool
-	noQueryText    bool
-	noErrorText    bool
-	noSlowEvent    bool
-	commenter      bool
-	commentTags    map[string]string
-	poolMaxIdle    int
-}
-
-func newConfig(opts []Option) config {
-	c := config{poolMaxIdle: -1}
-	c.omitSpans[auditpg.OpPing] = true // health checks would make a root span each
-	for _, opt := range opts {
-		opt(&c)
-	}
-	return c
-}
+type Option = otelobs.Option
 
 // WithTracerProvider sets the TracerProvider spans come from. By default it
 // is the global one (otel.GetTracerProvider), looked up when the Observer is
 // made; the global provider forwards to one installed later, so the order of
 // set-up does not matter.
 func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(c *config) { c.tracerProvider = tp }
+	return func(c *otelobs.Config) { c.TracerProvider = tp }
 }
 
 // WithMeterProvider sets the MeterProvider of the query and pool metrics
 // (default: the global one, with the same forwarding as the tracer's).
 func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(c *config) { c.meterProvider = mp }
+	return func(c *otelobs.Config) { c.MeterProvider = mp }
 }
 
 // WithSpanFilter makes a span only for the calls for which keep returns
@@ -63,7 +42,7 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 //		return trace.SpanContextFromContext(ctx).IsValid()
 //	})
 func WithSpanFilter(keep func(ctx context.Context, ev *auditpg.Event) bool) Option {
-	return func(c *config) { c.spanFilter = keep }
+	return func(c *otelobs.Config) { c.SpanFilter = keep }
 }
 
 // WithOmitSpans lists the kinds of call that make no span, replacing the
@@ -73,11 +52,11 @@ func WithSpanFilter(keep func(ctx context.Context, ev *auditpg.Event) bool) Opti
 // (Session resets make no call through auditpg's observers, so there is no
 // reset-session span to omit.)
 func WithOmitSpans(ops ...auditpg.Op) Option {
-	return func(c *config) {
-		c.omitSpans = [auditpg.OpRollback + 1]bool{}
+	return func(c *otelobs.Config) {
+		c.OmitSpans = [auditpg.OpRollback + 1]bool{}
 		for _, op := range ops {
-			if int(op) < len(c.omitSpans) {
-				c.omitSpans[op] = true
+			if int(op) < len(c.OmitSpans) {
+				c.OmitSpans[op] = true
 			}
 		}
 	}
@@ -87,7 +66,7 @@ func WithOmitSpans(ops ...auditpg.Op) Option {
 // otherwise is the statement's fingerprint, which never holds literal values
 // (see the package documentation).
 func WithoutQueryText() Option {
-	return func(c *config) { c.noQueryText = true }
+	return func(c *otelobs.Config) { c.NoQueryText = true }
 }
 
 // WithoutErrorText leaves the error's text out of a failed call's span
@@ -95,7 +74,7 @@ func WithoutQueryText() Option {
 // messages quote an input value ("invalid input syntax for type integer:
 // \"abc\""): use it when such values must not reach the traces.
 func WithoutErrorText() Option {
-	return func(c *config) { c.noErrorText = true }
+	return func(c *otelobs.Config) { c.NoErrorText = true }
 }
 
 // WithSlowQueryThreshold with 0 (or less) leaves the auditpg.slow_query span
@@ -108,9 +87,9 @@ func WithoutErrorText() Option {
 // auditpg.WithSlowQueryThreshold. Pass 0 here only to keep the span event
 // off.
 func WithSlowQueryThreshold(d time.Duration) Option {
-	return func(c *config) {
+	return func(c *otelobs.Config) {
 		if d <= 0 {
-			c.noSlowEvent = true
+			c.NoSlowEvent = true
 		}
 	}
 }
@@ -120,7 +99,7 @@ func WithSlowQueryThreshold(d time.Duration) Option {
 // tags (may be nil) to every statement sent. Off by default: see
 // SQLCommenter for its cost.
 func WithSQLCommenter(tags map[string]string) Option {
-	return func(c *config) { c.commenter, c.commentTags = true, tags }
+	return func(c *otelobs.Config) { c.Commenter, c.CommentTags = true, tags }
 }
 
 // WithPoolMaxIdleConns tells RegisterPoolMetrics the pool's maximum of idle
@@ -128,5 +107,5 @@ func WithSQLCommenter(tags map[string]string) Option {
 // no getter for what SetMaxIdleConns set. Without it the metric is not
 // reported.
 func WithPoolMaxIdleConns(n int) Option {
-	return func(c *config) { c.poolMaxIdle = n }
+	return func(c *otelobs.Config) { c.PoolMaxIdle = n }
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/otelobs"
 	otelapi "go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -37,8 +38,8 @@ func RegisterPoolMetrics(db *sql.DB, poolName string, opts ...Option) (unregiste
 	if db == nil {
 		return nil, errors.New("otel: RegisterPoolMetrics(nil, ...): want the *sql.DB whose pool to report")
 	}
-	cfg := newConfig(opts)
-	mp := cfg.meterProvider
+	cfg := otelobs.NewConfig(opts...)
+	mp := cfg.MeterProvider
 	if mp == nil {
 		mp = otelapi.GetMeterProvider()
 	}
@@ -47,7 +48,7 @@ func RegisterPoolMetrics(db *sql.DB, poolName string, opts ...Option) (unregiste
 	count, err1 := dbconv.NewClientConnectionCountObservable(meter)
 	maxConns, err2 := dbconv.NewClientConnectionMaxObservable(meter)
 	idleMax, err3 := dbconv.NewClientConnectionIdleMaxObservable(meter)
-	wait, err4 := dbconv.NewClientConnectionWaitTime(meter, metric.WithExplicitBucketBoundaries(durationBuckets...))
+	wait, err4 := dbconv.NewClientConnectionWaitTime(meter, metric.WithExplicitBucketBoundaries(otelobs.DurationBuckets...))
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, fmt.Errorf("otel: pool metrics: %w", err)
 	}
@@ -61,7 +62,7 @@ func RegisterPoolMetrics(db *sql.DB, poolName string, opts ...Option) (unregiste
 		lastWait  time.Duration
 	)
 	observables := []metric.Observable{count.Inst(), maxConns.Inst()}
-	if cfg.poolMaxIdle >= 0 {
+	if cfg.PoolMaxIdle >= 0 {
 		observables = append(observables, idleMax.Inst())
 	}
 	reg, err := meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
@@ -69,8 +70,8 @@ func RegisterPoolMetrics(db *sql.DB, poolName string, opts ...Option) (unregiste
 		o.ObserveInt64(count.Inst(), int64(s.Idle), idle)
 		o.ObserveInt64(count.Inst(), int64(s.InUse), used)
 		o.ObserveInt64(maxConns.Inst(), int64(s.MaxOpenConnections), pool)
-		if cfg.poolMaxIdle >= 0 {
-			o.ObserveInt64(idleMax.Inst(), int64(cfg.poolMaxIdle), pool)
+		if cfg.PoolMaxIdle >= 0 {
+			o.ObserveInt64(idleMax.Inst(), int64(cfg.PoolMaxIdle), pool)
 		}
 		// database/sql counts a wait when it starts and adds its duration
 		// when it ends: waits counted with no duration yet are carried over.

@@ -1,4 +1,8 @@
-package otel
+// Package otelobs is the OpenTelemetry observer: a CLIENT span per call
+// and the database client metrics, following the stable database semantic
+// conventions, on the OpenTelemetry API only. The driver installs one by
+// default, through the global providers; package otel configures others.
+package otelobs
 
 import (
 	"context"
@@ -7,7 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/event"
+	"github.com/auditpg/auditpg/internal/sqlclass"
 	otelapi "go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -31,17 +36,17 @@ const (
 	SlowQueryEvent = "auditpg.slow_query"
 )
 
-// durationBuckets are the database conventions' advice for
+// DurationBuckets are the database conventions' advice for
 // db.client.operation.duration, in seconds.
-var durationBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10}
+var DurationBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10}
 
 // maxCachedAttrs bounds the attribute sets kept per (connector, statement
 // fingerprint, kind of call); past it the cache starts over.
 const maxCachedAttrs = 4096
 
-// observer is the auditpg.Observer that Observer returns.
-type observer struct {
-	cfg           config
+// Observer makes the spans and records the metrics of every call.
+type Observer struct {
+	cfg           Config
 	tracer        trace.Tracer
 	duration      metric.Float64Histogram
 	returnedRows  metric.Int64Histogram
@@ -54,37 +59,14 @@ type observer struct {
 	attrsCount atomic.Int64 // entries in attrs
 }
 
-// Observer returns an auditpg.Observer that makes a CLIENT span per call and
-// records the query metrics. Install it with auditpg.WithObserver, or use
-// Options. Errors creating instruments (there should be none) go to the
-// global OpenTelemetry error handler, and the instrument concerned does
-// nothing.
+// New returns an Observer configured by cfg. Errors creating instruments
+// (there should be none) go to the global OpenTelemetry error handler, and
+// the instrument concerned does nothing.
 //
 // The span of a call is the one in the context Start returns; an observer
 // added after this one must not replace it in the context.
-func Observer(opts ...Option) auditpg.Observer {
-	return newObserver(newConfig(opts))
-}
-
-// Options returns the auditpg options that install OpenTelemetry on a
-// connector: the Observer and, with WithSQLCommenter, the SQLCommenter
-// rewriter. The one-liner:
-//
-//	db, err := auditpg.Open(dsn, otel.Options()...)
-//
-// sql.Open("auditpg", dsn) cannot install them: a DSN carries no code. Use
-// auditpg.Open, or sql.OpenDB(auditpg.NewConnector(dsn, otel.Options()...)).
-func Options(opts ...Option) []auditpg.Option {
-	cfg := newConfig(opts)
-	out := []auditpg.Option{auditpg.WithObserver(newObserver(cfg))}
-	if cfg.commenter {
-		out = append(out, auditpg.WithQueryRewriter(SQLCommenter(cfg.commentTags)))
-	}
-	return out
-}
-
-func newObserver(cfg config) *observer {
-	tp, mp := cfg.tracerProvider, cfg.meterProvider
+func New(cfg Config) *Observer {
+	tp, mp := cfg.TracerProvider, cfg.MeterProvider
 	if tp == nil {
 		tp = otelapi.GetTracerProvider()
 	}
@@ -92,11 +74,11 @@ func newObserver(cfg config) *observer {
 		mp = otelapi.GetMeterProvider()
 	}
 	meter := mp.Meter(ScopeName)
-	o := &observer{
+	o := &Observer{
 		cfg:    cfg,
 		tracer: tp.Tracer(ScopeName),
 	}
-	duration, err1 := dbconv.NewClientOperationDuration(meter, metric.WithExplicitBucketBoundaries(durationBuckets...))
+	duration, err1 := dbconv.NewClientOperationDuration(meter, metric.WithExplicitBucketBoundaries(DurationBuckets...))
 	rows, err2 := dbconv.NewClientResponseReturnedRows(meter)
 	o.duration, o.returnedRows = duration.Inst(), rows.Inst()
 	var err3, err4, err5, err6 error
@@ -116,9 +98,9 @@ func newObserver(cfg config) *observer {
 
 // attrKey names what a call's precomputed attributes depend on.
 type attrKey struct {
-	target      *auditpg.Target
+	target      *event.Target
 	fingerprint uint64
-	op          auditpg.Op
+	op          event.Op
 }
 
 // callAttrs are the attributes and options of one kind of call, computed
@@ -134,22 +116,22 @@ type callAttrs struct {
 }
 
 // cacheIndex maps a cache outcome to its slot in callAttrs.record and add.
-func cacheIndex(c auditpg.CacheOutcome) int {
+func cacheIndex(c event.CacheOutcome) int {
 	switch c {
-	case auditpg.CacheHit:
+	case event.CacheHit:
 		return 1
-	case auditpg.CacheMiss:
+	case event.CacheMiss:
 		return 2
-	case auditpg.CacheBypass:
+	case event.CacheBypass:
 		return 3
 	}
 	return 0
 }
 
-var cacheOutcomes = [4]auditpg.CacheOutcome{"", auditpg.CacheHit, auditpg.CacheMiss, auditpg.CacheBypass}
+var cacheOutcomes = [4]event.CacheOutcome{"", event.CacheHit, event.CacheMiss, event.CacheBypass}
 
 // callAttrsFor returns the precomputed attributes for ev's kind of call.
-func (o *observer) callAttrsFor(ev *auditpg.Event) *callAttrs {
+func (o *Observer) callAttrsFor(ev *event.Event) *callAttrs {
 	key := attrKey{target: ev.Target, op: ev.Op}
 	if ev.Statement != nil {
 		key.fingerprint = ev.Statement.FingerprintID
@@ -168,17 +150,17 @@ func (o *observer) callAttrsFor(ev *auditpg.Event) *callAttrs {
 
 // opNames name the calls that carry no SQL text.
 var opNames = [...]string{
-	auditpg.OpConnect:  "connect",
-	auditpg.OpPing:     "ping",
-	auditpg.OpPrepare:  "PREPARE",
-	auditpg.OpExec:     "EXEC",
-	auditpg.OpQuery:    "QUERY",
-	auditpg.OpBegin:    "BEGIN",
-	auditpg.OpCommit:   "COMMIT",
-	auditpg.OpRollback: "ROLLBACK",
+	event.OpConnect:  "connect",
+	event.OpPing:     "ping",
+	event.OpPrepare:  "PREPARE",
+	event.OpExec:     "EXEC",
+	event.OpQuery:    "QUERY",
+	event.OpBegin:    "BEGIN",
+	event.OpCommit:   "COMMIT",
+	event.OpRollback: "ROLLBACK",
 }
 
-func (o *observer) newCallAttrs(ev *auditpg.Event) *callAttrs {
+func (o *Observer) newCallAttrs(ev *event.Event) *callAttrs {
 	attrs := make([]attribute.KeyValue, 0, 10)
 	attrs = append(attrs, semconv.DBSystemNamePostgreSQL)
 	if t := ev.Target; t != nil {
@@ -209,19 +191,19 @@ func (o *observer) newCallAttrs(ev *auditpg.Event) *callAttrs {
 			attrs = append(attrs, semconv.DBQuerySummary(st.Summary))
 		}
 		switch {
-		case ev.Op == auditpg.OpPrepare && st.Summary != "":
+		case ev.Op == event.OpPrepare && st.Summary != "":
 			name = "PREPARE " + st.Summary
 		case st.Summary != "":
 			name = st.Summary
 		case st.Operation != "":
 			name = st.Operation
 		}
-	case ev.Op == auditpg.OpBegin || ev.Op == auditpg.OpCommit || ev.Op == auditpg.OpRollback:
+	case ev.Op == event.OpBegin || ev.Op == event.OpCommit || ev.Op == event.OpRollback:
 		attrs = append(attrs, semconv.DBOperationName(name))
 	}
 	a := &callAttrs{name: name, metric: attrs}
 	spanAttrs := attrs
-	if st != nil && !o.cfg.noQueryText && st.Fingerprint != "" {
+	if st != nil && !o.cfg.NoQueryText && st.Fingerprint != "" {
 		spanAttrs = append(attrs[:len(attrs):len(attrs)], semconv.DBQueryText(st.Fingerprint))
 	}
 	a.start = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(spanAttrs...)}
@@ -237,7 +219,7 @@ func (o *observer) newCallAttrs(ev *auditpg.Event) *callAttrs {
 }
 
 // singleTable returns the one table a statement reads or writes, or "".
-func singleTable(st *auditpg.Statement) string {
+func singleTable(st *sqlclass.Statement) string {
 	table := ""
 	for _, list := range [2][]string{st.Reads, st.Writes} {
 		for _, t := range list {
@@ -254,9 +236,9 @@ func singleTable(st *auditpg.Statement) string {
 // the span filter declines it; the context returned then carries a
 // non-recording span around the caller's span context, so that End has
 // nothing to end and the trace context still reaches the server comment.
-func (o *observer) Start(ctx context.Context, ev *auditpg.Event) context.Context {
-	if (int(ev.Op) < len(o.cfg.omitSpans) && o.cfg.omitSpans[ev.Op]) ||
-		(o.cfg.spanFilter != nil && !o.cfg.spanFilter(ctx, ev)) {
+func (o *Observer) Start(ctx context.Context, ev *event.Event) context.Context {
+	if (int(ev.Op) < len(o.cfg.OmitSpans) && o.cfg.OmitSpans[ev.Op]) ||
+		(o.cfg.SpanFilter != nil && !o.cfg.SpanFilter(ctx, ev)) {
 		return trace.ContextWithSpanContext(ctx, trace.SpanContextFromContext(ctx))
 	}
 	a := o.callAttrsFor(ev)
@@ -265,7 +247,7 @@ func (o *observer) Start(ctx context.Context, ev *auditpg.Event) context.Context
 }
 
 // End records the call's metrics, completes its span and ends it.
-func (o *observer) End(ctx context.Context, ev *auditpg.Event) {
+func (o *Observer) End(ctx context.Context, ev *event.Event) {
 	a := o.callAttrsFor(ev)
 	errType := ""
 	if ev.Err != nil {
@@ -281,7 +263,7 @@ func (o *observer) End(ctx context.Context, ev *auditpg.Event) {
 	// number (the array itself would escape to the heap: 320 bytes).
 	var kv [5]attribute.KeyValue
 	n := 0
-	if ev.Op == auditpg.OpQuery && ev.Err == nil {
+	if ev.Op == event.OpQuery && ev.Err == nil {
 		kv[n] = semconv.DBResponseReturnedRows(int(ev.Rows))
 		n++
 	}
@@ -300,7 +282,7 @@ func (o *observer) End(ctx context.Context, ev *auditpg.Event) {
 		}
 		kv[n] = semconv.ErrorTypeKey.String(errType)
 		n++
-		if o.cfg.noErrorText {
+		if o.cfg.NoErrorText {
 			span.SetStatus(codes.Error, errType)
 		} else {
 			span.SetStatus(codes.Error, ev.Err.Error())
@@ -309,7 +291,7 @@ func (o *observer) End(ctx context.Context, ev *auditpg.Event) {
 	if n > 0 {
 		span.SetAttributes(slices.Clone(kv[:n])...)
 	}
-	if ev.Slow && !o.cfg.noSlowEvent {
+	if ev.Slow && !o.cfg.NoSlowEvent {
 		span.AddEvent(SlowQueryEvent)
 	}
 	span.End()
@@ -317,17 +299,17 @@ func (o *observer) End(ctx context.Context, ev *auditpg.Event) {
 
 // record records the call's metrics. A connection is not a database
 // operation: connect calls have a span but no operation metric.
-func (o *observer) record(ctx context.Context, ev *auditpg.Event, a *callAttrs, errType string) {
-	if ev.Op == auditpg.OpConnect {
+func (o *Observer) record(ctx context.Context, ev *event.Event, a *callAttrs, errType string) {
+	if ev.Op == event.OpConnect {
 		return
 	}
 	i := cacheIndex(ev.Cache)
 	switch ev.Cache {
-	case auditpg.CacheHit:
+	case event.CacheHit:
 		o.cacheHits.Add(ctx, 1, a.add[i]...)
-	case auditpg.CacheMiss:
+	case event.CacheMiss:
 		o.cacheMisses.Add(ctx, 1, a.add[i]...)
-	case auditpg.CacheBypass:
+	case event.CacheBypass:
 		o.cacheBypasses.Add(ctx, 1, a.add[i]...)
 	}
 	attrs := a.record[i]
@@ -342,14 +324,14 @@ func (o *observer) record(ctx context.Context, ev *auditpg.Event, a *callAttrs, 
 		attrs = []metric.RecordOption{metric.WithAttributes(kv...)}
 	}
 	o.duration.Record(ctx, ev.Duration.Seconds(), attrs...)
-	if ev.Op == auditpg.OpQuery && ev.Err == nil {
+	if ev.Op == event.OpQuery && ev.Err == nil {
 		o.returnedRows.Record(ctx, ev.Rows, attrs...)
 	}
 }
 
 // errorType is error.type: the SQLSTATE when the server sent one, else a
 // low-cardinality class that does not depend on Go type names.
-func errorType(ev *auditpg.Event) string {
+func errorType(ev *event.Event) string {
 	switch {
 	case ev.SQLState != "":
 		return ev.SQLState
@@ -362,7 +344,7 @@ func errorType(ev *auditpg.Event) string {
 }
 
 // Invalidated counts the tables a write invalidated in the result cache.
-func (o *observer) Invalidated(ctx context.Context, tables []string) {
+func (o *Observer) Invalidated(ctx context.Context, tables []string) {
 	if len(tables) == 0 {
 		o.invalidations.Add(ctx, 1, metric.WithAttributes(semconv.DBSystemNamePostgreSQL))
 		return
@@ -372,4 +354,4 @@ func (o *observer) Invalidated(ctx context.Context, tables []string) {
 	}
 }
 
-var _ auditpg.InvalidationObserver = (*observer)(nil)
+var _ event.InvalidationObserver = (*Observer)(nil)
