@@ -37,7 +37,7 @@ func BenchmarkOTelOverhead(b *testing.B) {
 	}{
 		{"fake", func() (*sql.DB, error) { return sql.OpenDB(auditpg.FakeConnector{}), nil }},
 		{"auditpg", wrap(auditpg.WithOpenTelemetry(false))},
-		{"auditpg-otel-noprovider", wrap(auditpgotel.Options()...)}, // the global no-op providers
+		{"auditpg-otel-noprovider", wrap()}, // as it comes: the default observer, the global no-op providers
 		{"auditpg-otel-sdk", wrap(auditpgotel.Options(auditpgotel.WithTracerProvider(tp), auditpgotel.WithMeterProvider(mp))...)},
 		{"otelsql-sdk", func() (*sql.DB, error) { return otelsql.OpenDB(auditpg.FakeConnector{}, otelsqlDefaults...), nil }},
 		{"otelsql-sdk-1span", func() (*sql.DB, error) { return otelsql.OpenDB(auditpg.FakeConnector{}, otelsqlOneSpan...), nil }},
