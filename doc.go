@@ -36,8 +36,10 @@
 //
 // Options can be given in code (NewConnector, Open) or as DSN parameters
 // prefixed auditpg_, which are removed before pgx sees the DSN; options in
-// code win. An unknown auditpg_ parameter or a bad value fails Open with a
-// *ConfigError that names it and the accepted form:
+// code win. Words (all, off, true...) may be written in any case; a list
+// is names separated by commas, with no empty item. An unknown auditpg_
+// parameter or a bad value fails Open with a *ConfigError that names it and
+// the accepted form:
 //
 //	auditpg_slow_query=500ms        WithSlowQueryThreshold (default 1s; 0 = off)
 //	auditpg_log_args=true           WithLogArgs (default false: values are sensitive)
@@ -54,11 +56,16 @@
 //	auditpg_cache_tables=a,b        WithCacheTables (selects mode tables)
 //	auditpg_cache_ttl=300s          WithCacheTTL
 //	auditpg_cache_size=100MB        WithCacheSize (a hard limit)
-//	auditpg_cache_max_entry=1MB     WithCacheMaxEntry
+//	auditpg_cache_max_entry=1MB     WithCacheMaxEntry (at most the cache size)
 //	auditpg_cache_rls_tables=a,b    WithCacheRLSTables
 //
 // The pool parameters need Open, which applies them to the *sql.DB it
 // returns; sql.Open cannot, and so refuses them rather than ignore them.
+//
+// A *pgx.ConnConfig (with a tracer, TLS, a dialer or AfterConnect of its
+// own) is opened by the name stdlib.RegisterConnConfig gives it, as with
+// pgx: sql.Open("auditpg", name), or Open(name, opts...) and NewConnector,
+// where the options give auditpg's settings. See NewConnector.
 //
 // # Guarantees
 //

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/auditpg/auditpg/internal/otelobs"
 	"github.com/auditpg/auditpg/internal/resultcache"
 	"github.com/auditpg/auditpg/internal/sqlclass"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/ngrok/sqlmw"
 )
@@ -49,7 +51,8 @@ func (d *Driver) Open(dsn string) (driver.Conn, error) {
 }
 
 // OpenConnector parses dsn (any form pgx accepts, with optional auditpg_*
-// parameters) and returns a Connector. sql.Open calls it.
+// parameters, or a name from stdlib.RegisterConnConfig) and returns a
+// Connector. sql.Open calls it.
 func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 	return newConnector(dsn, false)
 }
@@ -65,6 +68,13 @@ type Connector struct {
 // NewConnector returns a Connector for sql.OpenDB. The DSN takes every form
 // pgx accepts (URL or key=value) plus auditpg_* parameters; options given in
 // code win over the DSN.
+//
+// The DSN may instead be a name that stdlib.RegisterConnConfig returned
+// ("registeredConnConfig0"), as with sql.Open("pgx", name): the registered
+// *pgx.ConnConfig is used as it is (its Tracer, TLS, dialer, AfterConnect,
+// ConnectTimeout), and auditpg's settings come from opts only. pgx looks the
+// name up at each connect, so a name it does not have, or no longer has
+// after stdlib.UnregisterConnConfig, fails the connection, not NewConnector.
 func NewConnector(dsn string, opts ...Option) (*Connector, error) {
 	return newConnector(dsn, true, opts...)
 }
@@ -91,32 +101,77 @@ func Open(dsn string, opts ...Option) (*sql.DB, error) {
 // path, which cannot apply pool settings to the *sql.DB it makes.
 func newConnector(dsn string, poolAllowed bool, opts ...Option) (*Connector, error) {
 	pc, err := pgx.ParseConfig(dsn)
-	if err != nil {
+	registered := err != nil && registeredName(dsn)
+	if err != nil && !registered {
 		return nil, fmt.Errorf("auditpg: %w", err) // pgx redacts the password
 	}
 	cfg := defaultConfig()
-	if err := cfg.applyDSN(pc.RuntimeParams, poolAllowed); err != nil {
-		return nil, err
+	if !registered {
+		if err := cfg.applyDSN(pc.RuntimeParams, poolAllowed); err != nil {
+			return nil, err
+		}
 	}
 	for _, opt := range opts {
 		if err := opt(&cfg); err != nil {
 			return nil, &ConfigError{Err: err}
 		}
 	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if registered {
+		dc, ok := stdlib.GetDefaultDriver().(driver.DriverContext)
+		if !ok { // pgx's driver has always been one: this guards an upgrade of it
+			return nil, fmt.Errorf("auditpg: pgx's driver %T cannot open a connector for %s", stdlib.GetDefaultDriver(), dsn)
+		}
+		inner, err := dc.OpenConnector(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("auditpg: %w", err)
+		}
+		c := wrapConnector(registeredConnector{Connector: inner, name: dsn}, cfg)
+		c.targetFromConn = true
+		return c, nil
+	}
 	if pc.ConnectTimeout == 0 {
 		pc.ConnectTimeout = cfg.connectTimeout
 	}
 	c := wrapConnector(stdlib.GetConnector(*pc), cfg)
-	c.target = &Target{Host: pc.Host, Port: pc.Port, Database: pc.Database, User: pc.User}
+	c.target.Store(&Target{Host: pc.Host, Port: pc.Port, Database: pc.Database, User: pc.User})
 	return c, nil
 }
 
-// Target returns the server and database this connector connects to.
-func (c *Connector) Target() Target {
-	if c.target == nil {
-		return Target{}
+// registeredName reports whether dsn has the form of the names
+// stdlib.RegisterConnConfig returns, which no DSN parser accepts.
+func registeredName(dsn string) bool {
+	n, ok := strings.CutPrefix(dsn, "registeredConnConfig")
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
+}
+
+// registeredConnector is pgx's connector for a registered config's name. It
+// says plainly when pgx has no config by that name: pgx would report that it
+// cannot parse the name as a DSN.
+type registeredConnector struct {
+	driver.Connector
+	name string
+}
+
+func (r registeredConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	dc, err := r.Connector.Connect(ctx)
+	if pe := (*pgconn.ParseConfigError)(nil); errors.As(err, &pe) {
+		return nil, fmt.Errorf("auditpg: no *pgx.ConnConfig is registered as %s (it never was, or stdlib.UnregisterConnConfig removed it); pass a name that stdlib.RegisterConnConfig returned", r.name)
 	}
-	return *c.target
+	return dc, err
+}
+
+// Target returns the server and database this connector connects to. For a
+// config registered with pgx (see NewConnector) they are known only once
+// connected: Target is the zero Target until the first connection is made,
+// then that of the latest connection.
+func (c *Connector) Target() Target {
+	if t := c.target.Load(); t != nil {
+		return *t
+	}
+	return Target{}
 }
 
 // wrapConnector builds a Connector around a driver.Connector: pgx stdlib's

@@ -93,6 +93,12 @@ func TestDSNParameterErrors(t *testing.T) {
 		{map[string]string{"auditpg_cache_size": "100 furlongs"}, []string{"auditpg_cache_size", "such as 100MB"}},
 		{map[string]string{"auditpg_cache_size": "10kB"}, []string{"auditpg_cache_size", "at least 1MB"}},
 		{map[string]string{"auditpg_cache_ttl": "48h"}, []string{"auditpg_cache_ttl", "at most 24h"}},
+		{map[string]string{"auditpg_cache_tables": "a,,b"}, []string{"auditpg_cache_tables", `"a,,b"`, "item 2 of 3 is empty", "table names separated by commas"}},
+		{map[string]string{"auditpg_cache_tables": "a,b,"}, []string{"auditpg_cache_tables", "item 3 of 3 is empty"}},
+		{map[string]string{"auditpg_cache_rls_tables": ", a"}, []string{"auditpg_cache_rls_tables", "item 1 of 2 is empty"}},
+		{map[string]string{"auditpg_otel": "maybe"}, []string{"auditpg_otel", "on or off"}},
+		{map[string]string{"auditpg_cache_max_entry": "200MB"}, []string{"auditpg_cache_max_entry", "200MB (auditpg_cache_max_entry, WithCacheMaxEntry), is larger than the whole cache, 100MB", "at most the cache size"}},
+		{map[string]string{"auditpg_cache_max_entry": "2MB", "auditpg_cache_size": "1MB"}, []string{"auditpg_cache_max_entry", "2MB", "auditpg_cache_size", "1MB", "at most the cache size"}},
 	} {
 		_, err := sql.Open("auditpg", withParams(t, tc.params))
 		if err == nil {
@@ -112,6 +118,28 @@ func TestDSNParameterErrors(t *testing.T) {
 	if _, err := Open(testDSN, WithCacheTTL(-time.Second)); !errors.As(err, &ce) || ce.Param != "" || !strings.Contains(ce.Error(), "WithCacheTTL(-1s)") {
 		t.Errorf("a bad option: error %#v, want a *ConfigError that names the option", err)
 	}
+	if _, err := Open(testDSN, WithCacheTables("a", "")); !errors.As(err, &ce) || !strings.Contains(ce.Error(), "a table name is empty") {
+		t.Errorf("WithCacheTables with an empty name: error %#v, want a *ConfigError that says so", err)
+	}
+	// The cache size and its largest entry are checked once both are set,
+	// in whichever order and from wherever they come.
+	for name, tc := range map[string]struct {
+		dsn   string
+		opts  []Option
+		param string
+	}{
+		"max entry, then size": {testDSN, []Option{WithCacheMaxEntry(2 << 20), WithCacheSize(1 << 20)}, ""},
+		"size, then max entry": {testDSN, []Option{WithCacheSize(1 << 20), WithCacheMaxEntry(2 << 20)}, ""},
+		"size in the DSN":      {withParams(t, map[string]string{"auditpg_cache_size": "1MB"}), []Option{WithCacheMaxEntry(1<<20 + 1)}, "auditpg_cache_size"},
+	} {
+		_, err := Open(tc.dsn, tc.opts...)
+		if !errors.As(err, &ce) || ce.Param != tc.param || !strings.Contains(ce.Error(), "WithCacheMaxEntry") || !strings.Contains(ce.Error(), "at most the cache size") {
+			t.Errorf("%s: error %#v, want a *ConfigError (Param %q) that names the max entry and the size", name, err, tc.param)
+		}
+	}
+	if _, err := Open(withParams(t, map[string]string{"auditpg_cache_max_entry": "2MB"}), WithCacheSize(1<<20), WithCacheMaxEntry(1<<20)); err != nil {
+		t.Errorf("an option that lowers the DSN's max entry to the size: %v", err)
+	}
 	// A password must never appear in an error.
 	_, err := sql.Open("auditpg", "postgres://u:s3cret-pw@127.0.0.1:1/db?auditpg_bogus=1")
 	if err == nil || strings.Contains(err.Error(), "s3cret-pw") {
@@ -120,6 +148,45 @@ func TestDSNParameterErrors(t *testing.T) {
 	_, err = sql.Open("auditpg", "postgres://u:s3cret-pw@[::1/db")
 	if err == nil || strings.Contains(err.Error(), "s3cret-pw") {
 		t.Errorf("error %v: want an error without the password", err)
+	}
+}
+
+// TestDSNAcceptedSpellings: word values in any case, spaces around list items.
+func TestDSNAcceptedSpellings(t *testing.T) {
+	for _, tc := range []struct {
+		params map[string]string
+		check  func(c config) bool
+	}{
+		{map[string]string{"auditpg_cache": "ALL"}, func(c config) bool { return c.cache.Mode == CacheAll }},
+		{map[string]string{"auditpg_cache": "Explicit"}, func(c config) bool { return c.cache.Mode == CacheExplicit }},
+		{map[string]string{"auditpg_cache": "OFF"}, func(c config) bool { return c.cache.Mode == CacheOff }},
+		{map[string]string{"auditpg_log_args": "TRUE"}, func(c config) bool { return c.stats.logArgs }},
+		{map[string]string{"auditpg_log_args": "True"}, func(c config) bool { return c.stats.logArgs }},
+		{map[string]string{"auditpg_otel": "OFF"}, func(c config) bool { return !c.otel }},
+		{map[string]string{"auditpg_otel": "False"}, func(c config) bool { return !c.otel }},
+		{map[string]string{"auditpg_cache_rls_tables": ""}, func(c config) bool { return len(c.cache.RLSAllowed) == 0 }},
+		{map[string]string{"auditpg_cache_max_entry": "1MB", "auditpg_cache_size": "1MB"}, func(c config) bool {
+			return c.cache.MaxEntryBytes == 1<<20 && c.cache.MaxBytes == 1<<20
+		}},
+	} {
+		db, err := sql.Open("auditpg", withParams(t, tc.params))
+		if err != nil {
+			t.Errorf("%v: %v", tc.params, err)
+			continue
+		}
+		c, err := connectorOf(db)
+		if err != nil || !tc.check(c.cfg) {
+			t.Errorf("%v: not applied (%v)", tc.params, err)
+		}
+		db.Close()
+	}
+	db, err := sql.Open("auditpg", keyValueDSN(t, "auditpg_cache_tables=' a , b '"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if c, _ := connectorOf(db); c.cfg.cache.Mode != CacheTables || !reflect.DeepEqual(c.cfg.cache.Tables, map[string]bool{"a": true, "b": true}) {
+		t.Errorf("auditpg_cache_tables=' a , b ': mode %v, tables %v; want tables a and b", c.cfg.cache.Mode, c.cfg.cache.Tables)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,8 +27,12 @@ type shared struct {
 	stats      *collector
 	classifier *sqlclass.Memo
 	observers  []Observer         // stats first, then the user's
-	target     *Target            // nil for a non-pgx inner connector
 	cache      *resultcache.Cache // nil when the cache mode is off
+	// target is the connector's Target: its DSN's, or, when targetFromConn
+	// (a config registered with pgx, known only once connected), the latest
+	// connection's; nil for a non-pgx inner connector or before then.
+	target         atomic.Pointer[Target]
+	targetFromConn bool
 }
 
 // interceptor is the sqlmw.Interceptor of one connection: every call is
@@ -36,6 +41,7 @@ type interceptor struct {
 	sqlmw.NullInterceptor // StmtClose and Result calls pass through untimed
 	c                     *shared
 	pgx                   *stdlib.Conn
+	target                *Target // the connection's, for its events and cache scope
 	inTx                  bool
 	cs                    resultcache.Session
 }
@@ -44,7 +50,7 @@ type interceptor struct {
 // within the context's deadline.
 func (ic *interceptor) ConnectorConnect(ctx context.Context, connector driver.Connector) (driver.Conn, error) {
 	c := ic.c
-	ev := &Event{Op: OpConnect, Start: time.Now(), Target: ic.c.target}
+	ev := &Event{Op: OpConnect, Start: time.Now(), Target: c.target.Load()}
 	ctx = c.start(ctx, ev)
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = c.cfg.retryDelay
@@ -75,16 +81,36 @@ func (ic *interceptor) ConnectorConnect(ctx context.Context, connector driver.Co
 		return nil, err
 	}
 	ic.pgx, _ = dc.(*stdlib.Conn)
+	ic.target = c.connTarget(ic.pgx)
+	ev.Target = ic.target
 	if c.cache != nil {
 		var host string
 		var port uint16
-		if c.target != nil {
-			host, port = c.target.Host, c.target.Port
+		if ic.target != nil {
+			host, port = ic.target.Host, ic.target.Port
 		}
 		ic.cs.Attach(c.cache, ic.pgx, &ic.inTx, host, port)
 	}
 	c.end(ctx, ev)
 	return dc, nil
+}
+
+// connTarget returns the Target of a new connection: the connector's, or,
+// for a registered pgx config, the one its connection was made with. A
+// target equal to the connector's latest reuses its pointer, as observers
+// may key on it (OpenTelemetry's attributes do).
+func (c *shared) connTarget(pc *stdlib.Conn) *Target {
+	cur := c.target.Load()
+	if !c.targetFromConn || pc == nil {
+		return cur
+	}
+	cfg := pc.Conn().Config()
+	t := Target{Host: cfg.Host, Port: cfg.Port, Database: cfg.Database, User: cfg.User}
+	if cur != nil && *cur == t {
+		return cur
+	}
+	c.target.Store(&t)
+	return &t
 }
 
 // transient reports whether a failed connection attempt may succeed if
@@ -133,7 +159,7 @@ func (c *shared) end(ctx context.Context, ev *Event) {
 
 // call times one call that returns no rows.
 func (ic *interceptor) call(ctx context.Context, op Op, query string, fn func(context.Context) error) error {
-	ev := &Event{Op: op, Query: query, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
+	ev := &Event{Op: op, Query: query, InTx: ic.inTx, Start: time.Now(), Target: ic.target}
 	if query != "" {
 		ev.Statement = ic.c.classifier.Classify(query)
 	}
@@ -203,7 +229,7 @@ func (ic *interceptor) StmtExecContext(ctx context.Context, stmt driver.StmtExec
 // that captures costs an allocation.)
 func (ic *interceptor) exec(ctx context.Context, conn driver.ExecerContext, stmt driver.StmtExecContext, query string, args []driver.NamedValue) (driver.Result, error) {
 	ev := &Event{Op: OpExec, Query: query, Statement: ic.c.classifier.Classify(query), Args: args,
-		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
+		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.target}
 	ctx = ic.c.start(ctx, ev)
 	var res driver.Result
 	var err error
@@ -237,7 +263,7 @@ func (ic *interceptor) StmtQueryContext(ctx context.Context, stmt driver.StmtQue
 func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, stmt driver.StmtQueryContext, query string, args []driver.NamedValue) (context.Context, driver.Rows, error) {
 	r := rowsPool.Get().(*rows)
 	r.ev = Event{Op: OpQuery, Query: query, Statement: ic.c.classifier.Classify(query), Args: args,
-		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.c.target}
+		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.target}
 	var err error
 	if ic.c.cache != nil && r.ev.Statement.Kind == KindSelect {
 		ev := &r.ev

@@ -22,7 +22,7 @@ const (
 // Event is one timed database call, handed to every Observer: the call,
 // its SQL and classification, its arguments (sensitive: never log them by
 // default), its timing, rows, error and SQLSTATE, whether it was slow, how
-// the result cache answered it, and the connector's Target. The
+// the result cache answered it, and the connection's Target. The
 // interceptor owns it; observers must not keep it after End returns.
 type Event = event.Event
 
@@ -40,8 +40,10 @@ type Observer = event.Observer
 // name them and everything was invalidated.
 type InvalidationObserver = event.InvalidationObserver
 
-// Target names the server and database of a connector, for spans
-// (server.address, server.port, db.namespace) and reports.
+// Target names the server and database of a connection, for spans
+// (server.address, server.port, db.namespace) and reports. For a config
+// registered with pgx it is read from each connection's config; see
+// Event.Target and Connector.Target.
 type Target = event.Target
 
 // CacheOutcome is how the result cache answered one query.

@@ -51,6 +51,10 @@ type config struct {
 	rewriter       func(ctx context.Context, query string) string
 	otel           bool // the default OpenTelemetry observer
 	cache          resultcache.Config
+	// cacheSizeDSN and cacheMaxEntryDSN hold the DSN's value of
+	// auditpg_cache_size and auditpg_cache_max_entry while it is the one in
+	// force (an option in code clears it), so that validate blames it.
+	cacheSizeDSN, cacheMaxEntryDSN string
 }
 
 type poolConfig struct {
@@ -104,15 +108,15 @@ func WithCacheTTL(d time.Duration) Option {
 // kept decoded in the rest. DSN: auditpg_cache_size=100MB.
 func WithCacheSize(bytes int) Option {
 	return validated(bytes < 1<<20, fmt.Sprintf("WithCacheSize(%d)", bytes), "at least 1 MB (1048576 bytes)",
-		func(c *config) { c.cache.MaxBytes = bytes })
+		func(c *config) { c.cache.MaxBytes, c.cacheSizeDSN = bytes, "" })
 }
 
 // WithCacheMaxEntry sets the largest result cached, encoded, in bytes
-// (default 1 MB); a larger one is read from the server every time. DSN:
-// auditpg_cache_max_entry.
+// (default 1 MB); a larger one is read from the server every time. It must
+// not exceed the cache size (WithCacheSize). DSN: auditpg_cache_max_entry.
 func WithCacheMaxEntry(bytes int) Option {
 	return validated(bytes < 1, fmt.Sprintf("WithCacheMaxEntry(%d)", bytes), "at least 1 byte",
-		func(c *config) { c.cache.MaxEntryBytes = bytes })
+		func(c *config) { c.cache.MaxEntryBytes, c.cacheMaxEntryDSN = bytes, "" })
 }
 
 // WithCacheTables selects CacheTables mode with the tables whose cacheable
@@ -122,6 +126,9 @@ func WithCacheTables(tables ...string) Option {
 	return func(c *config) error {
 		if len(tables) == 0 {
 			return errors.New("auditpg: WithCacheTables(): name at least one table")
+		}
+		if slices.Contains(tables, "") {
+			return fmt.Errorf("auditpg: WithCacheTables(%q): a table name is empty; want table names", tables)
 		}
 		c.cache.Mode, c.cache.Tables = CacheTables, setOf(tables)
 		return nil
@@ -133,6 +140,9 @@ func WithCacheTables(tables ...string) Option {
 // the user and role, which are part of the key. DSN: auditpg_cache_rls_tables.
 func WithCacheRLSTables(tables ...string) Option {
 	return func(c *config) error {
+		if slices.Contains(tables, "") {
+			return fmt.Errorf("auditpg: WithCacheRLSTables(%q): a table name is empty; want table names", tables)
+		}
 		c.cache.RLSAllowed = setOf(tables)
 		return nil
 	}
@@ -261,7 +271,7 @@ var dsnParams = map[string]dsnParam{
 	"auditpg_slow_query": {form: "a duration such as 500ms or 2s (0 turns it off)",
 		option: durationParam(WithSlowQueryThreshold)},
 	"auditpg_log_args": {form: "true or false", option: func(v string) (Option, error) {
-		b, err := strconv.ParseBool(v)
+		b, err := strconv.ParseBool(strings.ToLower(v))
 		return WithLogArgs(b), err
 	}},
 	"auditpg_max_fingerprints": {form: "a positive integer", option: intParam(WithMaxFingerprints)},
@@ -286,26 +296,55 @@ var dsnParams = map[string]dsnParam{
 		m, err := resultcache.ParseMode(v)
 		return WithCacheMode(m), err
 	}},
-	"auditpg_cache_ttl":       {form: "a duration above 0 and at most 24h, such as 30s or 5m", option: durationParam(WithCacheTTL)},
-	"auditpg_cache_size":      {form: "a size of at least 1MB, in bytes or with B, kB, MB, GB or TB, such as 100MB", option: sizeParam(WithCacheSize)},
-	"auditpg_cache_max_entry": {form: "a size in bytes, or with B, kB, MB, GB or TB, such as 1MB", option: sizeParam(WithCacheMaxEntry)},
+	"auditpg_cache_ttl": {form: "a duration above 0 and at most 24h, such as 30s or 5m", option: durationParam(WithCacheTTL)},
+	"auditpg_cache_size": {form: "a size of at least 1MB, in bytes or with B, kB, MB, GB or TB, such as 100MB",
+		option: sizeParam(WithCacheSize, func(c *config, v string) { c.cacheSizeDSN = v })},
+	"auditpg_cache_max_entry": {form: "a size in bytes, or with B, kB, MB, GB or TB, such as 1MB, at most auditpg_cache_size",
+		option: sizeParam(WithCacheMaxEntry, func(c *config, v string) { c.cacheMaxEntryDSN = v })},
 	"auditpg_cache_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
-		return WithCacheTables(splitList(v)...), nil
+		names, err := splitList(v)
+		return WithCacheTables(names...), err
 	}},
 	"auditpg_cache_rls_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
-		return WithCacheRLSTables(splitList(v)...), nil
+		names, err := splitList(v)
+		return WithCacheRLSTables(names...), err
 	}},
 }
 
-func sizeParam(opt func(int) Option) func(string) (Option, error) {
+// sizeParam parses a size for opt and, once opt has applied it, lets note
+// record the DSN's value.
+func sizeParam(opt func(int) Option, note func(c *config, v string)) func(string) (Option, error) {
 	return func(v string) (Option, error) {
 		n, err := bytesize.Parse(v)
 		if err == nil && n > math.MaxInt {
 			err = errors.New("too large")
 		}
-		return opt(int(n)), err
+		set := opt(int(n))
+		return func(c *config) error {
+			if err := set(c); err != nil {
+				return err
+			}
+			note(c, v)
+			return nil
+		}, err
 	}
 }
+
+// sizeText writes n bytes as the DSN may give it, in the largest unit that
+// keeps it exact.
+func sizeText(n int) string {
+	s := bytesize.Format(int64(n))
+	if p, err := bytesize.Parse(s); err != nil || p != int64(n) {
+		return strconv.Itoa(n) + "B"
+	}
+	return s
+}
+
+// paramDetail is a DSN value's fault that the generic "want <form>" does not
+// make plain; applyDSN puts it in the error.
+type paramDetail string
+
+func (d paramDetail) Error() string { return string(d) }
 
 // parseSwitch reads on/off, true/false, 1/0, any case.
 func parseSwitch(v string) (bool, error) {
@@ -318,14 +357,20 @@ func parseSwitch(v string) (bool, error) {
 	return strconv.ParseBool(v)
 }
 
-func splitList(v string) []string {
-	var out []string
-	for _, f := range strings.Split(v, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
+// splitList reads comma-separated names, trimming spaces around each. An
+// empty value is no name; an empty item (",,", or a comma at an end) is a
+// mistake rather than a name to skip.
+func splitList(v string) ([]string, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	out := strings.Split(v, ",")
+	for i, f := range out {
+		if out[i] = strings.TrimSpace(f); out[i] == "" {
+			return nil, paramDetail(fmt.Sprintf("item %d of %d is empty (two commas in a row, or a comma at an end)", i+1, len(out)))
 		}
 	}
-	return out
+	return out, nil
 }
 
 func durationParam(opt func(time.Duration) Option) func(string) (Option, error) {
@@ -372,8 +417,29 @@ func (c *config) applyDSN(params map[string]string, poolAllowed bool) error {
 			err = opt(c)
 		}
 		if err != nil {
+			var d paramDetail
+			if errors.As(err, &d) {
+				return &ConfigError{Param: name, Value: v, Err: fmt.Errorf("auditpg: DSN parameter %s=%q: %s; want %s", name, v, d, p.form)}
+			}
 			return &ConfigError{Param: name, Value: v, Err: fmt.Errorf("auditpg: DSN parameter %s=%q: want %s", name, v, p.form)}
 		}
+	}
+	return nil
+}
+
+// validate checks what no single parameter or option can: it runs once,
+// after the DSN and every option in code are applied.
+func (c *config) validate() error {
+	if c.cache.MaxEntryBytes > c.cache.MaxBytes {
+		e := &ConfigError{Err: fmt.Errorf("auditpg: the largest cached entry, %s (auditpg_cache_max_entry, WithCacheMaxEntry), is larger than the whole cache, %s (auditpg_cache_size, WithCacheSize); want a max entry of at most the cache size: lower the max entry or raise the size",
+			sizeText(c.cache.MaxEntryBytes), sizeText(c.cache.MaxBytes))}
+		switch {
+		case c.cacheMaxEntryDSN != "":
+			e.Param, e.Value = "auditpg_cache_max_entry", c.cacheMaxEntryDSN
+		case c.cacheSizeDSN != "":
+			e.Param, e.Value = "auditpg_cache_size", c.cacheSizeDSN
+		}
+		return e
 	}
 	return nil
 }

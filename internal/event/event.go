@@ -71,8 +71,13 @@ type Event struct {
 	// had no part in the call.
 	Cache       CacheOutcome
 	CacheReason string
-	// Target is the server and database the connector connects to; nil for
-	// a connector built around a driver other than pgx's.
+	// Target is the server and database of the call's connection; nil for
+	// a connector built around a driver other than pgx's. Observers may key
+	// on the pointer: a connector's connections share one while their Target
+	// stays the same. A connector of a config registered with pgx
+	// (stdlib.RegisterConnConfig) learns its Target from each connection: a
+	// connect's Event has the Target of the connector's latest connection at
+	// Start (nil before the first) and that of the new connection at End.
 	Target *Target
 }
 
@@ -84,7 +89,7 @@ type InvalidationObserver interface {
 	Invalidated(ctx context.Context, tables []string)
 }
 
-// Target names the server and database of a connector, for spans
+// Target names the server and database of a connection, for spans
 // (server.address, server.port, db.namespace) and reports.
 type Target struct {
 	Host     string // host name, IP address or Unix socket directory

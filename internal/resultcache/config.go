@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -32,10 +33,10 @@ func (m Mode) String() string {
 	return fmt.Sprintf("Mode(%d)", m)
 }
 
-// ParseMode reads a mode by its name, as the DSN gives it.
+// ParseMode reads a mode by its name, in any case, as the DSN gives it.
 func ParseMode(s string) (Mode, error) {
 	for m, name := range modeNames {
-		if s == name {
+		if strings.EqualFold(s, name) {
 			return Mode(m), nil
 		}
 	}
