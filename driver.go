@@ -226,7 +226,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		_ = inner.Close()
 		return nil, fmt.Errorf("auditpg: sqlmw connection %T lacks a database/sql interface auditpg needs", inner)
 	}
-	return &conn{fullConn: full, ic: ic, opened: time.Now()}, nil
+	return &pooledConn{fullConn: full, ic: ic, opened: time.Now()}, nil
 }
 
 // fullConn is every interface database/sql looks for on a connection; sqlmw's
@@ -243,16 +243,16 @@ type fullConn interface {
 	driver.NamedValueChecker
 }
 
-// conn is the connection database/sql holds. It adds what sqlmw does not
+// pooledConn is the connection database/sql holds in its pool. It adds what sqlmw does not
 // intercept: Close (for connection lifetimes) and access to the pgx
 // connection for (*sql.Conn).Raw users (see PgxConn).
-type conn struct {
+type pooledConn struct {
 	fullConn
 	ic     *interceptor
 	opened time.Time
 }
 
-func (c *conn) Close() error {
+func (c *pooledConn) Close() error {
 	c.ic.c.stats.closed(time.Since(c.opened))
 	return c.fullConn.Close()
 }
@@ -274,7 +274,7 @@ func (c *conn) Close() error {
 // directly bypasses auditpg's timing and statistics.
 func PgxConn(driverConn any) (*pgx.Conn, error) {
 	switch c := driverConn.(type) {
-	case *conn:
+	case *pooledConn:
 		if c.ic.pgx != nil {
 			return c.ic.pgx.Conn(), nil
 		}

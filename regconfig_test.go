@@ -126,7 +126,7 @@ func TestRegisteredConnConfig(t *testing.T) {
 	}
 	err = sc.Raw(func(dc any) error {
 		// The cache session's scope is the connection's server.
-		if ic := dc.(*conn).ic; ic.target == nil || ic.target.Host != pc.Host || ic.target.Port != pc.Port {
+		if ic := dc.(*pooledConn).ic; ic.target == nil || ic.target.Host != pc.Host || ic.target.Port != pc.Port {
 			t.Errorf("connection target = %v, want host %s port %d", ic.target, pc.Host, pc.Port)
 		}
 		return nil
