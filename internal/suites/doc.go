@@ -14,8 +14,10 @@
 // the go command of the toolchain that built the tests. Nothing of theirs is
 // vendored or committed. Each lists what it leaves out and why.
 //
-// The tests need the module proxy (or a module cache holding the modules)
-// and a PostgreSQL server (internal/testdb): skipped with -short.
+// Every test needs a PostgreSQL server (internal/testdb). The two foreign
+// suites also need the go command and the module proxy (or a module cache
+// holding the modules): they are skipped with -short. The GORM test needs
+// nothing more than the server, runs in a fraction of a second, and is not.
 //
 // AUDITPG_SUITES_DRIVER=pgx runs the sqlx suite through bare pgx instead of
 // auditpg, to compare by hand; the test then reports what fails rather than
