@@ -210,7 +210,7 @@ func (ic *interceptor) exec(ctx context.Context, conn driver.ExecerContext, stmt
 		sql = ic.c.rewrite(ctx, query)
 	}
 	res, err := execOnce(ctx, conn, stmt, sql, args)
-	if err != nil && replan(ctx, ic.pgx, err, stmt != nil, ic.c.cfg.rewriter != nil, query) {
+	if err != nil && replan(ctx, ic.pgx, err, ev.Statement, stmt != nil, ic.c.cfg.rewriter != nil, query) {
 		ev.Retried = true
 		res, err = execOnce(ctx, conn, stmt, sql, args)
 	}
@@ -267,7 +267,7 @@ func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, st
 			sql = ic.c.rewrite(ctx, query)
 		}
 		r.Rows, err = queryOnce(ctx, conn, stmt, sql, args)
-		if err != nil && replan(ctx, ic.pgx, err, stmt != nil, ic.c.cfg.rewriter != nil, query) {
+		if err != nil && replan(ctx, ic.pgx, err, r.ev.Statement, stmt != nil, ic.c.cfg.rewriter != nil, query) {
 			r.ev.Retried = true
 			if r.fill != nil {
 				// Taken before the DDL that staled the plan was known:

@@ -45,9 +45,11 @@ func stalePlan(err error) bool {
 // same stale statement again: it is deallocated and prepared anew under
 // the same name (its SQL), which stdlib's Stmt looks it up by. That needs
 // the text pgx prepared, which a query rewriter may have made otherwise
-// (rewritten): a Stmt whose text is not known is not retried.
-func replan(ctx context.Context, sc *stdlib.Conn, err error, stmt, rewritten bool, query string) bool {
-	if sc == nil || !stalePlan(err) {
+// (rewritten): a Stmt whose text is not known is not retried. Nor is a
+// text of several statements (st.MultiStatement): one before the refused
+// EXECUTE may have committed.
+func replan(ctx context.Context, sc *stdlib.Conn, err error, st *Statement, stmt, rewritten bool, query string) bool {
+	if sc == nil || !stalePlan(err) || st.MultiStatement {
 		return false
 	}
 	pc := sc.Conn()
