@@ -231,22 +231,34 @@ func (ic *interceptor) exec(ctx context.Context, conn driver.ExecerContext, stmt
 	ev := &Event{Op: OpExec, Query: query, Statement: ic.c.classifier.Classify(query), Args: args,
 		Prepared: stmt != nil, InTx: ic.inTx, Start: time.Now(), Target: ic.target}
 	ctx = ic.c.start(ctx, ev)
-	var res driver.Result
-	var err error
-	if stmt != nil {
-		res, err = stmt.ExecContext(ctx, args)
-	} else {
-		res, err = conn.ExecContext(ctx, ic.c.rewrite(ctx, query), args)
+	sql := query
+	if stmt == nil {
+		sql = ic.c.rewrite(ctx, query)
+	}
+	res, err := execOnce(ctx, conn, stmt, sql, args)
+	if err != nil && replan(ctx, ic.pgx, err, ev.Statement, stmt != nil, ic.c.cfg.rewriter != nil, query) {
+		ev.Retried = true
+		res, err = execOnce(ctx, conn, stmt, sql, args)
 	}
 	ev.Duration = time.Since(ev.Start)
 	if err != nil {
 		ev.Err, ev.SQLState = err, pgerr.SQLState(err)
-	} else if n, rerr := res.RowsAffected(); rerr == nil {
-		ev.Rows = n
+	} else {
+		if n, rerr := res.RowsAffected(); rerr == nil {
+			ev.Rows = n
+		}
+		afterDDL(ctx, ic.pgx, ev.Statement)
 	}
 	ic.cs.AfterStatement(ctx, ev.Statement, ev.SQLState)
 	ic.c.end(ctx, ev)
 	return res, err
+}
+
+func execOnce(ctx context.Context, conn driver.ExecerContext, stmt driver.StmtExecContext, sql string, args []driver.NamedValue) (driver.Result, error) {
+	if stmt != nil {
+		return stmt.ExecContext(ctx, args)
+	}
+	return conn.ExecContext(ctx, sql, args)
 }
 
 func (ic *interceptor) ConnQueryContext(ctx context.Context, conn driver.QueryerContext, query string, args []driver.NamedValue) (context.Context, driver.Rows, error) {
@@ -276,10 +288,20 @@ func (ic *interceptor) query(ctx context.Context, conn driver.QueryerContext, st
 	ctx = ic.c.start(ctx, &r.ev)
 	r.ctx = ctx
 	if err == nil {
-		if stmt != nil {
-			r.Rows, err = stmt.QueryContext(ctx, args)
-		} else {
-			r.Rows, err = conn.QueryContext(ctx, ic.c.rewrite(ctx, query), args)
+		sql := query
+		if stmt == nil {
+			sql = ic.c.rewrite(ctx, query)
+		}
+		r.Rows, err = queryOnce(ctx, conn, stmt, sql, args)
+		if err != nil && replan(ctx, ic.pgx, err, r.ev.Statement, stmt != nil, ic.c.cfg.rewriter != nil, query) {
+			r.ev.Retried = true
+			if r.fill != nil {
+				// Taken before the DDL that staled the plan was known:
+				// this read keeps nothing.
+				r.fill.Finish(false)
+				r.fill = nil
+			}
+			r.Rows, err = queryOnce(ctx, conn, stmt, sql, args)
 		}
 	}
 	if err != nil {
@@ -344,11 +366,21 @@ func (ic *interceptor) RowsClose(_ context.Context, dr driver.Rows) error {
 		r.fill = nil
 	}
 	if r.ev.Cache != CacheHit {
+		if r.ev.Err == nil {
+			afterDDL(r.ctx, ic.pgx, r.ev.Statement)
+		}
 		ic.cs.AfterStatement(r.ctx, r.ev.Statement, r.ev.SQLState)
 	}
 	ic.c.end(r.ctx, &r.ev)
 	r.release()
 	return err
+}
+
+func queryOnce(ctx context.Context, conn driver.QueryerContext, stmt driver.StmtQueryContext, sql string, args []driver.NamedValue) (driver.Rows, error) {
+	if stmt != nil {
+		return stmt.QueryContext(ctx, args)
+	}
+	return conn.QueryContext(ctx, sql, args)
 }
 
 // drain reads the rest of a result being captured, as QueryRow leaves it:

@@ -114,6 +114,13 @@ type Totals struct {
 	Slow         int64 `json:"slow"`
 	RowsReturned int64 `json:"rows_returned"`
 	RowsAffected int64 `json:"rows_affected"`
+	// Retries counts the queries and execs made a second time because the
+	// server refused, before executing it, a statement pgx had prepared or
+	// described before DDL changed its result ("cached plan must not change
+	// result type", SQLSTATE 0A000; or 08P01 at bind in cache_describe
+	// mode), outside a transaction (Event.Retried). Each counts once in
+	// Queries or Execs.
+	Retries int64 `json:"retries"`
 }
 
 // StatementStats are the statistics of the queries and execs that share one
@@ -387,6 +394,9 @@ func (c *collector) record(ev *Event) {
 	}
 	if ev.Err != nil {
 		t.Errors++
+	}
+	if ev.Retried {
+		t.Retries++
 	}
 	if ev.Statement != nil && (ev.Op == OpQuery || ev.Op == OpExec) {
 		c.entryFor(ev.Statement).add(ev)

@@ -18,7 +18,7 @@ func writeReport(w io.Writer, s auditpg.Snapshot) error {
 	fmt.Fprintf(w, "Totals since %s\n", s.Since.Format(time.RFC3339))
 	fmt.Fprintf(w, "  queries %d  execs %d  errors %d  slow %d  rows returned %d  rows affected %d\n",
 		t.Queries, t.Execs, t.Errors, t.Slow, t.RowsReturned, t.RowsAffected)
-	fmt.Fprintf(w, "  prepares %d  begins %d  commits %d  rollbacks %d\n\n", t.Prepares, t.Begins, t.Commits, t.Rollbacks)
+	fmt.Fprintf(w, "  prepares %d  begins %d  commits %d  rollbacks %d  retries %d\n\n", t.Prepares, t.Begins, t.Commits, t.Rollbacks, t.Retries)
 
 	p := s.Pool
 	fmt.Fprintln(w, "Pool")

@@ -59,7 +59,13 @@ type Event struct {
 	// Slow is set before End when the call lasted at least the connector's
 	// slow-query threshold (WithSlowQueryThreshold): every observer judges
 	// slowness by the one threshold.
-	Slow     bool
+	Slow bool
+	// Retried is set when the call was made twice: outside a transaction,
+	// the server refused the first attempt before executing it, because
+	// DDL had changed the result of a statement pgx kept prepared or
+	// described (SQLSTATE 0A000, or 08P01 at bind). The Event describes
+	// the second.
+	Retried  bool
 	Start    time.Time
 	Duration time.Duration
 	Rows     int64  // rows returned (query) or affected (exec)
