@@ -2,17 +2,15 @@ package main
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/auditpg/auditpg"
 	"github.com/auditpg/auditpg/internal/bytesize"
 	"github.com/auditpg/auditpg/monitor"
+	"github.com/auditpg/auditpg/monitor/driverstats"
 	"github.com/spf13/cobra"
 )
 
@@ -26,42 +24,11 @@ func withMonitor(ctx context.Context, g *globals, opts []monitor.Option, fn func
 		return err
 	}
 	defer db.Close()
-	m, err := monitor.New(db, append([]monitor.Option{monitor.WithDriverStats(auditpgStats)}, opts...)...)
+	m, err := monitor.New(db, append([]monitor.Option{monitor.WithDriverStats(driverstats.Read)}, opts...)...)
 	if err != nil {
 		return err
 	}
 	return fn(ctx, m)
-}
-
-// driverStats are the auditpg driver's statistics as the monitor's summary
-// carries them: they marshal as the auditpg.Snapshot they embed.
-type driverStats struct{ auditpg.Snapshot }
-
-// DriverHealth returns the figures the monitor's health status judges.
-func (d *driverStats) DriverHealth() monitor.DriverHealth {
-	t, p := d.Totals, d.Pool
-	h := monitor.DriverHealth{
-		Calls:  t.Queries + t.Execs + t.Prepares + t.Begins + t.Commits + t.Rollbacks + t.Pings,
-		Errors: t.Errors, Slow: t.Slow,
-		ConnectFailures: p.ConnectFailures, PoolWaits: p.WaitCount, PoolWaitDuration: p.WaitDuration,
-	}
-	if c := d.Cache; c != nil {
-		h.CacheHits, h.CacheMisses, h.CacheHitRatio = c.Hits, c.Misses, c.HitRatio
-	}
-	return h
-}
-
-// auditpgStats reads the statistics of a *sql.DB opened with auditpg, and
-// nothing for one opened with another driver.
-func auditpgStats(db *sql.DB) (monitor.DriverStats, error) {
-	snap, err := auditpg.Stats(db)
-	if errors.Is(err, auditpg.ErrNotAuditpg) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &driverStats{snap}, nil
 }
 
 // reportCmd returns a command, without arguments, that reads one report
@@ -454,7 +421,7 @@ func writeSummary(w io.Writer, s *monitor.Summary) error {
 			return err
 		}
 	}
-	if d, ok := s.Driver.(*driverStats); ok {
+	if d, ok := s.Driver.(*driverstats.Stats); ok {
 		fmt.Fprintln(w, "\nauditpg driver (this connection pool)")
 		return writeReport(w, d.Snapshot)
 	}
