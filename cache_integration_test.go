@@ -98,11 +98,20 @@ func ciRows(q ciQueryer, ctx context.Context, query string, args ...any) (string
 		return "", err
 	}
 	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
+	var out strings.Builder
+	if err := ciFormatRows(&out, rows); err != nil {
 		return "", err
 	}
-	var out strings.Builder
+	return out.String(), rows.Close()
+}
+
+// ciFormatRows writes rows to out, one a line, values separated by |
+// ([]byte quoted), and reads them to the end.
+func ciFormatRows(out *strings.Builder, rows *sql.Rows) error {
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
@@ -110,7 +119,7 @@ func ciRows(q ciQueryer, ctx context.Context, query string, args ...any) (string
 	}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
-			return "", err
+			return err
 		}
 		for i, v := range vals {
 			if i > 0 {
@@ -119,14 +128,11 @@ func ciRows(q ciQueryer, ctx context.Context, query string, args ...any) (string
 			if b, ok := v.([]byte); ok {
 				v = fmt.Sprintf("%q", b)
 			}
-			fmt.Fprint(&out, v)
+			fmt.Fprint(out, v)
 		}
 		out.WriteByte('\n')
 	}
-	if err := rows.Err(); err != nil {
-		return "", err
-	}
-	return out.String(), rows.Close()
+	return rows.Err()
 }
 
 // ciDo runs a read and tells how the cache answered it, from the change in

@@ -3,7 +3,6 @@ package auditpg
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -45,27 +44,10 @@ func replanRead(q ciQueryer, query string, args ...any) (string, error) {
 		out.WriteString(ct.Name() + ":" + ct.DatabaseTypeName())
 	}
 	out.WriteByte('\n')
-	vals := make([]any, len(cts))
-	ptrs := make([]any, len(cts))
-	for i := range vals {
-		ptrs[i] = &vals[i]
+	if err := ciFormatRows(&out, rows); err != nil {
+		return "", err
 	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return "", err
-		}
-		for i, v := range vals {
-			if i > 0 {
-				out.WriteByte('|')
-			}
-			if b, ok := v.([]byte); ok {
-				v = string(b)
-			}
-			fmt.Fprint(&out, v)
-		}
-		out.WriteByte('\n')
-	}
-	return out.String(), rows.Err()
+	return out.String(), nil
 }
 
 // stmtQueryer reads through a Stmt where a ciQueryer is wanted; the query
