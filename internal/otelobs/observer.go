@@ -57,6 +57,12 @@ type Observer struct {
 
 	attrs      sync.Map     // attrKey -> *callAttrs, read without a lock
 	attrsCount atomic.Int64 // entries in attrs
+
+	// The invalidation counter's options: for every table (everything
+	// invalidated), and per table name, made once (bounded as attrs).
+	invalidatedAll []metric.AddOption
+	tableOpts      sync.Map // table name -> []metric.AddOption
+	tableOptsCount atomic.Int64
 }
 
 // New returns an Observer configured by cfg. Errors creating instruments
@@ -75,8 +81,9 @@ func New(cfg Config) *Observer {
 	}
 	meter := mp.Meter(ScopeName)
 	o := &Observer{
-		cfg:    cfg,
-		tracer: tp.Tracer(ScopeName),
+		cfg:            cfg,
+		tracer:         tp.Tracer(ScopeName),
+		invalidatedAll: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(semconv.DBSystemNamePostgreSQL))},
 	}
 	duration, err1 := dbconv.NewClientOperationDuration(meter, metric.WithExplicitBucketBoundaries(DurationBuckets...))
 	rows, err2 := dbconv.NewClientResponseReturnedRows(meter)
@@ -346,12 +353,28 @@ func errorType(ev *event.Event) string {
 // Invalidated counts the tables a write invalidated in the result cache.
 func (o *Observer) Invalidated(ctx context.Context, tables []string) {
 	if len(tables) == 0 {
-		o.invalidations.Add(ctx, 1, metric.WithAttributes(semconv.DBSystemNamePostgreSQL))
+		o.invalidations.Add(ctx, 1, o.invalidatedAll...)
 		return
 	}
 	for _, t := range tables {
-		o.invalidations.Add(ctx, 1, metric.WithAttributes(semconv.DBSystemNamePostgreSQL, semconv.DBCollectionName(t)))
+		o.invalidations.Add(ctx, 1, o.tableOptions(t)...)
 	}
+}
+
+// tableOptions are the invalidation counter's options for table t: its
+// attribute set, and the slice that passes it, are made once per name, not
+// on every write.
+func (o *Observer) tableOptions(t string) []metric.AddOption {
+	if opt, ok := o.tableOpts.Load(t); ok {
+		return opt.([]metric.AddOption)
+	}
+	opt := []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(semconv.DBSystemNamePostgreSQL, semconv.DBCollectionName(t)))}
+	if o.tableOptsCount.Add(1) > maxCachedAttrs {
+		o.tableOpts.Clear()
+		o.tableOptsCount.Store(1)
+	}
+	o.tableOpts.Store(t, opt)
+	return opt
 }
 
 var _ event.InvalidationObserver = (*Observer)(nil)
