@@ -33,10 +33,13 @@
 // Explain runs EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) in a transaction
 // that is always rolled back, under SET LOCAL statement_timeout, parses the
 // JSON into a tree and recommends from its nodes. One statement only; a
-// statement that may write (auditpg's statement classifier decides:
-// INSERT, UPDATE, DELETE, MERGE, data-modifying WITH, volatile
-// functions...) needs ExplainOptions.AllowWrites, and without it the
-// transaction is READ ONLY as well.
+// statement that may write (INSERT, UPDATE, DELETE, MERGE, data-modifying
+// WITH, a volatile function) needs ExplainOptions.AllowWrites, and without
+// it the transaction is READ ONLY as well. auditpg's statement classifier
+// decides first; the server then has the last word, whatever the classifier
+// said: the text is prepared (one statement, whatever protocol the DSN asks
+// for), and the functions the plan of EXPLAIN (VERBOSE) and the text name
+// are looked up in pg_proc, a volatile one refusing the statement.
 //
 // # Thresholds
 //

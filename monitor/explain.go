@@ -18,10 +18,12 @@ import (
 // ExplainOptions control Explain.
 type ExplainOptions struct {
 	// AllowWrites lets a statement that may modify data (INSERT, UPDATE,
-	// DELETE, MERGE, a data-modifying WITH, a call of a function that may
-	// write...) be explained. EXPLAIN ANALYZE executes it; the transaction
-	// is rolled back all the same. Without it the transaction is also READ
-	// ONLY, so the server refuses any write the classifier missed.
+	// DELETE, MERGE, a data-modifying WITH, a call of a volatile
+	// function...) be explained. EXPLAIN ANALYZE executes it; the transaction
+	// is rolled back all the same, but what a volatile function did outside
+	// it (a backend ended, a file written) stays. Without it the transaction
+	// is also READ ONLY, so the server refuses any write the classifier
+	// missed, and a statement calling a volatile function is refused.
 	AllowWrites bool
 	// Timeout is the statement_timeout set for the EXPLAIN (SET LOCAL);
 	// default 30 s.
@@ -126,8 +128,23 @@ type Recommendation struct {
 // Explain runs EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) on one statement in
 // a transaction that is always rolled back, under a statement_timeout, and
 // analyzes the plan. More than one statement is refused
-// (ErrMultipleStatements); a statement that may modify data needs
-// AllowWrites (ErrWritesNotAllowed).
+// (ErrMultipleStatements); a statement that may modify data, or that calls
+// a volatile function, needs AllowWrites (ErrWritesNotAllowed).
+//
+// The classifier's verdict is only the first of these guards, since a lexer
+// that reads the text differently from the server could let a second
+// statement or a side effect through. The server itself then decides:
+//
+//   - One statement: every text holding the statement is prepared through
+//     database/sql (the extended protocol's Parse, which accepts one statement
+//     only, whatever protocol the DSN asks for) and checked to be among the
+//     session's protocol-level prepared statements before it runs; a driver
+//     that prepares on the client is refused.
+//   - Without AllowWrites: the transaction is READ ONLY (checked with
+//     transaction_read_only), and the functions the statement calls are read
+//     from the plan of EXPLAIN (VERBOSE, FORMAT JSON), which executes nothing,
+//     and from the text; any of them that pg_proc says is volatile, or that
+//     backs an operator used, refuses the statement, naming it.
 //
 // The statement text is sent as it is given, after "EXPLAIN (...)": that is
 // the point of the call, so never pass text from an untrusted user.
@@ -140,8 +157,19 @@ func (m *Monitor) Explain(ctx context.Context, query string, o ExplainOptions) (
 	if strings.TrimSpace(query) == "" {
 		return nil, errors.New("monitor: explain: empty statement")
 	}
-	if !st.ReadOnly && !o.AllowWrites {
-		return nil, fmt.Errorf("%w (%s)", ErrWritesNotAllowed, st.Operation)
+	if strings.ContainsRune(query, 0) {
+		// The protocol ends a query string at a NUL byte: the server would
+		// read less than was checked.
+		return nil, errors.New("monitor: explain: the statement holds a NUL byte")
+	}
+	// A read whose only doubt is functions the classifier does not know
+	// goes on: pg_proc decides below.
+	if !st.ReadOnly && !st.UserFunctionsOnly && !o.AllowWrites {
+		what := st.Operation
+		if len(st.Functions) > 0 {
+			what += "; functions called: " + strings.Join(st.Functions, ", ")
+		}
+		return nil, fmt.Errorf("%w (%s)", ErrWritesNotAllowed, what)
 	}
 	timeout := o.Timeout
 	if timeout <= 0 {
@@ -161,13 +189,26 @@ func (m *Monitor) Explain(ctx context.Context, query string, o ExplainOptions) (
 		settings[k] = v
 	}
 	for _, k := range slices.Sorted(maps.Keys(settings)) {
-		if _, err := tx.ExecContext(ctx, `SELECT set_config($1, $2, true)`, k, settings[k]); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_catalog.set_config($1, $2, true)`, k, settings[k]); err != nil {
 			return nil, fmt.Errorf("monitor: explain: SET LOCAL %s: %w", k, err)
 		}
 	}
-	var raw []byte
-	if err := tx.QueryRowContext(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+query, o.Args...).Scan(&raw); err != nil {
-		return nil, fmt.Errorf("monitor: explain: %w", err)
+	if !o.AllowWrites {
+		// After the settings, which could otherwise have turned it off.
+		var ro string
+		if err := tx.QueryRowContext(ctx, `SELECT pg_catalog.current_setting('transaction_read_only')`).Scan(&ro); err != nil {
+			return nil, fmt.Errorf("monitor: explain: read transaction_read_only: %w", err)
+		}
+		if ro != "on" {
+			return nil, errors.New("monitor: explain: the transaction is not READ ONLY (the driver ignored sql.TxOptions.ReadOnly, or a setting changed it): refused without AllowWrites")
+		}
+		if err := refuseVolatile(ctx, tx, query, o.Args); err != nil {
+			return nil, err
+		}
+	}
+	raw, err := explainOne(ctx, tx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+query, o.Args)
+	if err != nil {
+		return nil, err
 	}
 	p, err := ParsePlan(raw)
 	if err != nil {
@@ -176,6 +217,263 @@ func (m *Monitor) Explain(ctx context.Context, query string, o ExplainOptions) (
 	p.Recommendations = analyzePlan(p.Root, m.th)
 	return p, nil
 }
+
+// explainOne runs text, an EXPLAIN of one statement, with args and returns
+// its one value. The text is prepared first, so that the server's parser,
+// not the classifier, says it is one statement (the extended protocol's Parse
+// refuses more), and the prepared statement is looked for in
+// pg_prepared_statements: a driver that prepares on the client, and would
+// send the text unchecked, is refused.
+func explainOne(ctx context.Context, tx *sql.Tx, text string, args []any) ([]byte, error) {
+	stmt, err := tx.PrepareContext(ctx, text)
+	if err != nil {
+		if strings.Contains(err.Error(), "multiple commands") { // cannot insert multiple commands into a prepared statement
+			return nil, fmt.Errorf("%w: the server read more than one: %w", ErrMultipleStatements, err)
+		}
+		return nil, fmt.Errorf("monitor: explain: %w", err)
+	}
+	defer stmt.Close()
+	// starts_with: a driver's query rewriter (sqlcommenter) may append a
+	// comment, which does not make one statement more.
+	var prepared bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_catalog.pg_prepared_statements
+		WHERE NOT from_sql AND pg_catalog.starts_with(statement, $1))`, text).Scan(&prepared); err != nil {
+		return nil, fmt.Errorf("monitor: explain: read pg_prepared_statements: %w", err)
+	}
+	if !prepared {
+		return nil, errors.New("monitor: explain: the driver did not prepare the statement on the server, so the server cannot check it is one statement: refused")
+	}
+	var raw []byte
+	if err := stmt.QueryRowContext(ctx, args...).Scan(&raw); err != nil {
+		return nil, fmt.Errorf("monitor: explain: %w", err)
+	}
+	return raw, nil
+}
+
+// refuseVolatile returns ErrWritesNotAllowed, naming them, when the
+// statement calls a volatile function: one may act outside the transaction
+// (end a backend, write a file, run a program), and neither READ ONLY nor
+// the rollback stops it. The calls are read from the plan of EXPLAIN
+// (VERBOSE), which deparses every expression it evaluates with function-call
+// syntax, inlined SQL functions included; EXPLAIN does not print a LIMIT or
+// OFFSET count, a VALUES list or a window frame's offsets, so the names
+// before a "(" anywhere in the text, comments and strings included, are
+// added. A volatile function behind an operator is found by the operator's
+// name in either. Names are matched in every schema: a false refusal costs
+// an AllowWrites, a miss a side effect.
+func refuseVolatile(ctx context.Context, tx *sql.Tx, query string, args []any) error {
+	if strings.Contains(strings.ToUpper(query), `U&"`) {
+		return fmt.Errorf(`%w: its text holds a Unicode-escaped identifier (U&"..."), which hides the functions it calls`, ErrWritesNotAllowed)
+	}
+	raw, err := explainOne(ctx, tx, "EXPLAIN (VERBOSE, FORMAT JSON) "+query, args)
+	if err != nil {
+		return err
+	}
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("monitor: parse EXPLAIN JSON: %w", err)
+	}
+	names := map[string]bool{}
+	texts := []string{query}
+	walkStrings(doc, func(s string) {
+		texts = append(texts, s)
+		deparsedCalls(s, names)
+	})
+	textCalls(query, names)
+	list, err := json.Marshal(append([]string{}, slices.Sorted(maps.Keys(names))...)) // [], not null
+	if err != nil {
+		return err
+	}
+	var found []string
+	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT p.oid::pg_catalog.regprocedure::text, ''
+		FROM pg_catalog.pg_proc p
+		WHERE p.provolatile = 'v' AND p.proname::text IN (SELECT pg_catalog.jsonb_array_elements_text($1::text::jsonb))
+		UNION
+		SELECT DISTINCT p.oid::pg_catalog.regprocedure::text, o.oprname::text
+		FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+		WHERE p.provolatile = 'v'`, string(list))
+	if err != nil {
+		return fmt.Errorf("monitor: explain: read function volatility: %w", err)
+	}
+	defer rows.Close()
+	all := strings.Join(texts, "\n")
+	for rows.Next() {
+		var fn, op string
+		if err := rows.Scan(&fn, &op); err != nil {
+			return fmt.Errorf("monitor: explain: read function volatility: %w", err)
+		}
+		switch {
+		case op == "":
+			found = append(found, fn)
+		case strings.Contains(all, op):
+			found = append(found, fn+" (operator "+op+")")
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("monitor: explain: read function volatility: %w", err)
+	}
+	if len(found) > 0 {
+		slices.Sort(found)
+		return &volatileError{funcs: slices.Compact(found)}
+	}
+	return nil
+}
+
+// volatileError refuses a statement that calls volatile functions; it is
+// ErrWritesNotAllowed for errors.Is.
+type volatileError struct{ funcs []string }
+
+func (e *volatileError) Error() string {
+	return "monitor: the statement calls the volatile function(s) " + strings.Join(e.funcs, ", ") +
+		", which may act outside the transaction (end a backend, write a file, run a program), where the rollback undoes nothing; set AllowWrites to explain it"
+}
+
+func (e *volatileError) Is(target error) bool { return target == ErrWritesNotAllowed }
+
+// walkStrings calls fn with every string value in a decoded JSON document.
+func walkStrings(v any, fn func(string)) {
+	switch v := v.(type) {
+	case string:
+		fn(v)
+	case []any:
+		for _, e := range v {
+			walkStrings(e, fn)
+		}
+	case map[string]any:
+		for _, e := range v {
+			walkStrings(e, fn)
+		}
+	}
+}
+
+// deparsedCalls adds to names the function names in an expression as the
+// server deparses it: identifiers (plain, which the server prints in lower
+// case, or double-quoted) followed by "(", outside string literals.
+func deparsedCalls(s string, names map[string]bool) {
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\'':
+			// 'x' with '' for a quote; E'x' (a backslash escapes) when the
+			// server prints with standard_conforming_strings off.
+			escapes := i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') && (i == 1 || !isIdentChar(s[i-2]))
+			for i++; i < len(s); i++ {
+				if escapes && s[i] == '\\' {
+					i++
+				} else if s[i] == '\'' {
+					if i+1 < len(s) && s[i+1] == '\'' {
+						i++
+						continue
+					}
+					break
+				}
+			}
+			i++
+		case c == '"':
+			name, end := quotedIdent(s, i)
+			if callFollows(s, end) {
+				names[name] = true
+			}
+			i = end
+		case isIdentStart(c):
+			j := i
+			for j < len(s) && isIdentChar(s[j]) {
+				j++
+			}
+			if callFollows(s, j) {
+				names[strings.ToLower(s[i:j])] = true
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+}
+
+// textCalls adds to names every identifier of the statement's text that
+// follows a "." (f(x) written x.f) or precedes a "(" (with white space and
+// comments between), read without regard to strings and comments, so that no
+// difference between this reading and the server's hides one. Quoted
+// identifiers are tried from every double quote.
+func textCalls(s string, names map[string]bool) {
+	for i := 0; i < len(s); i++ {
+		var name string
+		end := i
+		switch c := s[i]; {
+		case c == '"':
+			name, end = quotedIdent(s, i)
+		case isIdentStart(c) && (i == 0 || !isIdentChar(s[i-1])):
+			for end < len(s) && isIdentChar(s[end]) {
+				end++
+			}
+			name = strings.ToLower(s[i:end])
+		default:
+			continue
+		}
+		if name != "" && (callFollows(s, end) || i > 0 && s[i-1] == '.') {
+			names[name] = true
+		}
+	}
+}
+
+// quotedIdent reads the double-quoted identifier at s[i] and returns it with
+// the index after it; an unterminated one runs to the end.
+func quotedIdent(s string, i int) (string, int) {
+	var b strings.Builder
+	for j := i + 1; j < len(s); j++ {
+		if s[j] == '"' {
+			if j+1 < len(s) && s[j+1] == '"' {
+				b.WriteByte('"')
+				j++
+				continue
+			}
+			return b.String(), j + 1
+		}
+		b.WriteByte(s[j])
+	}
+	return b.String(), len(s)
+}
+
+// callFollows reports whether s[i:] is "(" after white space and comments,
+// as PostgreSQL reads them: a -- comment ends at a newline or a carriage
+// return, /* */ comments nest.
+func callFollows(s string, i int) bool {
+	for i < len(s) {
+		switch {
+		case strings.IndexByte(" \t\n\r\f\v", s[i]) >= 0:
+			i++
+		case strings.HasPrefix(s[i:], "--"):
+			for i < len(s) && s[i] != '\n' && s[i] != '\r' {
+				i++
+			}
+		case strings.HasPrefix(s[i:], "/*"):
+			depth := 0
+			for i < len(s) {
+				if strings.HasPrefix(s[i:], "/*") {
+					depth++
+					i += 2
+				} else if strings.HasPrefix(s[i:], "*/") {
+					depth--
+					i += 2
+					if depth == 0 {
+						break
+					}
+				} else {
+					i++
+				}
+			}
+		default:
+			return s[i] == '('
+		}
+	}
+	return false
+}
+
+func isIdentStart(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80
+}
+
+func isIdentChar(c byte) bool { return isIdentStart(c) || c >= '0' && c <= '9' || c == '$' }
 
 // ParsePlan parses the output of EXPLAIN (FORMAT JSON), with or without
 // ANALYZE, into a tree.

@@ -19,8 +19,8 @@ var (
 	ErrStatementsUnavailable = errors.New("monitor: pg_stat_statements is not available")
 	// ErrMultipleStatements: Explain was given more than one statement.
 	ErrMultipleStatements = errors.New("monitor: explain takes exactly one statement")
-	// ErrWritesNotAllowed: Explain was given a statement that may write
-	// without ExplainOptions.AllowWrites.
+	// ErrWritesNotAllowed: Explain was given a statement that may write, or
+	// that calls a volatile function, without ExplainOptions.AllowWrites.
 	ErrWritesNotAllowed = errors.New("monitor: the statement may modify data; set AllowWrites to explain it (it is rolled back all the same)")
 )
 

@@ -40,8 +40,9 @@
 //
 // error.type is the SQLSTATE when the server sent one, "timeout" or
 // "canceled" when the context ended the call, and "_OTHER" otherwise: never
-// a Go type name. The span's error status carries the error's text, unless
-// WithoutErrorText (some server messages quote an input value).
+// a Go type name. The span's error status says the error.type too; with
+// WithErrorText it carries the error's text, which may quote a literal or an
+// argument value ("invalid input syntax for type integer: ...").
 //
 // # Metrics
 //

@@ -207,7 +207,7 @@ func TestQuerySpan(t *testing.T) {
 
 func TestErrorSpans(t *testing.T) {
 	tel := newTelemetry(t)
-	db := tel.open(t)
+	db := tel.open(t, WithErrorText())
 	createItems(t, db, "otel_err")
 	ctx := context.Background()
 
@@ -391,16 +391,35 @@ func TestOmitSpansAndFilter(t *testing.T) {
 	})
 }
 
-func TestWithoutErrorText(t *testing.T) {
-	tel := newTelemetry(t)
-	db := tel.open(t, WithoutErrorText())
-	var n int
-	if err := db.QueryRowContext(context.Background(), `SELECT $1::text::int AS n`, "secret-abc").Scan(&n); err == nil {
-		t.Fatal("invalid integer: want an error")
-	}
-	s := tel.one(t, "SELECT")
-	if s.Status().Code != codes.Error || s.Status().Description != "22P02" {
-		t.Errorf("status %+v, want an error described only by its SQLSTATE 22P02", s.Status())
+// TestErrorText: a failed span's status says the SQLSTATE alone unless
+// WithErrorText, since the server's message quotes the argument here.
+func TestErrorText(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []Option
+		want string // in the status description; "" for exactly the SQLSTATE
+	}{
+		{name: "default"},
+		{name: "WithErrorText", opts: []Option{WithErrorText()}, want: "secret-abc"},
+		{name: "WithoutErrorText after WithErrorText", opts: []Option{WithErrorText(), WithoutErrorText()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tel := newTelemetry(t)
+			db := tel.open(t, tc.opts...)
+			var n int
+			if err := db.QueryRowContext(context.Background(), `SELECT $1::text::int AS n`, "secret-abc").Scan(&n); err == nil {
+				t.Fatal("invalid integer: want an error")
+			}
+			s := tel.one(t, "SELECT")
+			switch d := s.Status().Description; {
+			case s.Status().Code != codes.Error:
+				t.Errorf("status %+v, want an error", s.Status())
+			case tc.want == "" && d != "22P02":
+				t.Errorf("status %+v, want an error described only by its SQLSTATE 22P02", s.Status())
+			case tc.want != "" && !strings.Contains(d, tc.want):
+				t.Errorf("status %+v, want the error's text, with %q", s.Status(), tc.want)
+			}
+		})
 	}
 }
 

@@ -69,12 +69,20 @@ func WithoutQueryText() Option {
 	return func(c *otelobs.Config) { c.NoQueryText = true }
 }
 
+// WithErrorText puts the error's text in a failed call's span status, which
+// by default says only the error.type (the SQLSTATE). Server messages may
+// quote a literal or an argument value ("invalid input syntax for type
+// integer: \"abc\""), which then reaches the traces: that is why it is off
+// by default.
+func WithErrorText() Option {
+	return func(c *otelobs.Config) { c.ErrorText = true }
+}
+
 // WithoutErrorText leaves the error's text out of a failed call's span
-// status, which then says only the error.type (the SQLSTATE). Some server
-// messages quote an input value ("invalid input syntax for type integer:
-// \"abc\""): use it when such values must not reach the traces.
+// status, which then says only the error.type (the SQLSTATE). It is the
+// default; it undoes a WithErrorText given before it.
 func WithoutErrorText() Option {
-	return func(c *otelobs.Config) { c.NoErrorText = true }
+	return func(c *otelobs.Config) { c.ErrorText = false }
 }
 
 // WithSlowQueryThreshold with 0 (or less) leaves the auditpg.slow_query span

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -89,11 +90,21 @@ func newMonitorCmd(g *globals) *cobra.Command {
 	var eo monitor.ExplainOptions
 	var sets []string
 	explain := reportCmd(g, `explain "SQL"`, "EXPLAIN (ANALYZE, BUFFERS) one statement in a rolled-back transaction, with recommendations",
-		func(ctx context.Context, m *monitor.Monitor) (*monitor.Plan, error) { return m.Explain(ctx, stmt, eo) }, writePlan)
+		func(ctx context.Context, m *monitor.Monitor) (*monitor.Plan, error) {
+			p, err := m.Explain(ctx, stmt, eo)
+			if errors.Is(err, monitor.ErrWritesNotAllowed) {
+				err = fmt.Errorf("%w (give --allow-writes to explain it anyway)", err)
+			}
+			return p, err
+		}, writePlan)
 	explain.Long = `explain runs EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) on one statement inside a
-transaction that is always rolled back, under a statement_timeout. A statement
-that may modify data is refused unless --allow-writes is given (it is rolled
-back all the same, but it does run: triggers fire, sequences advance).`
+transaction that is always rolled back, under a statement_timeout. The server
+checks that the text is one statement (it is prepared first, whatever protocol
+the DSN asks for). A statement that may modify data, or that calls a volatile
+function (pg_terminate_backend, nextval...), is refused unless --allow-writes
+is given; without it the transaction is also READ ONLY. With it the statement
+is rolled back all the same, but it does run: triggers fire, sequences
+advance, and what a volatile function did outside the transaction stays.`
 	explain.Args = cobra.ExactArgs(1)
 	explain.PreRunE = func(_ *cobra.Command, args []string) error {
 		stmt = args[0]
@@ -107,7 +118,7 @@ back all the same, but it does run: triggers fire, sequences advance).`
 		}
 		return nil
 	}
-	explain.Flags().BoolVar(&eo.AllowWrites, "allow-writes", false, "allow a statement that may modify data (still rolled back)")
+	explain.Flags().BoolVar(&eo.AllowWrites, "allow-writes", false, "allow a statement that may modify data or calls a volatile function (still rolled back)")
 	explain.Flags().DurationVar(&eo.Timeout, "timeout", 30*time.Second, "statement_timeout for the EXPLAIN")
 	explain.Flags().StringArrayVar(&sets, "set", nil, "SET LOCAL name=value before the EXPLAIN (repeatable), e.g. --set work_mem=64MB")
 

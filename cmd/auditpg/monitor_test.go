@@ -3,6 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -103,5 +108,52 @@ func TestMonitorCommands(t *testing.T) {
 	}
 	if out, err = runCLI(t, "optimize", "maintenance"); err != nil || strings.Contains(out, "cli_mon") {
 		t.Errorf("after --apply the dry run still lists cli_mon: %v\n%s", err, out)
+	}
+}
+
+// TestMonitorExplainGuard: through the auditpg driver and a DSN that asks
+// for the simple protocol, the two texts whose side effects once ran past the
+// classifier (a -- comment ends at a carriage return in PostgreSQL) are
+// refused, the refusals say why and what to give, and nothing ran: the
+// backend still answers, the program made no file.
+func TestMonitorExplainGuard(t *testing.T) {
+	ctx := context.Background()
+	u, err := url.Parse(testDSN)
+	if err != nil || u.Scheme == "" {
+		t.Fatalf("testDSN is not a URL (%v)", err)
+	}
+	q := u.Query()
+	q.Set("default_query_exec_mode", "simple_protocol")
+	u.RawQuery = q.Encode()
+	dsn := u.String()
+	db, err := auditpg.Open(dsn)
+	db = testdb.Opened(t, db, err)
+	victim, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	var pid int
+	if err := victim.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = runCLI(t, "--dsn", dsn, "monitor", "explain", fmt.Sprintf("select 1 -- note\rwhere pg_terminate_backend(%d)", pid))
+	if err == nil || !strings.Contains(err.Error(), "pg_terminate_backend") || !strings.Contains(err.Error(), "--allow-writes") {
+		t.Errorf("explain of a hidden pg_terminate_backend: err = %v, want a refusal naming it and --allow-writes", err)
+	}
+	if _, err := victim.ExecContext(ctx, `SELECT 1`); err != nil {
+		t.Errorf("backend %d ended: %v", pid, err)
+	}
+
+	file := filepath.Join(os.TempDir(), fmt.Sprintf("auditpg-cli-explain-guard-%d", os.Getpid()))
+	os.Remove(file)
+	defer os.Remove(file)
+	_, err = runCLI(t, "--dsn", dsn, "monitor", "explain", fmt.Sprintf("select 1 -- note\r; copy (select 1) to program 'touch %s'", file))
+	if !errors.Is(err, monitor.ErrMultipleStatements) {
+		t.Errorf("explain of a hidden second statement: err = %v, want ErrMultipleStatements", err)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the program ran: stat %s: %v", file, err)
 	}
 }

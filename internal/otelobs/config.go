@@ -16,7 +16,7 @@ type Config struct {
 	SpanFilter     func(ctx context.Context, ev *event.Event) bool
 	OmitSpans      [event.OpRollback + 1]bool
 	NoQueryText    bool
-	NoErrorText    bool
+	ErrorText      bool // the error's text in a failed span's status; it may quote values
 	NoSlowEvent    bool
 	Commenter      bool // install SQLCommenter's rewriter (package otel)
 	CommentTags    map[string]string

@@ -308,10 +308,10 @@ func (o *Observer) End(ctx context.Context, ev *event.Event) {
 		}
 		kv[n] = semconv.ErrorTypeKey.String(errType)
 		n++
-		if o.cfg.NoErrorText {
-			span.SetStatus(codes.Error, errType)
-		} else {
+		if o.cfg.ErrorText {
 			span.SetStatus(codes.Error, ev.Err.Error())
+		} else {
+			span.SetStatus(codes.Error, errType)
 		}
 	}
 	if n > 0 {
