@@ -3,6 +3,8 @@ package auditpg
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -86,72 +88,55 @@ func replanSetup(t *testing.T, mode string, opts ...Option) (db *sql.DB, conn *s
 	return db, conn, other, table
 }
 
-// The GORM-like sequence: a table read with and without arguments is
-// dropped and created with other columns, by the same connection or by
-// another session; the next reads return the new columns, without error.
-func TestReplanDropCreate(t *testing.T) {
-	for _, mode := range execModes {
-		for _, where := range []string{"same connection", "other session"} {
-			t.Run(mode+"/"+where, func(t *testing.T) {
-				db, conn, other, table := replanSetup(t, mode)
-				ddl := testdb.Execer(conn)
-				if where == "other session" {
-					ddl = other
-				}
-				testdb.Exec(t, ddl, `CREATE TABLE `+table+` (id int PRIMARY KEY, name varchar(20))`)
-				testdb.Exec(t, ddl, `INSERT INTO `+table+` VALUES (1, 'a')`)
-				all, byID := `SELECT * FROM `+table+` LIMIT 1`, `SELECT * FROM `+table+` WHERE id = $1`
-				replanExpect(t, conn, "id:INT4 name:VARCHAR\n1|a\n", all)
-				replanExpect(t, conn, "id:INT4 name:VARCHAR\n1|a\n", byID, 1)
-
-				testdb.Exec(t, ddl, `DROP TABLE `+table)
-				testdb.Exec(t, ddl, `CREATE TABLE `+table+` (id int PRIMARY KEY, title text, n int8)`)
-				testdb.Exec(t, ddl, `INSERT INTO `+table+` VALUES (1, 'b', 2)`)
-				replanExpect(t, conn, "id:INT4 title:TEXT n:INT8\n1|b|2\n", all)
-				replanExpect(t, conn, "id:INT4 title:TEXT n:INT8\n1|b|2\n", byID, 1)
-				// Through the connection, DDL empties pgx's caches; from
-				// elsewhere, the stale statement or description is met by
-				// one retry each.
-				want := int64(0)
-				if where == "other session" && (mode == "cache_statement" || mode == "cache_describe") {
-					want = 2
-				}
-				if n := retries(t, db); n != want {
-					t.Errorf("%d retries, want %d", n, want)
-				}
-			})
-		}
-	}
-}
-
-// A column's type changes between two reads.
-func TestReplanAlterColumnType(t *testing.T) {
-	for _, mode := range execModes {
-		for _, where := range []string{"same connection", "other session"} {
-			t.Run(mode+"/"+where, func(t *testing.T) {
-				db, conn, other, table := replanSetup(t, mode)
-				ddl := testdb.Execer(conn)
-				if where == "other session" {
-					ddl = other
-				}
-				testdb.Exec(t, other, `CREATE TABLE `+table+` (id int PRIMARY KEY, v varchar(20))`)
-				testdb.Exec(t, other, `INSERT INTO `+table+` VALUES (1, '42')`)
-				all, byID := `SELECT * FROM `+table, `SELECT * FROM `+table+` WHERE id = $1`
-				replanExpect(t, conn, "id:INT4 v:VARCHAR\n1|42\n", all)
-				replanExpect(t, conn, "id:INT4 v:VARCHAR\n1|42\n", byID, 1)
-				testdb.Exec(t, ddl, `ALTER TABLE `+table+` ALTER COLUMN v TYPE int8 USING v::int8`)
-				replanExpect(t, conn, "id:INT4 v:INT8\n1|42\n", all)
-				replanExpect(t, conn, "id:INT4 v:INT8\n1|42\n", byID, 1)
-				// cache_describe's description still counts the columns
-				// right, and pgx decodes by the server's row description.
-				want := int64(0)
-				if where == "other session" && mode == "cache_statement" {
-					want = 2
-				}
-				if n := retries(t, db); n != want {
-					t.Errorf("%d retries, want %d", n, want)
-				}
-			})
+// A table's row type changes between reads, by the same connection or by
+// another session: the GORM-like sequence (dropped and created with other
+// columns) and an ALTER COLUMN ... TYPE. The next reads, with and without
+// arguments, return the new columns without error. Through the
+// connection, DDL empties pgx's caches; from elsewhere, the stale statement
+// (cache_statement) or description (cache_describe, when the number of
+// columns changed) is met by one retry for each read.
+func TestReplanRowTypeChange(t *testing.T) {
+	for _, change := range []struct {
+		name           string
+		create, insert string   // the table's first form, as column list and row
+		ddl            []string // what changes it (%s: the table)
+		before, after  string   // what the reads return before and after
+		retriedIn      []string // the modes where a read from another session is retried
+	}{
+		{"drop-create", `(id int PRIMARY KEY, name varchar(20))`, `(1, 'a')`,
+			[]string{`DROP TABLE %s`, `CREATE TABLE %s (id int PRIMARY KEY, title text, n int8)`, `INSERT INTO %s VALUES (1, 'b', 2)`},
+			"id:INT4 name:VARCHAR\n1|a\n", "id:INT4 title:TEXT n:INT8\n1|b|2\n", []string{"cache_statement", "cache_describe"}},
+		{"alter-type", `(id int PRIMARY KEY, v varchar(20))`, `(1, '42')`,
+			[]string{`ALTER TABLE %s ALTER COLUMN v TYPE int8 USING v::int8`},
+			"id:INT4 v:VARCHAR\n1|42\n", "id:INT4 v:INT8\n1|42\n", []string{"cache_statement"}},
+	} {
+		for _, mode := range execModes {
+			for _, where := range []string{"same connection", "other session"} {
+				t.Run(change.name+"/"+mode+"/"+where, func(t *testing.T) {
+					db, conn, other, table := replanSetup(t, mode)
+					ddl := testdb.Execer(conn)
+					if where == "other session" {
+						ddl = other
+					}
+					testdb.Exec(t, other, `CREATE TABLE `+table+` `+change.create)
+					testdb.Exec(t, other, `INSERT INTO `+table+` VALUES `+change.insert)
+					all, byID := `SELECT * FROM `+table+` LIMIT 1`, `SELECT * FROM `+table+` WHERE id = $1`
+					replanExpect(t, conn, change.before, all)
+					replanExpect(t, conn, change.before, byID, 1)
+					for _, stmt := range change.ddl {
+						testdb.Exec(t, ddl, fmt.Sprintf(stmt, table))
+					}
+					replanExpect(t, conn, change.after, all)
+					replanExpect(t, conn, change.after, byID, 1)
+					want := int64(0)
+					if where == "other session" && slices.Contains(change.retriedIn, mode) {
+						want = 2
+					}
+					if n := retries(t, db); n != want {
+						t.Errorf("%d retries, want %d", n, want)
+					}
+				})
+			}
 		}
 	}
 }
