@@ -47,7 +47,7 @@
 //	auditpg_max_fingerprints=1000   WithMaxFingerprints
 //	auditpg_slow_samples=100        WithSlowSamples
 //	auditpg_retry_attempts=3        WithConnectRetry (attempts)
-//	auditpg_retry_delay=1s          WithConnectRetry (first delay)
+//	auditpg_retry_delay=50ms        WithConnectRetry (first delay; doubling, ±50%, up to 1s)
 //	auditpg_max_open_conns=20       WithMaxOpenConns     (Open only)
 //	auditpg_max_idle_conns=20       WithMaxIdleConns     (Open only)
 //	auditpg_conn_max_idle_time=30s  WithConnMaxIdleTime  (Open only)

@@ -46,14 +46,26 @@ type interceptor struct {
 	cs                    resultcache.Session
 }
 
+// retryMaxDelay caps the delay between connection attempts (a longer first
+// delay stays as given): one attempt a second does not load a server that
+// is down, and a longer wait would only delay the first read once it is
+// back.
+const retryMaxDelay = time.Second
+
 // ConnectorConnect connects, retrying transient failures with backoff
-// within the context's deadline.
+// within the context's deadline: the delays double from the first
+// (WithConnectRetry) up to retryMaxDelay, each drawn within ±50% so that
+// callers that lost the server together do not all try again together.
 func (ic *interceptor) ConnectorConnect(ctx context.Context, connector driver.Connector) (driver.Conn, error) {
 	c := ic.c
 	ev := &Event{Op: OpConnect, Start: time.Now(), Target: c.target.Load()}
 	ctx = c.start(ctx, ev)
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = c.cfg.retryDelay
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     c.cfg.retryDelay,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         max(retryMaxDelay, c.cfg.retryDelay),
+	}
 	var last error
 	attempt := 0
 	dc, err := backoff.Retry(ctx, func() (driver.Conn, error) {

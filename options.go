@@ -76,7 +76,7 @@ func defaultConfig() config {
 			maxIdleTime: 30 * time.Second,
 		},
 		retryAttempts:  3,
-		retryDelay:     time.Second,
+		retryDelay:     50 * time.Millisecond,
 		connectTimeout: 10 * time.Second,
 		classifierSize: 4096,
 		cache:          resultcache.DefaultConfig(),
@@ -189,9 +189,19 @@ func WithSlowSamples(n int) Option {
 }
 
 // WithConnectRetry sets how many times a connection is attempted (default 3)
-// and the first delay between attempts (default 1s, then growing with
-// jitter). Only transient failures are retried, and never past the
-// context's deadline. DSN: auditpg_retry_attempts, auditpg_retry_delay.
+// and the first delay between attempts (default 50ms). Each later delay
+// doubles, up to 1s (or the first delay, if longer), and each is drawn
+// within ±50% of its value, so that callers that lost the server together
+// spread out. Only transient failures are retried, and never past the
+// context's deadline.
+//
+// The defaults make a connection within tens of milliseconds of a restarted
+// server's return, as bare pgx does, and give up after about 150ms of
+// refusals (the caller's next connect starts over), keeping a caller to
+// about 20 attempts a second while the server is down. More attempts ride
+// through a longer outage, at up to a second's delay between the last ones:
+// 8 attempts span about 3.5s. DSN: auditpg_retry_attempts,
+// auditpg_retry_delay.
 func WithConnectRetry(attempts int, delay time.Duration) Option {
 	return validated(attempts < 1 || delay < 0, fmt.Sprintf("WithConnectRetry(%d, %v)", attempts, delay), "at least 1 attempt and a delay of 0 or more",
 		func(c *config) { c.retryAttempts, c.retryDelay = attempts, delay })
@@ -280,7 +290,7 @@ var dsnParams = map[string]dsnParam{
 		n, err := strconv.Atoi(v)
 		return func(c *config) error { return WithConnectRetry(n, c.retryDelay)(c) }, err
 	}},
-	"auditpg_retry_delay": {form: "a duration such as 500ms or 1s", option: func(v string) (Option, error) {
+	"auditpg_retry_delay": {form: "a duration such as 50ms or 1s", option: func(v string) (Option, error) {
 		d, err := time.ParseDuration(v)
 		return func(c *config) error { return WithConnectRetry(c.retryAttempts, d)(c) }, err
 	}},

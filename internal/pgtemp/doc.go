@@ -7,7 +7,9 @@
 // pg_stat_statements.track=all), durability turned off for speed (fsync,
 // synchronous_commit and full_page_writes off) and trust authentication for
 // the superuser "postgres". The server is a direct child process in its own
-// process group: [Cluster.Stop] shuts it down and removes the directory. On
+// process group: [Cluster.Stop] shuts it down and removes the directory;
+// [Cluster.Restart] shuts it down and starts it again on the same port and
+// data directory, for tests of what clients do through a restart. On
 // Linux the server also receives SIGQUIT (immediate shutdown) if the process
 // that started it dies without stopping it, as a test binary killed by
 // -timeout does; the directory it leaves behind is removed by the next Start

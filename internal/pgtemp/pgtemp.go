@@ -95,8 +95,11 @@ type Cluster struct {
 	tail    *tailBuffer
 	logw    io.Writer
 	logFile *os.File // nil with WithLogger
-	srv     *server  // nil until the server runs
+	srv     *server  // nil while no server runs; guarded by mu after Start
+	args    []string // the server's command line, which Restart runs again
 
+	mu       sync.Mutex // serializes Restart and Stop
+	stopped  bool       // Stop was called: Restart must not start a server
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -284,6 +287,15 @@ func (c *Cluster) startServer(ctx context.Context, cfg config) error {
 	for _, s := range cfg.settings {
 		args = append(args, "-c", s.name+"="+s.value)
 	}
+	c.port = port
+	c.dsn = c.dsnFor("postgres")
+	return c.run(ctx, args, true)
+}
+
+// run starts postgres with args and waits until it is ready; fresh says
+// that the cluster is new, so that pg_stat_statements is still to be
+// created.
+func (c *Cluster) run(ctx context.Context, args []string, fresh bool) error {
 	mark := c.tail.mark()
 	cmd := exec.Command(c.bin.postgres, args...)
 	c.setupCmd(cmd)
@@ -297,11 +309,9 @@ func (c *Cluster) startServer(ctx context.Context, cfg config) error {
 		srv.err = cmd.Wait()
 		close(srv.done)
 	}()
-	c.port = port
-	c.dsn = c.dsnFor("postgres")
-	c.srv = srv
+	c.srv, c.args = srv, args
 
-	if err := c.waitReady(ctx, srv, mark); err != nil {
+	if err := c.waitReady(ctx, srv, mark, fresh); err != nil {
 		c.kill(srv)
 		c.srv = nil
 		return err
@@ -309,9 +319,9 @@ func (c *Cluster) startServer(ctx context.Context, cfg config) error {
 	return nil
 }
 
-// waitReady connects until the server answers, checks that it is ours and
-// creates pg_stat_statements.
-func (c *Cluster) waitReady(ctx context.Context, srv *server, mark int64) error {
+// waitReady connects until the server answers, checks that it is ours and,
+// in a fresh cluster, creates pg_stat_statements.
+func (c *Cluster) waitReady(ctx context.Context, srv *server, mark int64, fresh bool) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	// A connection attempt ends as soon as the server exits: when it lost
@@ -333,7 +343,7 @@ func (c *Cluster) waitReady(ctx context.Context, srv *server, mark int64) error 
 			return c.exitError(srv, mark)
 		default:
 		}
-		retry, err := c.setUp(attemptCtx)
+		retry, err := c.setUp(attemptCtx, fresh)
 		select {
 		case <-srv.done:
 			return c.exitError(srv, mark)
@@ -357,10 +367,11 @@ func (c *Cluster) waitReady(ctx context.Context, srv *server, mark int64) error 
 	}
 }
 
-// setUp connects once; on success it checks the server's data directory and
-// creates pg_stat_statements in postgres and template1. Only a failure to
-// connect is worth a retry: once a connection is accepted the server is up.
-func (c *Cluster) setUp(ctx context.Context) (retry bool, err error) {
+// setUp connects once; on success it checks the server's data directory and,
+// when fresh, creates pg_stat_statements in postgres and template1. Only a
+// failure to connect is worth a retry: once a connection is accepted the
+// server is up.
+func (c *Cluster) setUp(ctx context.Context, fresh bool) (retry bool, err error) {
 	conn, err := connect(ctx, c.dsn)
 	if err != nil {
 		return true, err
@@ -372,6 +383,9 @@ func (c *Cluster) setUp(ctx context.Context) (retry bool, err error) {
 	}
 	if !sameFile(dataDir, c.dataDir) {
 		return false, fmt.Errorf("pgtemp: another server (data directory %s) answered on port %d: %w", dataDir, c.port, errPortInUse)
+	}
+	if !fresh {
+		return false, nil
 	}
 	for _, db := range []string{"postgres", "template1"} {
 		if err := createExtension(ctx, c.dsnFor(db)); err != nil {
@@ -511,30 +525,47 @@ func (c *Cluster) Stop() error {
 	if c == nil {
 		return nil
 	}
-	c.stopOnce.Do(func() { c.stopErr = c.stop() })
+	c.stopOnce.Do(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.stopped = true
+		c.stopErr = c.stop()
+	})
 	return c.stopErr
+}
+
+// Restart shuts the server down as Stop does (fast shutdown: sessions are
+// disconnected) and starts it again on the same port and data directory,
+// with the same settings, returning once it accepts connections; the data,
+// the DSN and the directory stay. whileDown, when not nil, is called in
+// between, once the old server has exited: a test holds the server down
+// there for as long as it needs, to see what its clients do meanwhile. ctx
+// bounds the start. When the server cannot start again (another process
+// took the port meanwhile, say), the error says why and no server runs
+// until a later Restart; Stop still removes the directory. Restart after
+// Stop fails.
+func (c *Cluster) Restart(ctx context.Context, whileDown func()) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return errors.New("pgtemp: Restart after Stop")
+	}
+	if srv := c.srv; srv != nil {
+		c.srv = nil
+		if err := shutdown(srv); err != nil {
+			return fmt.Errorf("pgtemp: restarting the cluster in %s: %w", c.dir, err)
+		}
+	}
+	if whileDown != nil {
+		whileDown()
+	}
+	return c.run(ctx, c.args, false)
 }
 
 func (c *Cluster) stop() error {
 	var errs []error
 	if srv := c.srv; srv != nil {
-		select {
-		case <-srv.done:
-			// Already gone (killed, or crashed); nothing to shut down.
-		default:
-			if err := srv.cmd.Process.Signal(sigFast); err != nil {
-				errs = append(errs, fmt.Errorf("signalling postgres: %w", err))
-			}
-			t := time.NewTimer(stopTimeout)
-			select {
-			case <-srv.done:
-				t.Stop()
-			case <-t.C:
-				errs = append(errs, fmt.Errorf("postgres did not shut down within %v; killed it", stopTimeout))
-				_ = signalGroup(srv.cmd.Process.Pid, sigKill)
-				<-srv.done
-			}
-		}
+		errs = append(errs, shutdown(srv))
 	}
 	if c.logFile != nil {
 		if err := c.logFile.Close(); err != nil {
@@ -548,6 +579,30 @@ func (c *Cluster) stop() error {
 		return fmt.Errorf("pgtemp: stopping the cluster in %s: %w", c.dir, err)
 	}
 	return nil
+}
+
+// shutdown stops srv with a fast shutdown and waits for it to exit; past
+// stopTimeout it kills the process group.
+func shutdown(srv *server) error {
+	select {
+	case <-srv.done:
+		return nil // already gone (killed, or crashed)
+	default:
+	}
+	var errs []error
+	if err := srv.cmd.Process.Signal(sigFast); err != nil {
+		errs = append(errs, fmt.Errorf("signalling postgres: %w", err))
+	}
+	t := time.NewTimer(stopTimeout)
+	defer t.Stop()
+	select {
+	case <-srv.done:
+	case <-t.C:
+		errs = append(errs, fmt.Errorf("postgres did not shut down within %v; killed it", stopTimeout))
+		_ = signalGroup(srv.cmd.Process.Pid, sigKill)
+		<-srv.done
+	}
+	return errors.Join(errs...)
 }
 
 // freePort returns a port of 127.0.0.1 that was free a moment ago.

@@ -217,6 +217,63 @@ func TestStop(t *testing.T) {
 	}
 }
 
+// TestRestart: the server comes back on the same port with its data, after
+// a pause in which it refuses connections; the old sessions are gone and
+// pg_stat_statements is still there. A Restart after Stop fails.
+func TestRestart(t *testing.T) {
+	ctx := t.Context()
+	c, err := Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	conn := connectT(t, c.DSN())
+	if _, err := conn.Exec(ctx, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before')"); err != nil {
+		t.Fatal(err)
+	}
+	pid, port, dsn := c.srv.cmd.Process.Pid, c.port, c.DSN()
+
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var refused error
+	begin := time.Now()
+	err = c.Restart(ctx, func() {
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			nc.Close()
+		}
+		refused = err
+	})
+	if err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	t.Logf("Restart took %v", time.Since(begin).Round(time.Millisecond))
+	if refused == nil {
+		t.Errorf("port %d accepted a connection while the server was down", port)
+	}
+	if processAlive(pid) {
+		t.Errorf("the old postmaster %d is still alive", pid)
+	}
+	if c.port != port || c.DSN() != dsn || c.srv.cmd.Process.Pid == pid {
+		t.Errorf("after Restart: port %d, DSN %s, postmaster %d; want port %d, DSN %s and a new postmaster",
+			c.port, c.DSN(), c.srv.cmd.Process.Pid, port, dsn)
+	}
+	if err := conn.Ping(ctx); err == nil {
+		t.Errorf("a session from before the restart still works")
+	}
+	again := connectT(t, c.DSN())
+	if v := queryString(t, again, "SELECT v FROM kept"); v != "before" {
+		t.Errorf("kept row = %q after Restart, want %q", v, "before")
+	}
+	queryString(t, again, "SELECT count(*)::text FROM pg_stat_statements")
+
+	if err := c.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := c.Restart(ctx, nil); err == nil {
+		t.Errorf("Restart after Stop succeeded")
+	}
+}
+
 func TestConcurrentClusters(t *testing.T) {
 	var (
 		wg sync.WaitGroup
@@ -378,7 +435,7 @@ func TestPortRetry(t *testing.T) {
 	b.dsn = b.dsnFor("postgres")
 	// A server answering on the port with another data directory is detected.
 	b.dataDir = t.TempDir()
-	retry, err := b.setUp(t.Context())
+	retry, err := b.setUp(t.Context(), true)
 	if !errors.Is(err, errPortInUse) || retry {
 		t.Errorf("setUp against another server: retry %v, err %v; want errPortInUse", retry, err)
 	}
