@@ -2661,6 +2661,23 @@ func TestCacheIntegCommitThenFail(t *testing.T) {
 			ciFails(t, db, "P0001", fmt.Sprintf(`CALL ci_cls_outer(%d)`, v))
 			want(v)
 		}},
+		{"CALL with an argument, through a prepared statement", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			stmt, err := db.PrepareContext(ctx, `CALL ci_cls_batch($1)`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stmt.Close()
+			if _, err := stmt.ExecContext(ctx, v); pgerr.SQLState(err) != "P0001" {
+				t.Fatalf("error %v, want SQLSTATE P0001", err)
+			}
+			want(v)
+		}},
+		{"CALL through a query", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			if _, err := ciRows(db, ctx, `CALL ci_cls_batch($1)`, v); pgerr.SQLState(err) != "P0001" {
+				t.Fatalf("error %v, want SQLSTATE P0001", err)
+			}
+			want(v)
+		}},
 		{"DO commits, then fails", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
 			ciFails(t, db, "22012", fmt.Sprintf(`DO $$ BEGIN UPDATE ci_cls SET v = %d WHERE k = 1; COMMIT; PERFORM 1/0; END $$`, v))
 			want(v)
@@ -2694,6 +2711,14 @@ func TestCacheIntegCommitThenFail(t *testing.T) {
 			ciExec(t, conn, `BEGIN`)
 			ciExec(t, conn, update(v))
 			ciExec(t, conn, `COMMIT; BEGIN`)
+			want(v)
+			ciExec(t, conn, `ROLLBACK`)
+			want(v)
+		}},
+		{"BEGIN, then UPDATE; COMMIT AND CHAIN, then ROLLBACK", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			conn := ciConn(t, db)
+			ciExec(t, conn, `BEGIN`)
+			ciExec(t, conn, update(v)+`; COMMIT AND CHAIN`)
 			want(v)
 			ciExec(t, conn, `ROLLBACK`)
 			want(v)
