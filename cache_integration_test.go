@@ -1245,15 +1245,24 @@ func TestCacheIntegInvalidationTransactions(t *testing.T) {
 	// A write is invalidated whatever its outcome: one the server refused
 	// changed nothing, and costs a miss.
 	t.Run("failed writes", func(t *testing.T) {
-		for _, write := range []func() error{
-			func() error { _, err := db.ExecContext(ctx, `INSERT INTO ci_invtx VALUES (1, 'duplicate')`); return err },
-			func() error { _, err := ciRows(db, ctx, `INSERT INTO ci_invtx VALUES (2, 'duplicate') RETURNING id`); return err },
-			func() error { _, err := db.ExecContext(ctx, `UPDATE ci_invtx SET id = 2 WHERE id = 1`); return err },
+		for _, w := range []struct {
+			query bool // through a query rather than an exec
+			sql   string
+		}{
+			{false, `INSERT INTO ci_invtx VALUES (1, 'duplicate')`},
+			{true, `INSERT INTO ci_invtx VALUES (2, 'duplicate') RETURNING id`},
+			{false, `UPDATE ci_invtx SET id = 2 WHERE id = 1`},
 		} {
 			old := ciFill(t, db, q, 1)
 			inv := ciStats(t, db).Invalidations
-			if err := write(); pgerr.SQLState(err) != "23505" {
-				t.Fatalf("duplicate key: %v", err)
+			var err error
+			if w.query {
+				_, err = ciRows(db, ctx, w.sql)
+			} else {
+				_, err = db.ExecContext(ctx, w.sql)
+			}
+			if pgerr.SQLState(err) != "23505" {
+				t.Fatalf("%s: %v, want a duplicate key", w.sql, err)
 			}
 			if got := ciStats(t, db).Invalidations; got != inv+1 {
 				t.Fatalf("failed write: invalidations %d -> %d, want one more", inv, got)
@@ -2761,9 +2770,14 @@ func TestCacheIntegCommitThenFail(t *testing.T) {
 			if got := ciFill(t, tc.db, q); got != "0\n" {
 				t.Fatalf("before: %q", got)
 			}
+			// A hit is right once a read after the write filled the cache.
 			tc.run(t, tc.db, i+1, func(v int) {
 				t.Helper()
-				if got := ciFresh(t, tc.db, q); got != fmt.Sprintf("%d\n", v) {
+				got, err := ciRows(tc.db, ctx, q)
+				if truth := ciNoCache(t, tc.db, q); err != nil || got != truth {
+					t.Fatalf("read %q, %v; the server holds %q", got, err, truth)
+				}
+				if got != fmt.Sprintf("%d\n", v) {
 					t.Fatalf("read %q, want %d: the step did not commit as the test means", got, v)
 				}
 			})
@@ -2795,7 +2809,8 @@ func TestCacheIntegCommitThenFailSession(t *testing.T) {
 		t.Run(change.name, func(t *testing.T) {
 			x := ciDiscardedConn(t, db)
 			ciFill(t, db, q, 1) // public's row
-			if _, err := ciRows(x, ctx, q, 1); err != nil { // x's scope is known before the change
+			// x's scope is known before the change.
+			if _, err := ciRows(x, ctx, q, 1); err != nil {
 				t.Fatal(err)
 			}
 			ciFails(t, x, change.code, change.sql)
