@@ -1242,23 +1242,34 @@ func TestCacheIntegInvalidationTransactions(t *testing.T) {
 	t.Run("manual END", func(t *testing.T) { manual(t, "END", false) })
 	t.Run("manual ABORT", func(t *testing.T) { manual(t, "ABORT", false) })
 
+	// A write is invalidated whatever its outcome: one the server refused
+	// changed nothing, and costs a miss.
 	t.Run("failed writes", func(t *testing.T) {
-		old := ciFill(t, db, q, 1)
-		inv := ciStats(t, db).Invalidations
-		if _, err := db.ExecContext(ctx, `INSERT INTO ci_invtx VALUES (1, 'duplicate')`); pgerr.SQLState(err) != "23505" {
-			t.Fatalf("duplicate insert: %v", err)
-		}
-		if _, err := ciRows(db, ctx, `INSERT INTO ci_invtx VALUES (2, 'duplicate') RETURNING id`); pgerr.SQLState(err) != "23505" {
-			t.Fatalf("duplicate insert through a query: %v", err)
-		}
-		if _, err := db.ExecContext(ctx, `UPDATE ci_invtx SET id = 2 WHERE id = 1`); pgerr.SQLState(err) != "23505" {
-			t.Fatalf("duplicate update: %v", err)
-		}
-		if got := ciStats(t, db).Invalidations; got != inv {
-			t.Fatalf("failed writes invalidated: %d -> %d", inv, got)
-		}
-		if got := ciExpect(t, db, db, ctx, "hit", "", q, 1); got != old {
-			t.Fatalf("after failed writes %q, want %q", got, old)
+		for _, w := range []struct {
+			query bool // through a query rather than an exec
+			sql   string
+		}{
+			{false, `INSERT INTO ci_invtx VALUES (1, 'duplicate')`},
+			{true, `INSERT INTO ci_invtx VALUES (2, 'duplicate') RETURNING id`},
+			{false, `UPDATE ci_invtx SET id = 2 WHERE id = 1`},
+		} {
+			old := ciFill(t, db, q, 1)
+			inv := ciStats(t, db).Invalidations
+			var err error
+			if w.query {
+				_, err = ciRows(db, ctx, w.sql)
+			} else {
+				_, err = db.ExecContext(ctx, w.sql)
+			}
+			if pgerr.SQLState(err) != "23505" {
+				t.Fatalf("%s: %v, want a duplicate key", w.sql, err)
+			}
+			if got := ciStats(t, db).Invalidations; got != inv+1 {
+				t.Fatalf("failed write: invalidations %d -> %d, want one more", inv, got)
+			}
+			if got := ciFresh(t, db, q, 1); got != old {
+				t.Fatalf("after a failed write %q, want %q", got, old)
+			}
 		}
 	})
 }
@@ -2613,4 +2624,215 @@ func TestCacheIntegCatalogLookupsRemembered(t *testing.T) {
 	if f, r := calls("provolatile")-funcs, calls("relrowsecurity")-rels; f != 1 || r != 1 {
 		t.Fatalf("9 reads on 3 connections asked the catalog %d times for the function and %d for the table, want once each", f, r)
 	}
+}
+
+// ---- 5. a statement that commits, then fails ----
+
+// ciFails runs a statement that must fail with the SQLSTATE code.
+func ciFails(t *testing.T, e ciExecer, code, query string) {
+	t.Helper()
+	if _, err := e.ExecContext(context.Background(), query); pgerr.SQLState(err) != code {
+		t.Fatalf("%s: error %v, want SQLSTATE %s", query, err, code)
+	}
+}
+
+// A procedure, a DO block or a text of several statements can COMMIT part
+// way and go on: fail after it, or begin a transaction that is then rolled
+// back. What it committed must be invalidated whatever comes next: after
+// each step a read returns what the server holds, never the cached 0.
+func TestCacheIntegCommitThenFail(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := ciAdmin(t)
+	ciExec(t, admin, `DROP TABLE IF EXISTS ci_cls CASCADE`)
+	ciExec(t, admin, `CREATE TABLE ci_cls (k int PRIMARY KEY, v int)`)
+	ciExec(t, admin, `INSERT INTO ci_cls VALUES (1, 0)`)
+	ciExec(t, admin, `CREATE OR REPLACE PROCEDURE ci_cls_batch(x int) LANGUAGE plpgsql AS $$
+		BEGIN UPDATE ci_cls SET v = x WHERE k = 1; COMMIT; RAISE EXCEPTION 'after the commit'; END $$`)
+	ciExec(t, admin, `CREATE OR REPLACE PROCEDURE ci_cls_outer(x int) LANGUAGE plpgsql AS $$
+		BEGIN CALL ci_cls_batch(x); END $$`)
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	// pgx sends a query without arguments as a simple query only in this mode.
+	simple := ciOpenDSN(t, ciDSN(t, "", map[string]string{"default_query_exec_mode": "simple_protocol"}), WithCacheMode(CacheAll))
+	q := `SELECT v FROM ci_cls WHERE k = 1`
+	update := func(v int) string { return fmt.Sprintf(`UPDATE ci_cls SET v = %d WHERE k = 1`, v) }
+
+	for i, tc := range []struct {
+		name string
+		db   *sql.DB
+		run  func(t *testing.T, db *sql.DB, v int, want func(v int))
+	}{
+		{"CALL commits, then raises", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			ciFails(t, db, "P0001", fmt.Sprintf(`CALL ci_cls_batch(%d)`, v))
+			want(v)
+		}},
+		{"nested CALL commits, then raises", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			ciFails(t, db, "P0001", fmt.Sprintf(`CALL ci_cls_outer(%d)`, v))
+			want(v)
+		}},
+		{"CALL with an argument, through a prepared statement", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			stmt, err := db.PrepareContext(ctx, `CALL ci_cls_batch($1)`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stmt.Close()
+			if _, err := stmt.ExecContext(ctx, v); pgerr.SQLState(err) != "P0001" {
+				t.Fatalf("error %v, want SQLSTATE P0001", err)
+			}
+			want(v)
+		}},
+		{"CALL through a query", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			if _, err := ciRows(db, ctx, `CALL ci_cls_batch($1)`, v); pgerr.SQLState(err) != "P0001" {
+				t.Fatalf("error %v, want SQLSTATE P0001", err)
+			}
+			want(v)
+		}},
+		{"DO commits, then fails", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			ciFails(t, db, "22012", fmt.Sprintf(`DO $$ BEGIN UPDATE ci_cls SET v = %d WHERE k = 1; COMMIT; PERFORM 1/0; END $$`, v))
+			want(v)
+		}},
+		{"UPDATE; COMMIT; SELECT 1/0", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			ciFails(t, db, "22012", update(v)+`; COMMIT; SELECT 1/0`)
+			want(v)
+		}},
+		{"UPDATE; COMMIT; SELECT 1/0 through a query", simple, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			if _, err := ciRows(db, ctx, update(v)+`; COMMIT; SELECT 1/0`); pgerr.SQLState(err) != "22012" {
+				t.Fatalf("error %v, want SQLSTATE 22012", err)
+			}
+			want(v)
+		}},
+		{"UPDATE; COMMIT; BEGIN, then ROLLBACK", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			conn := ciConn(t, db)
+			ciExec(t, conn, update(v)+`; COMMIT; BEGIN`)
+			want(v)
+			ciExec(t, conn, `ROLLBACK`)
+			want(v)
+		}},
+		{"UPDATE; COMMIT; BEGIN; UPDATE, then COMMIT", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			conn := ciConn(t, db)
+			ciExec(t, conn, update(v)+`; COMMIT; BEGIN; `+update(v+100))
+			want(v)
+			ciExec(t, conn, `COMMIT`)
+			want(v + 100)
+		}},
+		{"BEGIN; UPDATE, then COMMIT; BEGIN, then ROLLBACK", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			conn := ciConn(t, db)
+			ciExec(t, conn, `BEGIN`)
+			ciExec(t, conn, update(v))
+			ciExec(t, conn, `COMMIT; BEGIN`)
+			want(v)
+			ciExec(t, conn, `ROLLBACK`)
+			want(v)
+		}},
+		{"BEGIN, then UPDATE; COMMIT AND CHAIN, then ROLLBACK", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			conn := ciConn(t, db)
+			ciExec(t, conn, `BEGIN`)
+			ciExec(t, conn, update(v)+`; COMMIT AND CHAIN`)
+			want(v)
+			ciExec(t, conn, `ROLLBACK`)
+			want(v)
+		}},
+		{"BEGIN; UPDATE, then COMMIT; SELECT 1/0", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			conn := ciConn(t, db)
+			ciExec(t, conn, `BEGIN`)
+			ciExec(t, conn, update(v))
+			ciFails(t, conn, "22012", `COMMIT; SELECT 1/0`)
+			want(v)
+			ciExec(t, conn, `ROLLBACK`) // no transaction is left: the server only warns
+			want(v)
+		}},
+		{"Tx: UPDATE; COMMIT; SELECT 1/0, then Rollback", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ciFails(t, tx, "22012", update(v)+`; COMMIT; SELECT 1/0`)
+			want(v)
+			_ = tx.Rollback() // the server has no transaction left to roll back
+			want(v)
+		}},
+		{"Tx: UPDATE, then COMMIT; BEGIN, then Rollback", db, func(t *testing.T, db *sql.DB, v int, want func(int)) {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ciExec(t, tx, update(v))
+			ciExec(t, tx, `COMMIT; BEGIN`)
+			want(v)
+			if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			want(v)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ciExec(t, tc.db, update(0))
+			if got := ciFill(t, tc.db, q); got != "0\n" {
+				t.Fatalf("before: %q", got)
+			}
+			// A hit is right once a read after the write filled the cache.
+			tc.run(t, tc.db, i+1, func(v int) {
+				t.Helper()
+				got, err := ciRows(tc.db, ctx, q)
+				if truth := ciNoCache(t, tc.db, q); err != nil || got != truth {
+					t.Fatalf("read %q, %v; the server holds %q", got, err, truth)
+				}
+				if got != fmt.Sprintf("%d\n", v) {
+					t.Fatalf("read %q, want %d: the step did not commit as the test means", got, v)
+				}
+			})
+		})
+	}
+}
+
+// A statement that commits part way and then fails may have changed the
+// session (search_path here): the connection must stop reading the entries
+// of its old scope.
+func TestCacheIntegCommitThenFailSession(t *testing.T) {
+	ctx := context.Background()
+	admin := ciAdmin(t)
+	ciExec(t, admin, `DROP SCHEMA IF EXISTS ci_cfs CASCADE`)
+	ciExec(t, admin, `CREATE SCHEMA ci_cfs`)
+	ciTable(t, admin, "ci_cfs_t")
+	ciExec(t, admin, `CREATE TABLE ci_cfs.ci_cfs_t (id int PRIMARY KEY, v text)`)
+	ciExec(t, admin, `INSERT INTO ci_cfs.ci_cfs_t VALUES (1, 'other schema')`)
+	ciExec(t, admin, `CREATE OR REPLACE PROCEDURE ci_cfs_proc() LANGUAGE plpgsql AS $$
+		BEGIN PERFORM set_config('search_path', 'ci_cfs', false); COMMIT; RAISE EXCEPTION 'after the commit'; END $$`)
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	q := `SELECT v FROM ci_cfs_t WHERE id = $1`
+
+	for _, change := range []struct{ name, code, sql string }{
+		{"SET; COMMIT; SELECT 1/0", "22012", `SET search_path = ci_cfs; COMMIT; SELECT 1/0`},
+		{"DO", "22012", `DO $$ BEGIN PERFORM set_config('search_path', 'ci_cfs', false); COMMIT; PERFORM 1/0; END $$`},
+		{"CALL", "P0001", `CALL ci_cfs_proc()`},
+	} {
+		t.Run(change.name, func(t *testing.T) {
+			x := ciDiscardedConn(t, db)
+			ciFill(t, db, q, 1) // public's row
+			// x's scope is known before the change.
+			if _, err := ciRows(x, ctx, q, 1); err != nil {
+				t.Fatal(err)
+			}
+			ciFails(t, x, change.code, change.sql)
+			if got := ciNoCache(t, x, `SELECT current_setting('search_path')`); got != "ci_cfs\n" {
+				t.Fatalf("search_path %q: the change did not happen", got)
+			}
+			if got, err := ciRows(x, ctx, q, 1); err != nil || got != "other schema\n" {
+				t.Fatalf("x read %q, %v, want its own schema's row", got, err)
+			}
+		})
+	}
+}
+
+// DDL that commits before its text fails changes what the catalog says:
+// reads of a table that gained row-level security are no longer cached.
+func TestCacheIntegCommitThenFailDDL(t *testing.T) {
+	t.Parallel()
+	admin := ciAdmin(t)
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	ciTable(t, admin, "ci_cfd")
+	q := `SELECT v FROM ci_cfd WHERE id = $1`
+	ciFill(t, db, q, 1)
+	ciFails(t, db, "22012", `ALTER TABLE ci_cfd ENABLE ROW LEVEL SECURITY; COMMIT; SELECT 1/0`)
+	ciNeverCached(t, db, db, "row-level security", q, 1)
 }

@@ -37,26 +37,26 @@
 // Options can be given in code (NewConnector, Open) or as DSN parameters
 // prefixed auditpg_, which are removed before pgx sees the DSN; options in
 // code win. Words (all, off, true...) may be written in any case; a list
-// is names separated by commas, with no empty item. An unknown auditpg_
-// parameter or a bad value fails Open with a *ConfigError that names it and
-// the accepted form:
+// is names separated by commas, with no empty item. Every number has an
+// upper bound, given below. An unknown auditpg_ parameter or a bad value
+// fails Open with a *ConfigError that names it and the accepted form:
 //
-//	auditpg_slow_query=500ms        WithSlowQueryThreshold (default 1s; 0 = off)
+//	auditpg_slow_query=500ms        WithSlowQueryThreshold (default 1s; 0 = off; at most 24h)
 //	auditpg_log_args=true           WithLogArgs (default false: values are sensitive)
 //	auditpg_otel=off                WithOpenTelemetry (default on: the global providers)
-//	auditpg_max_fingerprints=1000   WithMaxFingerprints
-//	auditpg_slow_samples=100        WithSlowSamples
-//	auditpg_retry_attempts=3        WithConnectRetry (attempts)
-//	auditpg_retry_delay=50ms        WithConnectRetry (first delay; doubling, ±50%, up to 1s)
-//	auditpg_max_open_conns=20       WithMaxOpenConns     (Open only)
-//	auditpg_max_idle_conns=20       WithMaxIdleConns     (Open only)
-//	auditpg_conn_max_idle_time=30s  WithConnMaxIdleTime  (Open only)
-//	auditpg_conn_max_lifetime=0     WithConnMaxLifetime  (Open only)
+//	auditpg_max_fingerprints=1000   WithMaxFingerprints (1 to 1000000)
+//	auditpg_slow_samples=100        WithSlowSamples (1 to 100000)
+//	auditpg_retry_attempts=3        WithConnectRetry (attempts: 1 to 100)
+//	auditpg_retry_delay=50ms        WithConnectRetry (first delay: 0 to 1m; doubling, ±50%, up to 1s)
+//	auditpg_max_open_conns=20       WithMaxOpenConns     (Open only; 0 = unlimited; at most 10000)
+//	auditpg_max_idle_conns=20       WithMaxIdleConns     (Open only; 0 to 10000)
+//	auditpg_conn_max_idle_time=30s  WithConnMaxIdleTime  (Open only; 0 = no limit; at most 24h)
+//	auditpg_conn_max_lifetime=0     WithConnMaxLifetime  (Open only; 0 = no limit; at most 24h)
 //	auditpg_cache=explicit          WithCacheMode (off, explicit, tables, all)
 //	auditpg_cache_tables=a,b        WithCacheTables (selects mode tables)
-//	auditpg_cache_ttl=300s          WithCacheTTL
-//	auditpg_cache_size=100MB        WithCacheSize (a hard limit)
-//	auditpg_cache_max_entry=1MB     WithCacheMaxEntry (at most the cache size)
+//	auditpg_cache_ttl=300s          WithCacheTTL (above 0, at most 24h)
+//	auditpg_cache_size=100MB        WithCacheSize (a hard limit: 1MB to 64GB)
+//	auditpg_cache_max_entry=1MB     WithCacheMaxEntry (1B to 512MB, at most the cache size)
 //	auditpg_cache_rls_tables=a,b    WithCacheRLSTables
 //
 // The pool parameters need Open, which applies them to the *sql.DB it

@@ -99,6 +99,14 @@ func TestDSNParameterErrors(t *testing.T) {
 		{map[string]string{"auditpg_otel": "maybe"}, []string{"auditpg_otel", "on or off"}},
 		{map[string]string{"auditpg_cache_max_entry": "200MB"}, []string{"auditpg_cache_max_entry", "200MB (auditpg_cache_max_entry, WithCacheMaxEntry), is larger than the whole cache, 100MB", "at most the cache size"}},
 		{map[string]string{"auditpg_cache_max_entry": "2MB", "auditpg_cache_size": "1MB"}, []string{"auditpg_cache_max_entry", "2MB", "auditpg_cache_size", "1MB", "at most the cache size"}},
+		// Every number has an upper bound; one past it kills nothing.
+		{map[string]string{"auditpg_slow_samples": "1000000000000"}, []string{"auditpg_slow_samples", `"1000000000000"`, "at most 100000"}},
+		{map[string]string{"auditpg_max_fingerprints": "1000001"}, []string{"auditpg_max_fingerprints", "at most 1000000"}},
+		{map[string]string{"auditpg_retry_attempts": "101"}, []string{"auditpg_retry_attempts", "at most 100"}},
+		{map[string]string{"auditpg_retry_delay": "2m"}, []string{"auditpg_retry_delay", "at most 1m"}},
+		{map[string]string{"auditpg_slow_query": "25h"}, []string{"auditpg_slow_query", "at most 24h"}},
+		{map[string]string{"auditpg_cache_size": "65GB"}, []string{"auditpg_cache_size", `"65GB"`, "at most 64GB"}},
+		{map[string]string{"auditpg_cache_size": "2GB", "auditpg_cache_max_entry": "1GB"}, []string{"auditpg_cache_max_entry", "at most 512MB"}},
 	} {
 		_, err := sql.Open("auditpg", withParams(t, tc.params))
 		if err == nil {

@@ -88,6 +88,18 @@ func defaultConfig() config {
 // parameters.
 type Option func(*config) error
 
+// The upper bounds of the numeric settings, each past what production asks
+// for and short of what would exhaust the process (memory) or the server
+// (connections), or leave a caller waiting for nothing.
+const (
+	maxFingerprintsLimit  = 1_000_000
+	maxSlowSamplesLimit   = 100_000
+	maxRetryAttemptsLimit = 100
+	maxRetryDelayLimit    = time.Minute
+	maxConnsLimit         = 10_000
+	maxDurationLimit      = 24 * time.Hour // the slow-query threshold, a connection's idle time and lifetime
+)
+
 // WithCacheMode selects which reads the result cache considers (default
 // CacheExplicit). DSN: auditpg_cache=off|explicit|tables|all.
 func WithCacheMode(m CacheMode) Option {
@@ -102,20 +114,24 @@ func WithCacheTTL(d time.Duration) Option {
 		func(c *config) { c.cache.TTL = d })
 }
 
-// WithCacheSize sets the cache's hard limit in bytes (default 100 MB):
-// BigCache holds the encoded entries in fifteen sixteenths of it, rounded
-// down to whole megabytes, and the entries read back most recently are
-// kept decoded in the rest. DSN: auditpg_cache_size=100MB.
+// WithCacheSize sets the cache's hard limit in bytes (default 100 MB, at
+// least 1 MB, at most 64 GB): BigCache holds the encoded entries in fifteen
+// sixteenths of it, rounded down to whole megabytes, and the entries read
+// back most recently are kept decoded in the rest. DSN:
+// auditpg_cache_size=100MB.
 func WithCacheSize(bytes int) Option {
-	return validated(bytes < 1<<20, fmt.Sprintf("WithCacheSize(%d)", bytes), "at least 1 MB (1048576 bytes)",
+	return validated(bytes < 1<<20 || bytes > resultcache.MaxBytes, fmt.Sprintf("WithCacheSize(%d)", bytes),
+		fmt.Sprintf("at least 1MB (1048576 bytes) and at most %s (%d bytes)", sizeText(resultcache.MaxBytes), resultcache.MaxBytes),
 		func(c *config) { c.cache.MaxBytes, c.cacheSizeDSN = bytes, "" })
 }
 
 // WithCacheMaxEntry sets the largest result cached, encoded, in bytes
-// (default 1 MB); a larger one is read from the server every time. It must
-// not exceed the cache size (WithCacheSize). DSN: auditpg_cache_max_entry.
+// (default 1 MB, at least 1 byte, at most 512 MB); a larger one is read
+// from the server every time. It must not exceed the cache size
+// (WithCacheSize). DSN: auditpg_cache_max_entry.
 func WithCacheMaxEntry(bytes int) Option {
-	return validated(bytes < 1, fmt.Sprintf("WithCacheMaxEntry(%d)", bytes), "at least 1 byte",
+	return validated(bytes < 1 || bytes > resultcache.MaxEntryBytes, fmt.Sprintf("WithCacheMaxEntry(%d)", bytes),
+		fmt.Sprintf("at least 1 byte and at most %s (%d bytes)", sizeText(resultcache.MaxEntryBytes), resultcache.MaxEntryBytes),
 		func(c *config) { c.cache.MaxEntryBytes, c.cacheMaxEntryDSN = bytes, "" })
 }
 
@@ -149,9 +165,11 @@ func WithCacheRLSTables(tables ...string) Option {
 }
 
 // WithSlowQueryThreshold sets the duration from which a call counts as slow
-// (default 1s; 0 turns slow-query tracking off). DSN: auditpg_slow_query.
+// (default 1s, at most 24h; 0 turns slow-query tracking off). DSN:
+// auditpg_slow_query.
 func WithSlowQueryThreshold(d time.Duration) Option {
-	return validated(d < 0, fmt.Sprintf("WithSlowQueryThreshold(%v)", d), "0 (off) or a positive duration",
+	return validated(d < 0 || d > maxDurationLimit, fmt.Sprintf("WithSlowQueryThreshold(%v)", d),
+		fmt.Sprintf("0 (off) or a positive duration of at most %v", maxDurationLimit),
 		func(c *config) { c.stats.slowThreshold = d })
 }
 
@@ -173,26 +191,28 @@ func WithLogArgs(on bool) Option {
 	return func(c *config) error { c.stats.logArgs = on; return nil }
 }
 
-// WithMaxFingerprints bounds the per-fingerprint statistics (default 1000);
-// the least recently seen fingerprint is evicted and counted. DSN:
-// auditpg_max_fingerprints.
+// WithMaxFingerprints bounds the per-fingerprint statistics (default 1000,
+// at least 1, at most 1000000); the least recently seen fingerprint is
+// evicted and counted. DSN: auditpg_max_fingerprints.
 func WithMaxFingerprints(n int) Option {
-	return validated(n < 1, fmt.Sprintf("WithMaxFingerprints(%d)", n), "at least 1",
+	return validated(n < 1 || n > maxFingerprintsLimit, fmt.Sprintf("WithMaxFingerprints(%d)", n),
+		fmt.Sprintf("at least 1 and at most %d", maxFingerprintsLimit),
 		func(c *config) { c.stats.maxFingerprints = n })
 }
 
-// WithSlowSamples bounds the recent slow-query samples kept (default 100).
-// DSN: auditpg_slow_samples.
+// WithSlowSamples bounds the recent slow-query samples kept (default 100, at
+// least 1, at most 100000). DSN: auditpg_slow_samples.
 func WithSlowSamples(n int) Option {
-	return validated(n < 1, fmt.Sprintf("WithSlowSamples(%d)", n), "at least 1",
+	return validated(n < 1 || n > maxSlowSamplesLimit, fmt.Sprintf("WithSlowSamples(%d)", n),
+		fmt.Sprintf("at least 1 and at most %d", maxSlowSamplesLimit),
 		func(c *config) { c.stats.maxSlowSamples = n })
 }
 
-// WithConnectRetry sets how many times a connection is attempted (default 3)
-// and the first delay between attempts (default 50ms). Each later delay
-// doubles, up to 1s (or the first delay, if longer), and each is drawn
-// within ±50% of its value, so that callers that lost the server together
-// spread out. Only transient failures are retried, and never past the
+// WithConnectRetry sets how many times a connection is attempted (default 3,
+// at least 1, at most 100) and the first delay between attempts (default
+// 50ms, at most 1m). Each later delay doubles, up to 1s (or the first delay,
+// if longer), and each is drawn within ±50% of its value, so that callers
+// that lost the server together spread out. Only transient failures are retried, and never past the
 // context's deadline.
 //
 // The defaults make a connection within tens of milliseconds of a restarted
@@ -203,7 +223,9 @@ func WithSlowSamples(n int) Option {
 // 8 attempts span about 3.5s. DSN: auditpg_retry_attempts,
 // auditpg_retry_delay.
 func WithConnectRetry(attempts int, delay time.Duration) Option {
-	return validated(attempts < 1 || delay < 0, fmt.Sprintf("WithConnectRetry(%d, %v)", attempts, delay), "at least 1 attempt and a delay of 0 or more",
+	return validated(attempts < 1 || attempts > maxRetryAttemptsLimit || delay < 0 || delay > maxRetryDelayLimit,
+		fmt.Sprintf("WithConnectRetry(%d, %v)", attempts, delay),
+		fmt.Sprintf("1 to %d attempts and a delay from 0 to %v", maxRetryAttemptsLimit, maxRetryDelayLimit),
 		func(c *config) { c.retryAttempts, c.retryDelay = attempts, delay })
 }
 
@@ -240,32 +262,37 @@ func WithObserver(o Observer) Option {
 	}
 }
 
-// WithMaxOpenConns sets the pool's maximum open connections (default 20;
-// applied by Open). DSN: auditpg_max_open_conns.
+// WithMaxOpenConns sets the pool's maximum open connections (default 20,
+// at most 10000; 0: unlimited; applied by Open). DSN:
+// auditpg_max_open_conns.
 func WithMaxOpenConns(n int) Option {
-	return validated(n < 0, fmt.Sprintf("WithMaxOpenConns(%d)", n), "0 (unlimited) or more",
+	return validated(n < 0 || n > maxConnsLimit, fmt.Sprintf("WithMaxOpenConns(%d)", n),
+		fmt.Sprintf("0 (unlimited) to %d", maxConnsLimit),
 		func(c *config) { c.pool.maxOpen = n })
 }
 
-// WithMaxIdleConns sets the pool's maximum idle connections (default 20;
-// applied by Open). DSN: auditpg_max_idle_conns.
+// WithMaxIdleConns sets the pool's maximum idle connections (default 20,
+// at most 10000; applied by Open). DSN: auditpg_max_idle_conns.
 func WithMaxIdleConns(n int) Option {
-	return validated(n < 0, fmt.Sprintf("WithMaxIdleConns(%d)", n), "0 or more",
+	return validated(n < 0 || n > maxConnsLimit, fmt.Sprintf("WithMaxIdleConns(%d)", n),
+		fmt.Sprintf("0 to %d", maxConnsLimit),
 		func(c *config) { c.pool.maxIdle = n })
 }
 
 // WithConnMaxIdleTime closes connections idle for longer than d (default
-// 30s; 0 keeps them; applied by Open). DSN:
+// 30s, at most 24h; 0 keeps them; applied by Open). DSN:
 // auditpg_conn_max_idle_time.
 func WithConnMaxIdleTime(d time.Duration) Option {
-	return validated(d < 0, fmt.Sprintf("WithConnMaxIdleTime(%v)", d), "0 (no limit) or more",
+	return validated(d < 0 || d > maxDurationLimit, fmt.Sprintf("WithConnMaxIdleTime(%v)", d),
+		fmt.Sprintf("0 (no limit) to %v", maxDurationLimit),
 		func(c *config) { c.pool.maxIdleTime = d })
 }
 
 // WithConnMaxLifetime closes connections older than d (default 0: no
-// limit; applied by Open). DSN: auditpg_conn_max_lifetime.
+// limit; at most 24h; applied by Open). DSN: auditpg_conn_max_lifetime.
 func WithConnMaxLifetime(d time.Duration) Option {
-	return validated(d < 0, fmt.Sprintf("WithConnMaxLifetime(%v)", d), "0 (no limit) or more",
+	return validated(d < 0 || d > maxDurationLimit, fmt.Sprintf("WithConnMaxLifetime(%v)", d),
+		fmt.Sprintf("0 (no limit) to %v", maxDurationLimit),
 		func(c *config) { c.pool.maxLifetime = d })
 }
 
@@ -278,26 +305,26 @@ type dsnParam struct {
 }
 
 var dsnParams = map[string]dsnParam{
-	"auditpg_slow_query": {form: "a duration such as 500ms or 2s (0 turns it off)",
+	"auditpg_slow_query": {form: "a duration such as 500ms or 2s, at most 24h (0 turns it off)",
 		option: durationParam(WithSlowQueryThreshold)},
 	"auditpg_log_args": {form: "true or false", option: func(v string) (Option, error) {
 		b, err := strconv.ParseBool(strings.ToLower(v))
 		return WithLogArgs(b), err
 	}},
-	"auditpg_max_fingerprints": {form: "a positive integer", option: intParam(WithMaxFingerprints)},
-	"auditpg_slow_samples":     {form: "a positive integer", option: intParam(WithSlowSamples)},
-	"auditpg_retry_attempts": {form: "a positive integer", option: func(v string) (Option, error) {
+	"auditpg_max_fingerprints": {form: "a positive integer, at most 1000000", option: intParam(WithMaxFingerprints)},
+	"auditpg_slow_samples":     {form: "a positive integer, at most 100000", option: intParam(WithSlowSamples)},
+	"auditpg_retry_attempts": {form: "a positive integer, at most 100", option: func(v string) (Option, error) {
 		n, err := strconv.Atoi(v)
 		return func(c *config) error { return WithConnectRetry(n, c.retryDelay)(c) }, err
 	}},
-	"auditpg_retry_delay": {form: "a duration such as 50ms or 1s", option: func(v string) (Option, error) {
+	"auditpg_retry_delay": {form: "a duration such as 50ms or 1s, at most 1m", option: func(v string) (Option, error) {
 		d, err := time.ParseDuration(v)
 		return func(c *config) error { return WithConnectRetry(c.retryAttempts, d)(c) }, err
 	}},
-	"auditpg_max_open_conns":     {form: "an integer, 0 for unlimited", pool: true, option: intParam(WithMaxOpenConns)},
-	"auditpg_max_idle_conns":     {form: "an integer", pool: true, option: intParam(WithMaxIdleConns)},
-	"auditpg_conn_max_idle_time": {form: "a duration such as 30s", pool: true, option: durationParam(WithConnMaxIdleTime)},
-	"auditpg_conn_max_lifetime":  {form: "a duration such as 30m", pool: true, option: durationParam(WithConnMaxLifetime)},
+	"auditpg_max_open_conns":     {form: "an integer from 0 (unlimited) to 10000", pool: true, option: intParam(WithMaxOpenConns)},
+	"auditpg_max_idle_conns":     {form: "an integer from 0 to 10000", pool: true, option: intParam(WithMaxIdleConns)},
+	"auditpg_conn_max_idle_time": {form: "a duration such as 30s, at most 24h (0: no limit)", pool: true, option: durationParam(WithConnMaxIdleTime)},
+	"auditpg_conn_max_lifetime":  {form: "a duration such as 30m, at most 24h (0: no limit)", pool: true, option: durationParam(WithConnMaxLifetime)},
 	"auditpg_otel": {form: "on or off", option: func(v string) (Option, error) {
 		on, err := parseSwitch(v)
 		return WithOpenTelemetry(on), err
@@ -307,9 +334,9 @@ var dsnParams = map[string]dsnParam{
 		return WithCacheMode(m), err
 	}},
 	"auditpg_cache_ttl": {form: "a duration above 0 and at most 24h, such as 30s or 5m", option: durationParam(WithCacheTTL)},
-	"auditpg_cache_size": {form: "a size of at least 1MB, in bytes or with B, kB, MB, GB or TB, such as 100MB",
+	"auditpg_cache_size": {form: "a size of at least 1MB and at most " + sizeText(resultcache.MaxBytes) + ", in bytes or with B, kB, MB, GB or TB, such as 100MB",
 		option: sizeParam(WithCacheSize, func(c *config, v string) { c.cacheSizeDSN = v })},
-	"auditpg_cache_max_entry": {form: "a size in bytes, or with B, kB, MB, GB or TB, such as 1MB, at most auditpg_cache_size",
+	"auditpg_cache_max_entry": {form: "a size in bytes, or with B, kB, MB, GB or TB, such as 1MB, at most " + sizeText(resultcache.MaxEntryBytes) + " and at most auditpg_cache_size",
 		option: sizeParam(WithCacheMaxEntry, func(c *config, v string) { c.cacheMaxEntryDSN = v })},
 	"auditpg_cache_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
 		names, err := splitList(v)

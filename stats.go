@@ -322,8 +322,9 @@ type collector struct {
 	entries map[uint64]*statEntry
 	lru     statEntry // sentinel: lru.next is the most recently seen entry
 	evicted int64
-	// slow is a ring of at most cfg.maxSlowSamples samples; slowNext is
-	// where the next one goes.
+	// slow is a ring of at most cfg.maxSlowSamples samples (its capacity
+	// may exceed that as append grows it); slowNext is where the next one
+	// goes.
 	slow     []SlowQuery
 	slowNext int
 
@@ -342,11 +343,13 @@ func newCollector(cfg statsConfig) *collector {
 	if cfg.maxSlowSamples <= 0 {
 		cfg.maxSlowSamples = defaultMaxSlowSamples
 	}
+	// The map and the ring grow as calls come: a bound is a most, not what
+	// every connector pays for from the start.
 	c := &collector{
 		cfg:     cfg,
 		since:   time.Now(),
-		entries: make(map[uint64]*statEntry, cfg.maxFingerprints),
-		slow:    make([]SlowQuery, 0, cfg.maxSlowSamples),
+		entries: make(map[uint64]*statEntry, min(cfg.maxFingerprints, defaultMaxFingerprints)),
+		slow:    make([]SlowQuery, 0, min(cfg.maxSlowSamples, defaultMaxSlowSamples)),
 	}
 	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	return c
@@ -451,12 +454,12 @@ func (c *collector) endSlow(ctx context.Context, ev *Event) {
 	c.mu.Lock()
 	c.record(ev)
 	c.totals.Slow++
-	if len(c.slow) < cap(c.slow) {
+	if len(c.slow) < c.cfg.maxSlowSamples {
 		c.slow = append(c.slow, sq)
 	} else {
 		c.slow[c.slowNext] = sq
 	}
-	c.slowNext = (c.slowNext + 1) % cap(c.slow)
+	c.slowNext = (c.slowNext + 1) % c.cfg.maxSlowSamples
 	c.mu.Unlock()
 	if c.cfg.onSlow != nil {
 		c.cfg.onSlow(sq)

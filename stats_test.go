@@ -593,6 +593,35 @@ func TestNewCollectorDefaults(t *testing.T) {
 	}
 }
 
+// TestSlowRingGrows: at the largest bounds a collector allocates no more
+// than at the defaults, and a ring larger than what it starts with still
+// keeps the newest samples, newest first.
+func TestSlowRingGrows(t *testing.T) {
+	cfg := statsTestConfig()
+	cfg.slowThreshold = time.Millisecond
+	cfg.maxFingerprints, cfg.maxSlowSamples = maxFingerprintsLimit, maxSlowSamplesLimit
+	if c := newCollector(cfg); cap(c.slow) > defaultMaxSlowSamples {
+		t.Errorf("a ring of at most %d samples starts with room for %d", cfg.maxSlowSamples, cap(c.slow))
+	}
+	cfg.maxSlowSamples = 3 * defaultMaxSlowSamples / 2
+	c := newCollector(cfg)
+	const n = 2 * defaultMaxSlowSamples
+	for i := range n {
+		ev := statsEvent(OpQuery, statsStmt(1, "t"), time.Second)
+		ev.Rows = int64(i)
+		endEvent(c, context.Background(), ev)
+		if want := min(i+1, cfg.maxSlowSamples); len(c.slow) != want {
+			t.Fatalf("after %d slow calls the ring holds %d, want %d", i+1, len(c.slow), want)
+		}
+	}
+	s := c.snapshot(sql.DBStats{})
+	for i, sq := range s.SlowQueries {
+		if want := int64(n - 1 - i); sq.Rows != want {
+			t.Fatalf("sample %d is of call %d, want %d (newest first)", i, sq.Rows, want)
+		}
+	}
+}
+
 func TestConcurrentRecording(t *testing.T) {
 	const goroutines, iterations, nfp = 4, 2000, 5
 	cfg := statsTestConfig()

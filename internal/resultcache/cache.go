@@ -70,21 +70,7 @@ type Listener interface {
 // New returns a cache configured by cfg that tells listeners of every
 // invalidation.
 func New(cfg Config, listeners []Listener) *Cache {
-	shards := 16
-	for shards > 1 && cfg.MaxBytes/shards < 4*cfg.MaxEntryBytes {
-		shards /= 2 // each shard must hold several of the largest entries
-	}
-	bc := bigcache.DefaultConfig(MaxTTL)
-	bc.Shards = shards
-	bc.CleanWindow = 0 // no goroutine: expired entries go when space is needed
-	// BigCache counts whole megabytes: it gets what the hot set leaves,
-	// rounded down, and the hot set at most its share.
-	bc.HardMaxCacheSize = max(1, (cfg.MaxBytes-cfg.MaxBytes/hotShare)>>20)
-	hotBytes := max(0, min(cfg.MaxBytes/hotShare, cfg.MaxBytes-bc.HardMaxCacheSize<<20))
-	bc.MaxEntrySize = 512
-	bc.MaxEntriesInWindow = 64 * shards
-	bc.Verbose = false
-	bc.Hasher = storeHasher{}
+	bc, hotBytes := storeConfig(cfg)
 	c := &Cache{
 		cfg:        cfg,
 		hot:        newHotSet(hotBytes),
@@ -106,6 +92,27 @@ func New(cfg Config, listeners []Listener) *Cache {
 	c.store = store
 	c.listeners = listeners
 	return c
+}
+
+// storeConfig is BigCache's configuration for cfg, and the bytes left to
+// the hot set.
+func storeConfig(cfg Config) (bc bigcache.Config, hotBytes int) {
+	shards := 16
+	for shards > 1 && cfg.MaxBytes/shards < 4*cfg.MaxEntryBytes {
+		shards /= 2 // each shard must hold several of the largest entries
+	}
+	bc = bigcache.DefaultConfig(MaxTTL)
+	bc.Shards = shards
+	bc.CleanWindow = 0 // no goroutine: expired entries go when space is needed
+	// BigCache counts whole megabytes: it gets what the hot set leaves,
+	// rounded down, and the hot set at most its share.
+	bc.HardMaxCacheSize = max(1, (cfg.MaxBytes-cfg.MaxBytes/hotShare)>>20)
+	hotBytes = max(0, min(cfg.MaxBytes/hotShare, cfg.MaxBytes-bc.HardMaxCacheSize<<20))
+	bc.MaxEntrySize = 512
+	bc.MaxEntriesInWindow = 64 * shards
+	bc.Verbose = false
+	bc.Hasher = storeHasher{}
+	return bc, hotBytes
 }
 
 // Invalidate drops the results that read tables (by unqualified name), or

@@ -29,3 +29,25 @@ func TestScopeIDs(t *testing.T) {
 		t.Fatalf("after the numbering started over, scope a got number %d, already given to %q", again, seen[again])
 	}
 }
+
+// TestStoreShardsUnder4GB: BigCache indexes a shard's bytes with 32 bits;
+// no size and largest entry within MaxBytes and MaxEntryBytes give a shard
+// of 4 GB or more, and the largest such cache is made without allocating
+// its size.
+func TestStoreShardsUnder4GB(t *testing.T) {
+	for _, size := range []uint64{1 << 20, 100 << 20, 1 << 30, 4 << 30, 8<<30 - 1, 8 << 30, 33 << 30, MaxBytes} {
+		for _, entry := range []uint64{1, 1 << 10, 1 << 20, 16 << 20, 64<<20 + 1, 256 << 20, 300 << 20, MaxEntryBytes} {
+			if size > MaxBytes || entry > size {
+				continue
+			}
+			bc, _ := storeConfig(Config{MaxBytes: int(size), MaxEntryBytes: int(entry)})
+			if shard := uint64(bc.HardMaxCacheSize) << 20 / uint64(bc.Shards); shard >= 1<<32 {
+				t.Errorf("size %d, max entry %d: %d shards of %d bytes, want under 4 GB each", size, entry, bc.Shards, shard)
+			}
+		}
+	}
+	c := New(Config{Mode: All, TTL: MaxTTL, MaxBytes: MaxBytes, MaxEntryBytes: MaxEntryBytes}, nil)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -76,7 +76,7 @@ func (s *Session) eligible(ctx context.Context, st *sqlclass.Statement) (verdict
 	}
 	tables := slices.Clone(st.Reads)
 	for _, t := range st.Reads {
-		rel, err := s.relation(ctx, t)
+		rel, err := s.relation(ctx, t, true)
 		if err != nil {
 			return verdict{}, err
 		}
@@ -131,6 +131,10 @@ func (c *Cache) scopeID(scope string) uint64 {
 	return c.lastScope
 }
 
+// errNotAsked is relation's answer, without asking, for a table the memos
+// do not know.
+var errNotAsked = errors.New("not in the catalog memo")
+
 const (
 	unsafeRLS     = "row-level security"
 	unsafeTemp    = "temporary"
@@ -170,8 +174,9 @@ func memoPut[V any](s *Session, m map[string]V, key string, v V, epoch uint64) {
 }
 
 // relation returns what the catalog says of the table named t, as the
-// session's search_path resolves it.
-func (s *Session) relation(ctx context.Context, t string) (relInfo, error) {
+// session's search_path resolves it; with ask unset, only from the memos
+// (errNotAsked when they do not know it).
+func (s *Session) relation(ctx context.Context, t string, ask bool) (relInfo, error) {
 	c, cc := s.c, s
 	epoch := c.epoch.Load()
 	// The connection's own memo first: a write's lookup then allocates
@@ -182,7 +187,7 @@ func (s *Session) relation(ctx context.Context, t string) (relInfo, error) {
 	if rel, ok := cc.rels[t]; ok && !cc.sessionChanged {
 		return rel, nil
 	}
-	rel, err := s.lookupRelation(ctx, t, epoch)
+	rel, err := s.lookupRelation(ctx, t, epoch, ask)
 	if err == nil && !cc.sessionChanged && c.epoch.Load() == epoch {
 		if cc.rels == nil {
 			cc.rels = make(map[string]relInfo)
@@ -194,11 +199,14 @@ func (s *Session) relation(ctx context.Context, t string) (relInfo, error) {
 
 // lookupRelation answers relation from the memo shared by the scope's
 // connections, or from the server.
-func (s *Session) lookupRelation(ctx context.Context, t string, epoch uint64) (relInfo, error) {
+func (s *Session) lookupRelation(ctx context.Context, t string, epoch uint64, ask bool) (relInfo, error) {
 	c := s.c
 	memo := s.scope + "\x00" + t
 	if rel, ok := memoGet(s, c.rels, memo); ok {
 		return rel, nil
+	}
+	if !ask {
+		return relInfo{}, errNotAsked
 	}
 	var rel relInfo
 	var kind, persistence string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -46,6 +47,16 @@ func ParseMode(s string) (Mode, error) {
 // MaxTTL bounds every entry's life: BigCache drops entries older than
 // its one life window, which is set to this.
 const MaxTTL = 24 * time.Hour
+
+// MaxBytes and MaxEntryBytes bound a cache's size and its largest entry.
+// BigCache indexes the bytes of a shard with 32 bits: New gives each shard
+// at most a sixteenth of the store, or, for entries larger than a
+// sixty-fourth of it, fewer shards of under eight entries each; both bounds
+// keep a shard under 4 GB.
+const (
+	MaxBytes      = min(64<<30, math.MaxInt)
+	MaxEntryBytes = 512 << 20
+)
 
 // Config is a cache's configuration; the driver's options fill it in.
 type Config struct {

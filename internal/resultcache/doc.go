@@ -26,7 +26,8 @@
 //
 // What it guarantees: no result is served inside a transaction or cached
 // from one; once a write through the driver returns (or its transaction
-// commits), no reader sees the older result; a relation it cannot name
+// commits), no reader sees the older result, whether the write succeeded
+// or failed (it may have committed part way); a relation it cannot name
 // makes a read uncacheable and a write invalidate everything; nothing
 // volatile, temporary, catalog, view or row-level-secured (unless allowed)
 // is cached; the key holds the session's scope (server, database, user,

@@ -161,31 +161,39 @@ func (s *Session) storeKeyAfter(buf []byte, keyLen int, gens []uint64) string {
 }
 
 // AfterStatement runs once a statement is over (an exec, or a query when
-// its rows close), with the SQLSTATE of its error if the server sent one:
-// it notes session changes and invalidates what the statement wrote, at
-// once outside a transaction, at commit inside one.
+// its rows close), with the SQLSTATE of its error if the server sent one.
+// It notes session changes and invalidates what the statement may have
+// written, whatever its outcome (a write the server refused costs a miss,
+// one that committed before it failed would cost a stale read): at once
+// outside a transaction, at its end inside one. A text of several
+// statements may commit part way (see afterText).
 func (s *Session) AfterStatement(ctx context.Context, st *sqlclass.Statement, sqlState string) {
 	c := s.c
 	if c == nil || st == nil {
 		return
 	}
-	if sqlState != "" {
-		return // the server refused the statement: it changed nothing
-	}
-	if st.ChangesSession || st.CreatesTemp {
+	// A statement that failed took no effect, unless it committed part
+	// way: a text of several statements can, and DO and CALL at the top
+	// level (in a transaction block they cannot commit).
+	tookEffect := sqlState == "" || st.MultiStatement ||
+		(st.Kind == sqlclass.KindDo || st.Kind == sqlclass.KindCall) && !s.inTransaction()
+	if tookEffect && (st.ChangesSession || st.CreatesTemp) {
 		s.sessionChanged = true
 	}
-	if st.Kind == sqlclass.KindTx {
-		s.txStatement(ctx, st)
+	if st.Kind == sqlclass.KindTx && !st.MultiStatement {
+		if sqlState == "" {
+			s.txStatement(ctx, st)
+		}
 		return
 	}
 	if st.ReadOnly {
 		return
 	}
 	tables, all := st.Writes, st.WritesUnknown
-	if st.Kind == sqlclass.KindDDL {
+	if st.Kind == sqlclass.KindDDL || st.MultiStatement && strings.Contains(strings.ToUpper(st.Fingerprint), "COMMIT PREPARED") {
 		// DDL may drop or detach a partition, or change what the catalog
-		// said of a table: forget it all, now and again at commit.
+		// said of a table: forget it all, now and again at commit. (A
+		// prepared transaction's writes are unknown here.)
 		c.forgetCatalog()
 		all = true
 		s.pendingDDL = s.pendingDDL || s.inTransaction()
@@ -193,13 +201,17 @@ func (s *Session) AfterStatement(ctx context.Context, st *sqlclass.Statement, sq
 	if all && st.UserFunctionsOnly && s.pgx != nil && !s.inTransaction() && s.scope != "" {
 		all = !s.functionsCannotWrite(ctx, st.Functions)
 	}
-	if !all && len(tables) == 0 {
-		return // a read that only looked like it might write
-	}
-	if all && !s.sessionChanged {
+	if all && tookEffect && !s.sessionChanged {
 		// DO, CALL, a volatile function or an unknown statement may have
 		// changed the session unseen (set_config, SET in a function): ask.
 		s.recheckScope(ctx)
+	}
+	if st.MultiStatement {
+		s.afterText(ctx, tables, all)
+		return
+	}
+	if !all && len(tables) == 0 {
+		return // a read that only looked like it might write
 	}
 	if s.inTransaction() {
 		s.pending = append(s.pending, tables...)
@@ -207,7 +219,30 @@ func (s *Session) AfterStatement(ctx context.Context, st *sqlclass.Statement, sq
 		s.pendingAny = true
 		return
 	}
-	s.invalidate(ctx, tables, all)
+	s.invalidate(ctx, tables, all, true)
+}
+
+// afterText ends a text of several statements, which pgx sends as one
+// simple query and which may hold its own COMMIT, ROLLBACK and BEGIN: it
+// may have committed what it wrote, and what its transaction wrote before
+// it, and then failed or begun a transaction that a ROLLBACK will forget.
+// So all of that is invalidated now, and again when the transaction it
+// leaves open ends (for what it wrote after its last BEGIN).
+func (s *Session) afterText(ctx context.Context, tables []string, all bool) {
+	if all || len(tables) > 0 {
+		s.pending = append(s.pending, tables...)
+		s.pendingAll = s.pendingAll || all
+		s.pendingAny = true
+	}
+	if !s.inTransaction() {
+		s.EndTransaction(ctx, true)
+		return
+	}
+	if s.pendingAny {
+		// Without a catalog lookup: one that failed would abort the
+		// application's transaction (and fails in one already aborted).
+		s.invalidate(ctx, s.pending, s.pendingAll, false)
+	}
 }
 
 // recheckScope asks the session's scope again, after a statement that may
@@ -250,14 +285,15 @@ func (s *Session) EndTransaction(ctx context.Context, committed bool) {
 		s.c.forgetCatalog() // lookups made while the DDL was uncommitted saw the old catalog
 	}
 	if committed && cc.pendingAny {
-		s.invalidate(ctx, cc.pending, cc.pendingAll)
+		s.invalidate(ctx, cc.pending, cc.pendingAll, true)
 	}
 	cc.pending, cc.pendingAll, cc.pendingAny, cc.pendingDDL = cc.pending[:0], false, false, false
 }
 
 // invalidate bumps the tables written and the partitioned tables above
-// them. When a table cannot be looked up, everything is invalidated.
-func (s *Session) invalidate(ctx context.Context, tables []string, all bool) {
+// them. When a table cannot be looked up, everything is invalidated. With
+// ask unset, only what the catalog memos already say is used.
+func (s *Session) invalidate(ctx context.Context, tables []string, all, ask bool) {
 	c := s.c
 	if all || len(tables) == 0 {
 		c.invalidate(ctx, nil, true)
@@ -265,12 +301,12 @@ func (s *Session) invalidate(ctx context.Context, tables []string, all bool) {
 	}
 	names := tables
 	if s.pgx != nil {
-		if s.scope == "" && s.askScope(ctx) != nil {
+		if s.scope == "" && (!ask || s.askScope(ctx) != nil) {
 			c.invalidate(ctx, nil, true)
 			return
 		}
 		for _, t := range tables {
-			rel, err := s.relation(ctx, t)
+			rel, err := s.relation(ctx, t, ask)
 			if err != nil || !rel.found || rel.unsafe == unsafeKind {
 				// Unknown, or a view (its base tables are not named) or a
 				// foreign table: invalidate everything.
