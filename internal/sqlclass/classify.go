@@ -348,7 +348,8 @@ func (w *walker) walk(lo, hi int, m mode) {
 			i = w.skipAs(i+1, hi) - 1
 			continue
 		}
-		if f&fKeyword != 0 && m != modeExpr {
+		// A word before "." is the first part of a name: values.f(x).
+		if f&fKeyword != 0 && m != modeExpr && !(i+1 < hi && w.toks[i+1].isPunct(".")) {
 			switch t.name {
 			case "with":
 				if j, ok := w.with(i+1, hi); ok {
@@ -379,12 +380,18 @@ func (w *walker) walk(lo, hi int, m mode) {
 					continue
 				}
 			case "from":
-				if i > lo && w.toks[i-1].isWord("distinct") {
-					break // IS [NOT] DISTINCT FROM
+				// IS [NOT] DISTINCT FROM; DISTINCT alone may be a column
+				// label (SELECT a distinct FROM t).
+				if k := i - 2; k >= lo && w.toks[i-1].isWord("distinct") && (w.toks[k].isWord("is") ||
+					w.toks[k].isWord("not") && k > lo && w.toks[k-1].isWord("is")) {
+					break
 				}
 				inFrom, expect = true, true
 				continue
 			case "join":
+				if i+1 < hi && w.toks[i+1].isPunct("(") && w.callable(i, lo) {
+					break // join(...), a function
+				}
 				inFrom, expect = true, true
 				continue
 			case "using":
@@ -413,6 +420,9 @@ func (w *walker) walk(lo, hi int, m mode) {
 				expect = false
 				continue
 			case "tablesample":
+				if i+1 < hi && w.toks[i+1].isPunct("(") {
+					break // tablesample(...), a function: a method's name comes first
+				}
 				// A sample differs from call to call unless REPEATABLE
 				// follows the method's arguments.
 				if m := i + 2; m < hi && w.toks[m].isPunct("(") {
@@ -471,18 +481,20 @@ func (w *walker) callable(i, lo int) bool {
 			prev = &w.toks[i-2]
 		}
 		return !w.operand(prev)
-	case "set":
-		// After the target of UPDATE (t, its alias, t *) it is UPDATE's.
-		return prev == nil || !(prev.kind == tkQIdent || prev.kind == tkWord && prev.flags()&fNotColID == 0 ||
-			prev.kind == tkOp && prev.text == "*")
+	case "set": // UPDATE t SET is taken by target; DO UPDATE SET, THEN UPDATE SET
+		return !after("update")
 	case "conflict":
 		return !after("on")
 	case "sets":
 		return !after("grouping")
 	case "insert":
 		return !after("then")
-	case "update", "delete", "merge":
-		return true
+	case "join": // a JOIN (b ...), t LEFT JOIN (...), t * JOIN (...)
+		return !w.operand(prev) && !after("cross", "left", "right", "full", "inner", "outer", "natural") &&
+			!(prev != nil && prev.kind == tkOp && prev.text == "*")
+	case "update", "delete", "merge", "authorization", "binary", "collation", "concurrently", "cross",
+		"freeze", "full", "inner", "natural", "outer", "tablesample", "verbose":
+		return true // never syntax before "(" where the walk reaches
 	case "varying":
 		return !after("character", "bit", "char", "nchar", "national")
 	}
@@ -799,7 +811,11 @@ func (w *walker) skipType(j, hi int) int {
 		case (t.isWord("with") || t.isWord("without")) && w.wordAt(j+1, hi) == "time" && w.wordAt(j+2, hi) == "zone":
 			j += 3
 		case t.isPunct("[") || t.isPunct("(") && !w.isQuery(j+1, w.closing(j, hi), false):
-			j = w.closing(j, hi) + 1
+			// The grammar takes any expression for a modifier (the server
+			// rejects all but constants later): walk it, calls and all.
+			end := w.closing(j, hi)
+			w.group(j+1, end, modeExpr)
+			j = end + 1
 		default:
 			return j
 		}
@@ -839,7 +855,11 @@ func (w *walker) with(j, hi int) (next int, ok bool) {
 		if recursive {
 			w.ctes = append(w.ctes, name)
 		}
+		// A CTE's verb is not the statement's, even when the main
+		// statement is in parentheses: WITH u AS (UPDATE ...) (SELECT ...).
+		verb, verbDepth := w.verb, w.verbDepth
 		w.group(k+1, end, modeQuery)
+		w.verb, w.verbDepth = verb, verbDepth
 		if !recursive {
 			w.ctes = append(w.ctes, name)
 		}
@@ -880,19 +900,24 @@ func (w *walker) target(i, hi int) int {
 	if k < hi && w.toks[k].kind == tkOp && w.toks[k].text == "*" {
 		k++
 	}
-	// INSERT takes an alias after AS only; UPDATE's SET is no alias.
-	return w.alias(k, hi, verb != "insert" && !(verb == "update" && w.wordAt(k, hi) == "set"))
+	// INSERT takes an alias after AS only; UPDATE's SET is no alias, and
+	// is taken here: no function set(...) follows it.
+	k = w.alias(k, hi, verb != "insert" && !(verb == "update" && w.wordAt(k, hi) == "set"))
+	if verb == "update" && w.wordAt(k, hi) == "set" {
+		k++
+	}
+	return k
 }
 
 // selectInto records the table that SELECT ... INTO [TEMP] [TABLE] t
 // creates; INTO temp names a table temp.
 func (w *walker) selectInto(j, hi int) int {
 	w.into = true
-	temp := false
+	start, temp, before := j, -1, -1 // the last TEMP word, and the one before
 	for {
 		switch w.wordAt(j, hi) {
 		case "temp", "temporary":
-			temp = true
+			before, temp = temp, j
 			j++
 			continue
 		case "unlogged", "table", "local", "global":
@@ -901,11 +926,13 @@ func (w *walker) selectInto(j, hi int) int {
 		}
 		break
 	}
-	if !w.isRelStart(j, hi) && j > 0 && w.toks[j-1].kind == tkWord && w.toks[j-1].name != "table" && w.toks[j-1].name != "into" {
+	if !w.isRelStart(j, hi) && j > start && w.toks[j-1].name != "table" {
 		j-- // the last word was the name
-		temp = false
+		if temp == j {
+			temp = before
+		}
 	}
-	w.temp = w.temp || temp
+	w.temp = w.temp || temp >= start
 	if !w.isRelStart(j, hi) {
 		w.unnamed = true
 		return j
@@ -991,7 +1018,8 @@ func (w *walker) statement(lo, hi int) Statement {
 	case "start":
 		st.Kind, st.Operation = KindTx, "START TRANSACTION"
 	case "prepare":
-		if w.wordAt(lo+1, hi) == "transaction" {
+		// PREPARE TRANSACTION 'gid'; PREPARE transaction AS ... names a statement.
+		if w.wordAt(lo+1, hi) == "transaction" && lo+2 < hi && w.toks[lo+2].kind == tkString {
 			st.Kind, st.Operation = KindTx, "PREPARE TRANSACTION"
 		}
 	case "set", "reset", "discard":
@@ -1063,7 +1091,7 @@ func (w *walker) explain(lo, hi int) Statement {
 		st = w.statement(j, hi)
 	}
 	st.Operation, st.Summary = "EXPLAIN", strings.TrimSpace("EXPLAIN "+st.Summary)
-	st.Cacheable, st.Uncacheable = false, "EXPLAIN"
+	st.Cacheable, st.Uncacheable, st.UserFunctionsOnly = false, "EXPLAIN", false
 	switch {
 	case !analyze:
 		st.Kind, st.ReadOnly, st.Writes, st.WritesUnknown, st.ChangesSession = KindUtility, true, nil, false, false

@@ -571,7 +571,9 @@ func unquote(text string) string {
 
 // nextStatement returns the bounds of the next non-empty statement at or
 // after from; lo == hi when there is none. A ";" ends a statement, except
-// inside the BEGIN ATOMIC ... END body of CREATE FUNCTION or PROCEDURE.
+// inside the BEGIN ATOMIC ... END body of CREATE FUNCTION or PROCEDURE,
+// whose END stands where a statement of the body would start: elsewhere END
+// closes a CASE or is a column label (SELECT 1 END;).
 func nextStatement(toks []token, from int) (lo, hi int) {
 	for from < len(toks) && toks[from].isPunct(";") {
 		from++
@@ -584,7 +586,7 @@ func nextStatement(toks []token, from int) (lo, hi int) {
 		}
 		routine = k < len(toks) && (toks[k].isWord("function") || toks[k].isWord("procedure"))
 	}
-	atomic, cases := false, 0
+	atomic := false
 	for i := from; i < len(toks); i++ {
 		t := &toks[i]
 		switch {
@@ -595,14 +597,8 @@ func nextStatement(toks []token, from int) (lo, hi int) {
 		case !routine || t.kind != tkWord:
 		case t.name == "atomic" && i > from && toks[i-1].isWord("begin"):
 			atomic = true
-		case atomic && t.name == "case":
-			cases++
-		case atomic && t.name == "end":
-			if cases > 0 {
-				cases--
-			} else {
-				atomic = false
-			}
+		case atomic && t.name == "end" && (toks[i-1].isPunct(";") || toks[i-1].isWord("atomic")):
+			atomic = false
 		}
 	}
 	return from, len(toks)
