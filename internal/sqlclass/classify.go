@@ -357,6 +357,9 @@ func (w *walker) walk(lo, hi int, m mode) {
 					continue
 				}
 			case "select", "values":
+				if t.name == "values" && !(i+1 < hi && w.toks[i+1].isPunct("(")) {
+					break // a column or relation named values
+				}
 				w.verbAt(t.word.upper, stmtStart)
 				inFrom, expect = false, false
 				continue

@@ -44,6 +44,8 @@ var parserSeeds = []string{
 	"WITH u AS (UPDATE a SET x = 1 RETURNING id)  (SELECT id FROM u)",               // a CTE's verb
 	"PREPARE transaction AS DELETE FROM t",                                          // a statement named transaction
 	"SELECT count(*) FROM t WHERE values.isve(t.x)",                                 // a keyword before "."
+	"SELECT FROM A0000000000 JOIN A00000 ON set,A",                                  // a non-reserved word ended FROM
+	"SELECT FROM a JOIN b ON values, c",
 }
 
 // parserShapes are statements of the kinds the parser's facts distinguish,

@@ -94,9 +94,9 @@ var words = func() map[string]*word {
 		current_schema freeze full ilike inner is isnull join left like
 		natural notnull outer overlaps right similar tablesample verbose`)
 	add(fAfterCall, `filter over repeatable`)
-	add(fEndFrom, `conflict do except fetch for group having intersect into
-		limit offset order overriding returning select set union values when
-		where window`)
+	// Reserved words only: a non-reserved one may be a column (ON set, a).
+	add(fEndFrom, `do except fetch for group having intersect into limit
+		offset order returning select union when where window`)
 	add(fQueryStart, `select values table with insert update delete merge`)
 	add(fVolatileKw, `current_catalog current_date current_role current_schema
 		current_time current_timestamp current_user localtime localtimestamp
