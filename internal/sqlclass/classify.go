@@ -296,6 +296,7 @@ func (w *walker) walk(lo, hi int, m mode) {
 	inFrom := m == modeFrom
 	expect := inFrom         // a table reference may come next
 	atStmt := m == modeQuery // a verb here starts a (sub)statement
+	refEnd := -1             // where the last table reference of FROM ended
 	for i := lo; i < hi; i++ {
 		t := &w.toks[i]
 		stmtStart := atStmt
@@ -308,6 +309,7 @@ func (w *walker) walk(lo, hi int, m mode) {
 				if expect {
 					w.group(i+1, end, modeFrom)
 					i = w.alias(end+1, hi, true) - 1
+					refEnd = i + 1
 				} else {
 					w.group(i+1, end, modeQuery)
 					i = end
@@ -340,6 +342,7 @@ func (w *walker) walk(lo, hi int, m mode) {
 					j++ // t* names t and its children, as t does
 				}
 				i = w.alias(j, hi, true) - 1
+				refEnd = i + 1
 				expect = false
 				continue
 			}
@@ -385,14 +388,18 @@ func (w *walker) walk(lo, hi int, m mode) {
 			case "from":
 				// IS [NOT] DISTINCT FROM; DISTINCT alone may be a column
 				// label (SELECT a distinct FROM t).
-				if k := i - 2; k >= lo && w.toks[i-1].isWord("distinct") && (w.toks[k].isWord("is") ||
-					w.toks[k].isWord("not") && k > lo && w.toks[k-1].isWord("is")) {
-					break
+				if k := i - 2; k >= lo && w.toks[i-1].isWord("distinct") {
+					if w.toks[k].isWord("not") && k > lo {
+						k--
+					}
+					if w.toks[k].isWord("is") && !(k > lo && w.toks[k-1].isPunct(".")) { // not a.is
+						break
+					}
 				}
 				inFrom, expect = true, true
 				continue
 			case "join":
-				if i+1 < hi && w.toks[i+1].isPunct("(") && w.callable(i, lo) {
+				if i+1 < hi && w.toks[i+1].isPunct("(") && w.callable(i, lo, inFrom, refEnd == i) {
 					break // join(...), a function
 				}
 				inFrom, expect = true, true
@@ -442,7 +449,7 @@ func (w *walker) walk(lo, hi int, m mode) {
 			}
 		}
 		j := w.skipName(i, hi)
-		syntax := j == i+1 && (f&fNoFunc != 0 && !w.callable(i, lo) || f&fAfterCall != 0 && i > lo && w.toks[i-1].isPunct(")"))
+		syntax := j == i+1 && (f&fNoFunc != 0 && !w.callable(i, lo, inFrom, refEnd == i) || f&fAfterCall != 0 && i > lo && w.toks[i-1].isPunct(")"))
 		if j < hi && w.toks[j].isPunct("(") && !syntax {
 			w.call(i, j)
 			end := w.closing(j, hi)
@@ -454,6 +461,7 @@ func (w *walker) walk(lo, hi int, m mode) {
 					k += 2
 				}
 				i = w.alias(k, hi, true) - 1
+				refEnd = i + 1
 			}
 			expect = false
 			continue
@@ -470,7 +478,7 @@ func (w *walker) walk(lo, hi int, m mode) {
 // callable reports whether the fNoFunc word at i, before "(", calls a
 // function: the grammar lets its non-reserved ones name one where they are
 // not syntax (like(a, b), but a LIKE (b); set(x), but UPDATE t SET (a) =).
-func (w *walker) callable(i, lo int) bool {
+func (w *walker) callable(i, lo int, inFrom, afterRef bool) bool {
 	var prev *token
 	if i > lo {
 		prev = &w.toks[i-1]
@@ -492,9 +500,8 @@ func (w *walker) callable(i, lo int) bool {
 		return !after("grouping")
 	case "insert":
 		return !after("then")
-	case "join": // a JOIN (b ...), t LEFT JOIN (...), t * JOIN (...)
-		return !w.operand(prev) && !after("cross", "left", "right", "full", "inner", "outer", "natural") &&
-			!(prev != nil && prev.kind == tkOp && prev.text == "*")
+	case "join": // in FROM: a JOIN (b ...), t * JOIN (...), t LEFT JOIN (...), ON a = b JOIN (...)
+		return !inFrom || !afterRef && !w.operand(prev) && !after("cross", "left", "right", "full", "inner", "outer", "natural")
 	case "update", "delete", "merge", "authorization", "binary", "collation", "concurrently", "cross",
 		"freeze", "full", "inner", "natural", "outer", "tablesample", "verbose":
 		return true // never syntax before "(" where the walk reaches
@@ -829,7 +836,9 @@ func (w *walker) skipType(j, hi int) int {
 // with walks the CTE list after WITH and returns where the main statement
 // starts; ok is false when no CTE follows (WITH ORDINALITY, WITH TIES).
 func (w *walker) with(j, hi int) (next int, ok bool) {
-	recursive := w.wordAt(j, hi) == "recursive"
+	// WITH recursive AS (...) names a CTE recursive.
+	recursive := w.wordAt(j, hi) == "recursive" && j+1 < hi &&
+		(w.toks[j+1].kind == tkQIdent || w.toks[j+1].kind == tkWord && w.toks[j+1].name != "as")
 	if recursive {
 		j++
 	}
@@ -1222,6 +1231,9 @@ func (w *walker) copy(j, hi int) {
 		k = w.closing(k, hi) + 1
 	}
 	w.table(name, w.wordAt(k, hi) != "to")
+	if k := w.find(k, hi, "where"); k < hi {
+		w.walk(k+1, hi, modeExpr) // COPY FROM ... WHERE runs its condition on each row
+	}
 }
 
 // truncate walks TRUNCATE [TABLE] [ONLY] a [*], b ... [CASCADE].

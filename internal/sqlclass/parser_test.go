@@ -46,6 +46,12 @@ var parserSeeds = []string{
 	"SELECT count(*) FROM t WHERE values.isve(t.x)",                                 // a keyword before "."
 	"SELECT FROM A0000000000 JOIN A00000 ON set,A",                                  // a non-reserved word ended FROM
 	"SELECT FROM a JOIN b ON values, c",
+	"SELECT t * JOIN (a, b) = (1, 2)",                                                 // join(...) outside FROM
+	"COPY t (id) FROM STDIN WHERE b > now()",                                          // COPY's WHERE
+	"SELECT a. IS DISTINCT FROM b,TINClog WHERE id = 1",                               // a.is, and DISTINCT a label
+	"SELECT * FROM recent JOIN users ON x * JOIN (a, b) = (1, 2)",                     // join(...) in ON
+	"WITH RECURSIVE AS (INSERT INTO b SELECT id FROM u RETURNING id) SELECT * FROM i", // a CTE named recursive
+	"SELECT a FROM t WHERE a LIKE 'x' ESCAPE  JOIN (a, b) = (1, 2)",                   // join(...) after FROM
 }
 
 // parserShapes are statements of the kinds the parser's facts distinguish,
