@@ -501,6 +501,9 @@ func (w *walker) callable(i, lo int, inFrom, afterRef bool) bool {
 	case "insert":
 		return !after("then")
 	case "join": // in FROM: a JOIN (b ...), t * JOIN (...), t LEFT JOIN (...), ON a = b JOIN (...)
+		if after("escape") && i-2 >= lo && w.operand(&w.toks[i-2]) {
+			return true // ON a LIKE 'x' ESCAPE join(...)
+		}
 		return !inFrom || !afterRef && !w.operand(prev) && !after("cross", "left", "right", "full", "inner", "outer", "natural")
 	case "update", "delete", "merge", "authorization", "binary", "collation", "concurrently", "cross",
 		"freeze", "full", "inner", "natural", "outer", "tablesample", "verbose":
@@ -517,7 +520,13 @@ func (w *walker) operand(t *token) bool {
 	case t == nil:
 		return false
 	case t.kind == tkWord:
-		return t.flags()&(fNotColID|fVolatileKw) != fNotColID || t.name == "true" || t.name == "false" || t.name == "null"
+		switch t.name {
+		case "true", "false", "null":
+			return true
+		case "by", "escape", "zone": // non-reserved, but syntax: ORDER BY like(a, b)
+			return false
+		}
+		return t.flags()&(fNotColID|fVolatileKw) != fNotColID
 	case t.kind == tkPunct:
 		return t.text == ")" || t.text == "]"
 	}

@@ -26,7 +26,10 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-var parserTime = flag.Duration("parsertime", 20*time.Second, "how long TestAgainstParser mutates its seeds (2s with -short)")
+var (
+	parserTime = flag.Duration("parsertime", 20*time.Second, "how long TestAgainstParser mutates its seeds (2s with -short)")
+	parserSeed = flag.Uint64("parserseed", 0, "TestAgainstParser's random seed, to replay a run (0: from the clock)")
+)
 
 // parserSeeds are texts on which FuzzAgainstParser found the classifier
 // wrong once.
@@ -52,6 +55,8 @@ var parserSeeds = []string{
 	"SELECT * FROM recent JOIN users ON x * JOIN (a, b) = (1, 2)",                     // join(...) in ON
 	"WITH RECURSIVE AS (INSERT INTO b SELECT id FROM u RETURNING id) SELECT * FROM i", // a CTE named recursive
 	"SELECT a FROM t WHERE a LIKE 'x' ESCAPE  JOIN (a, b) = (1, 2)",                   // join(...) after FROM
+	"SELECT * FROM a JOIN b ON tra LIKE 'x' ESCAPE  JOIN (a, b) = (1, 2)",             // in ON
+	"SELECT a FROM t ORDER BY OVERLAPS (c, d)",                                        // overlaps(...) after BY
 }
 
 // parserShapes are statements of the kinds the parser's facts distinguish,
@@ -131,7 +136,10 @@ func TestAgainstParser(t *testing.T) {
 	if testing.Short() {
 		d = min(d, 2*time.Second)
 	}
-	seed := uint64(time.Now().UnixNano())
+	seed := *parserSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
 	r := rand.New(rand.NewPCG(seed, seed>>32))
 	n := 0
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); n++ {
