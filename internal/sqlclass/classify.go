@@ -496,6 +496,8 @@ func (w *walker) callable(i, lo int, inFrom, afterRef bool) bool {
 		return !after("update")
 	case "conflict":
 		return !after("on")
+	case "by":
+		return !after("order", "group", "partition", "first")
 	case "sets":
 		return !after("grouping")
 	case "insert":

@@ -57,6 +57,7 @@ var parserSeeds = []string{
 	"SELECT a FROM t WHERE a LIKE 'x' ESCAPE  JOIN (a, b) = (1, 2)",                   // join(...) after FROM
 	"SELECT * FROM a JOIN b ON tra LIKE 'x' ESCAPE  JOIN (a, b) = (1, 2)",             // in ON
 	"SELECT a FROM t ORDER BY OVERLAPS (c, d)",                                        // overlaps(...) after BY
+	"SELECT BY ()", // a function named by
 }
 
 // parserShapes are statements of the kinds the parser's facts distinguish,
