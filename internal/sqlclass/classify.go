@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Classify lexes sql and reports what it does. It never panics: text the
@@ -25,7 +26,13 @@ func Classify(sql string) (st *Statement) {
 }
 
 func classify(sql string) *Statement {
-	toks, maxParam, junk := lex(sql)
+	toks, maxParam, doubt := lex(sql)
+	diverge := -1
+	if doubt == "" {
+		if diverge = offDivergence(sql, toks); diverge >= 0 {
+			doubt = "a backslash in a string: standard_conforming_strings=off would end it elsewhere"
+		}
+	}
 	st := &Statement{}
 	var reads, writes, funcs nameList
 	fp := fingerprinter{next: maxParam + 1}
@@ -34,7 +41,9 @@ func classify(sql string) *Statement {
 	for lo, hi := nextStatement(toks, 0); lo < hi; lo, hi = nextStatement(toks, hi) {
 		w := walker{toks: toks}
 		s := w.statement(lo, hi)
-		fp.statement(toks, lo, hi)
+		if diverge < 0 {
+			fp.statement(toks, lo, hi)
+		}
 		if n == 0 {
 			*st = s
 			reads, writes, funcs = nameList{names: s.Reads}, nameList{names: s.Writes}, nameList{names: s.Functions}
@@ -62,16 +71,56 @@ func classify(sql string) *Statement {
 	if n == 0 { // nothing to run: it writes nothing, but there is nothing to cache either
 		st.Uncacheable = "empty statement"
 	}
-	if junk {
-		// Older servers read 123abc as 123 AS abc, and a quote after it may
-		// then open a string where we saw none: trust nothing we found.
-		st.ReadOnly, st.Cacheable, st.WritesUnknown = false, false, true
-		st.Uncacheable = "malformed number"
+	if doubt != "" {
+		// The server may split or read the text otherwise: trust nothing
+		// found, and let no transaction statement hide the doubt.
+		st.Kind, st.ReadOnly, st.Cacheable, st.UserFunctionsOnly, st.WritesUnknown = KindUnknown, false, false, false, true
+		st.Uncacheable = doubt
+	}
+	if diverge >= 0 {
+		// Only the tokens both readings share are known not to be
+		// literals; the rest is one.
+		toks = append(toks[:diverge:diverge], token{kind: tkString, text: sql[offset(sql, toks[diverge].text):]})
+		for lo, hi := nextStatement(toks, 0); lo < hi; lo, hi = nextStatement(toks, hi) {
+			fp.statement(toks, lo, hi)
+		}
 	}
 	st.Fingerprint = fp.b.String()
 	st.FingerprintID = fnv64a(st.Fingerprint)
 	st.Summary = truncateSummary(st.Summary)
 	return st
+}
+
+// offDivergence returns the index of the first token of toks (lexed with
+// standard_conforming_strings on, as pgx requires for arguments) that the
+// server lexes otherwise with it off, which pgx allows for a text without
+// arguments; -1 if none. Only a backslash in a plain string can make them
+// differ.
+func offDivergence(sql string, toks []token) int {
+	backslash := false
+	for k := range toks {
+		t := &toks[k]
+		if t.kind == tkString && t.text[0]|0x20 != 'e' && t.text[0]|0x20 != 'b' && t.text[0]|0x20 != 'x' &&
+			t.text[0] != '$' && strings.IndexByte(t.text, '\\') >= 0 {
+			backslash = true
+			break
+		}
+	}
+	if !backslash {
+		return -1
+	}
+	off, _, _ := lexWith(sql, qEsc)
+	for k := range toks {
+		if k >= len(off) || off[k].kind != toks[k].kind || off[k].text != toks[k].text {
+			return k
+		}
+	}
+	return -1 // the same tokens end at the same place: what follows reads the same
+}
+
+// offset returns where sub, a substring of s, starts in s.
+func offset(s, sub string) int {
+	return int(uintptr(unsafe.Pointer(unsafe.StringData(sub))) - uintptr(unsafe.Pointer(unsafe.StringData(s))))
 }
 
 // nameList keeps names in order of first appearance; past a few names an
@@ -155,13 +204,15 @@ func (w *walker) closing(i, hi int) int {
 	return hi
 }
 
-// isNameStart reports whether a table or alias name starts at j.
-func (w *walker) isNameStart(j, hi int) bool {
+// isRelStart reports whether a relation's name starts at j: a quoted name,
+// or a word the grammar takes for a ColId (any but a reserved or
+// type_func_name keyword: FROM transaction, UPDATE partition).
+func (w *walker) isRelStart(j, hi int) bool {
 	if j >= hi {
 		return false
 	}
 	t := &w.toks[j]
-	return t.kind == tkQIdent || t.kind == tkWord && t.flags()&fKeyword == 0
+	return t.kind == tkQIdent || t.kind == tkWord && t.flags()&fNotColID == 0
 }
 
 // skipName returns the end of the name at i, qualified or not: a."B".c.
@@ -188,12 +239,30 @@ func (w *walker) nameOf(i, j int) string {
 	return b.String()
 }
 
-// isQuery reports whether the group toks[lo:hi] holds a query.
-func (w *walker) isQuery(lo, hi int) bool {
+// isQuery reports whether the group toks[lo:hi] holds a query; in FROM
+// (inFrom) only a SELECT, VALUES, TABLE or WITH, elsewhere an INSERT,
+// UPDATE, DELETE or MERGE too. A word that starts a query only when what
+// follows fits may name a relation or a column: (values JOIN t ON true).
+func (w *walker) isQuery(lo, hi int, inFrom bool) bool {
 	for k := 0; lo < hi && k < 16 && w.toks[lo].isPunct("("); k++ {
 		lo++
 	}
-	return lo < hi && w.toks[lo].kind == tkWord && w.toks[lo].flags()&fQueryStart != 0
+	if lo >= hi || w.toks[lo].kind != tkWord || w.toks[lo].flags()&fQueryStart == 0 {
+		return false
+	}
+	switch next := w.wordAt(lo+1, hi); w.toks[lo].name {
+	case "select", "table", "with":
+		return true
+	case "values":
+		return lo+1 < hi && w.toks[lo+1].isPunct("(")
+	case "insert", "merge":
+		return !inFrom && next == "into"
+	case "delete":
+		return !inFrom && next == "from"
+	case "update":
+		return !inFrom && (next == "only" || w.isRelStart(lo+1, hi))
+	}
+	return false
 }
 
 // find returns the index of word in toks[j:hi] outside parentheses, or hi.
@@ -213,7 +282,7 @@ func (w *walker) group(lo, hi int, m mode) {
 		w.tooDeep = true
 		return
 	}
-	if w.isQuery(lo, hi) {
+	if w.isQuery(lo, hi, m == modeFrom) {
 		m = modeQuery
 	}
 	w.depth++
@@ -227,6 +296,7 @@ func (w *walker) walk(lo, hi int, m mode) {
 	inFrom := m == modeFrom
 	expect := inFrom         // a table reference may come next
 	atStmt := m == modeQuery // a verb here starts a (sub)statement
+	refEnd := -1             // where the last table reference of FROM ended
 	for i := lo; i < hi; i++ {
 		t := &w.toks[i]
 		stmtStart := atStmt
@@ -238,7 +308,8 @@ func (w *walker) walk(lo, hi int, m mode) {
 				end := w.closing(i, hi)
 				if expect {
 					w.group(i+1, end, modeFrom)
-					i = w.alias(end+1, hi) - 1
+					i = w.alias(end+1, hi, true) - 1
+					refEnd = i + 1
 				} else {
 					w.group(i+1, end, modeQuery)
 					i = end
@@ -254,7 +325,7 @@ func (w *walker) walk(lo, hi int, m mode) {
 		case tkString:
 			// 'now', 'today'... read as a date or time are the time of
 			// the execution: the text is constant, its value is not.
-			if IsTimeWord(t.text) && w.volatile == "" {
+			if w.volatile == "" && isTimeLiteral(t.text) {
 				w.volatile = t.text
 			}
 			expect = false
@@ -264,11 +335,24 @@ func (w *walker) walk(lo, hi int, m mode) {
 			continue
 		}
 		f := t.flags()
+		if expect && w.isRelStart(i, hi) && !(t.isWord("rows") && w.wordAt(i+1, hi) == "from") {
+			if j := w.skipName(i, hi); j >= hi || !w.toks[j].isPunct("(") {
+				w.read(i, j)
+				if j < hi && w.toks[j].kind == tkOp && w.toks[j].text == "*" {
+					j++ // t* names t and its children, as t does
+				}
+				i = w.alias(j, hi, true) - 1
+				refEnd = i + 1
+				expect = false
+				continue
+			}
+		}
 		if t.isWord("as") {
 			i = w.skipAs(i+1, hi) - 1
 			continue
 		}
-		if f&fKeyword != 0 && m != modeExpr {
+		// A word before "." is the first part of a name: values.f(x).
+		if f&fKeyword != 0 && m != modeExpr && !(i+1 < hi && w.toks[i+1].isPunct(".")) {
 			switch t.name {
 			case "with":
 				if j, ok := w.with(i+1, hi); ok {
@@ -276,6 +360,9 @@ func (w *walker) walk(lo, hi int, m mode) {
 					continue
 				}
 			case "select", "values":
+				if t.name == "values" && !(i+1 < hi && w.toks[i+1].isPunct("(")) {
+					break // a column or relation named values
+				}
 				w.verbAt(t.word.upper, stmtStart)
 				inFrom, expect = false, false
 				continue
@@ -285,7 +372,7 @@ func (w *walker) walk(lo, hi int, m mode) {
 				if w.wordAt(j, hi) == "only" {
 					j++
 				}
-				if w.isNameStart(j, hi) {
+				if w.isRelStart(j, hi) {
 					k := w.skipName(j, hi)
 					w.read(j, k)
 					i = k - 1
@@ -299,12 +386,22 @@ func (w *walker) walk(lo, hi int, m mode) {
 					continue
 				}
 			case "from":
-				if i > lo && w.toks[i-1].isWord("distinct") {
-					break // IS [NOT] DISTINCT FROM
+				// IS [NOT] DISTINCT FROM; DISTINCT alone may be a column
+				// label (SELECT a distinct FROM t).
+				if k := i - 2; k >= lo && w.toks[i-1].isWord("distinct") {
+					if w.toks[k].isWord("not") && k > lo {
+						k--
+					}
+					if w.toks[k].isWord("is") && !(k > lo && w.toks[k-1].isPunct(".")) { // not a.is
+						break
+					}
 				}
 				inFrom, expect = true, true
 				continue
 			case "join":
+				if i+1 < hi && w.toks[i+1].isPunct("(") && w.callable(i, lo, inFrom, refEnd == i) {
+					break // join(...), a function
+				}
 				inFrom, expect = true, true
 				continue
 			case "using":
@@ -333,6 +430,9 @@ func (w *walker) walk(lo, hi int, m mode) {
 				expect = false
 				continue
 			case "tablesample":
+				if i+1 < hi && w.toks[i+1].isPunct("(") {
+					break // tablesample(...), a function: a method's name comes first
+				}
 				// A sample differs from call to call unless REPEATABLE
 				// follows the method's arguments.
 				if m := i + 2; m < hi && w.toks[m].isPunct("(") {
@@ -349,7 +449,7 @@ func (w *walker) walk(lo, hi int, m mode) {
 			}
 		}
 		j := w.skipName(i, hi)
-		syntax := j == i+1 && (f&fNoFunc != 0 || f&fAfterCall != 0 && i > lo && w.toks[i-1].isPunct(")"))
+		syntax := j == i+1 && (f&fNoFunc != 0 && !w.callable(i, lo, inFrom, refEnd == i) || f&fAfterCall != 0 && i > lo && w.toks[i-1].isPunct(")"))
 		if j < hi && w.toks[j].isPunct("(") && !syntax {
 			w.call(i, j)
 			end := w.closing(j, hi)
@@ -360,17 +460,9 @@ func (w *walker) walk(lo, hi int, m mode) {
 				if w.wordAt(k, hi) == "with" && w.wordAt(k+1, hi) == "ordinality" {
 					k += 2
 				}
-				i = w.alias(k, hi) - 1
+				i = w.alias(k, hi, true) - 1
+				refEnd = i + 1
 			}
-			expect = false
-			continue
-		}
-		if expect && f&fKeyword == 0 {
-			w.read(i, j)
-			if j < hi && w.toks[j].kind == tkOp && w.toks[j].text == "*" {
-				j++ // t* names t and its children, as t does
-			}
-			i = w.alias(j, hi) - 1
 			expect = false
 			continue
 		}
@@ -381,6 +473,66 @@ func (w *walker) walk(lo, hi int, m mode) {
 		i = j - 1
 	}
 	w.ctes = w.ctes[:scope]
+}
+
+// callable reports whether the fNoFunc word at i, before "(", calls a
+// function: the grammar lets its non-reserved ones name one where they are
+// not syntax (like(a, b), but a LIKE (b); set(x), but UPDATE t SET (a) =).
+func (w *walker) callable(i, lo int, inFrom, afterRef bool) bool {
+	var prev *token
+	if i > lo {
+		prev = &w.toks[i-1]
+	}
+	after := func(words ...string) bool {
+		return prev != nil && prev.kind == tkWord && slices.Contains(words, prev.name)
+	}
+	switch w.toks[i].name {
+	case "like", "ilike", "similar", "overlaps", "isnull", "notnull", "is":
+		if after("not") && i-1 > lo { // a NOT LIKE (b), but NOT like(a, b)
+			prev = &w.toks[i-2]
+		}
+		return !w.operand(prev)
+	case "set": // UPDATE t SET is taken by target; DO UPDATE SET, THEN UPDATE SET
+		return !after("update")
+	case "conflict":
+		return !after("on")
+	case "by":
+		return !after("order", "group", "partition", "first")
+	case "sets":
+		return !after("grouping")
+	case "insert":
+		return !after("then")
+	case "join": // in FROM: a JOIN (b ...), t * JOIN (...), t LEFT JOIN (...), ON a = b JOIN (...)
+		if after("escape") && i-2 >= lo && w.operand(&w.toks[i-2]) {
+			return true // ON a LIKE 'x' ESCAPE join(...)
+		}
+		return !inFrom || !afterRef && !w.operand(prev) && !after("cross", "left", "right", "full", "inner", "outer", "natural")
+	case "update", "delete", "merge", "authorization", "binary", "collation", "concurrently", "cross",
+		"freeze", "full", "inner", "natural", "outer", "tablesample", "verbose":
+		return true // never syntax before "(" where the walk reaches
+	case "varying":
+		return !after("character", "bit", "char", "nchar", "national")
+	}
+	return false
+}
+
+// operand reports whether t ends an operand, so that an infix word follows.
+func (w *walker) operand(t *token) bool {
+	switch {
+	case t == nil:
+		return false
+	case t.kind == tkWord:
+		switch t.name {
+		case "true", "false", "null":
+			return true
+		case "by", "escape", "zone": // non-reserved, but syntax: ORDER BY like(a, b)
+			return false
+		}
+		return t.flags()&(fNotColID|fVolatileKw) != fNotColID
+	case t.kind == tkPunct:
+		return t.text == ")" || t.text == "]"
+	}
+	return t.kind != tkOp
 }
 
 // verbAt notes the verb of a query for the summary, and as the statement's
@@ -447,6 +599,155 @@ func IsTimeWord(s string) bool {
 	return false
 }
 
+// isTimeLiteral reports whether the string literal text, in any of its
+// forms (E'...', U&'...', $$...$$, continued), may be read as a time word:
+// E'no\x77' and 'no'\n'w' are 'now'. Whitespace is left out of the value
+// (the server trims it), and a literal that does not decode counts as one.
+func isTimeLiteral(text string) bool {
+	var buf [16]byte
+	v := buf[:0]
+	add := func(c rune) bool { // false once v cannot be a time word
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == '\b':
+		case c >= 0x80 || len(v) == len(buf):
+			return false
+		default:
+			v = append(v, byte(c))
+		}
+		return true
+	}
+	if text[0] == '$' {
+		k := strings.IndexByte(text[1:], '$') + 2 // past the opening tag
+		body := text[k:]
+		if len(body) >= k {
+			body = body[:len(body)-k]
+		}
+		for _, c := range body {
+			if !add(c) {
+				return false
+			}
+		}
+		return isTimeValue(v)
+	}
+	mode, i := qStd, 0
+	switch text[0] | 0x20 {
+	case 'b', 'x':
+		return false
+	case 'e':
+		mode, i = qEsc, 1
+	case 'n':
+		i = 1
+	case 'u':
+		end, esc := scanString(text, 2, qStd), byte('\\')
+		if rest := strings.TrimSpace(text[end:]); rest != "" { // UESCAPE 'c'
+			if k := strings.LastIndexByte(rest, '\''); k >= 2 && rest[k-2] == '\'' {
+				esc = rest[k-1]
+			}
+		}
+		if strings.IndexByte(text[2:end], esc) >= 0 {
+			body := text[3 : end-1]
+			if strings.IndexByte(body, '\'') >= 0 {
+				return true // escapes across '' or segments: maybe
+			}
+			u, ok := unescapeUnicode(body, esc)
+			if !ok {
+				return true
+			}
+			for _, c := range u {
+				if !add(c) {
+					return false
+				}
+			}
+			return isTimeValue(v)
+		}
+		i = 2
+	}
+	for i < len(text) && text[i] == '\'' {
+		i++ // the opening quote
+		closed := false
+		for i < len(text) && !closed {
+			c := text[i]
+			switch {
+			case c == '\'' && i+1 < len(text) && text[i+1] == '\'':
+				i += 2
+				if !add('\'') {
+					return false
+				}
+			case c == '\'':
+				i++
+				closed = true
+			case mode == qEsc && c == '\\' && i+1 < len(text):
+				r, n := unescapeE(text[i+1:])
+				i += 1 + n
+				if !add(r) {
+					return false
+				}
+			default:
+				i++
+				if !add(rune(c)) {
+					return false
+				}
+			}
+		}
+		next, ok := continuation(text, i)
+		if !closed || !ok {
+			break
+		}
+		i = next
+	}
+	return isTimeValue(v)
+}
+
+// unescapeE decodes the E'...' escape after a backslash at the start of s:
+// the character and the bytes it takes.
+func unescapeE(s string) (rune, int) {
+	digits := func(n, base int) (rune, int) {
+		var r rune
+		k := 0
+		for ; k < n && k < len(s)-1; k++ {
+			c := s[1+k]
+			d := -1
+			switch {
+			case '0' <= c && c <= '9':
+				d = int(c - '0')
+			case 'a' <= c|0x20 && c|0x20 <= 'f':
+				d = int(c|0x20-'a') + 10
+			}
+			if d < 0 || d >= base {
+				break
+			}
+			r = r*rune(base) + rune(d)
+		}
+		return r, 1 + k
+	}
+	switch c := s[0]; c {
+	case 'b', 'f', 'n', 'r', 't':
+		return ' ', 1
+	case 'x':
+		return digits(2, 16)
+	case 'u':
+		return digits(4, 16)
+	case 'U':
+		return digits(8, 16)
+	default:
+		if '0' <= c && c <= '7' {
+			r, n := digits(2, 8)
+			return rune(c-'0')<<(3*(n-1)) | r, n
+		}
+		return rune(c), 1
+	}
+}
+
+// isTimeValue reports whether v, its whitespace left out, is a time word.
+func isTimeValue(v []byte) bool {
+	for _, w := range [...]string{"now", "today", "tomorrow", "yesterday"} {
+		if strings.EqualFold(string(v), w) {
+			return true
+		}
+	}
+	return false
+}
+
 func isCatalog(name string) bool {
 	return strings.HasPrefix(name, "pg_") || strings.HasPrefix(name, "information_schema.") || strings.Contains(name, ".pg_")
 }
@@ -485,19 +786,23 @@ func (w *walker) call(i, j int) {
 	}
 }
 
-// alias skips an alias and its column list after a table reference.
-func (w *walker) alias(j, hi int) int {
+// alias skips an alias and its column list after a table reference: AS and
+// a name, or, where bare allows, a name without AS, which the grammar takes
+// from the ColIds (FROM t range).
+func (w *walker) alias(j, hi int, bare bool) int {
 	named := false
 	if w.wordAt(j, hi) == "as" {
 		j++
-		named = true
-	}
-	if w.isNameStart(j, hi) {
+		if j < hi && (w.toks[j].kind == tkWord || w.toks[j].kind == tkQIdent) {
+			j++
+			named = true
+		}
+	} else if bare && w.isRelStart(j, hi) {
 		j++
 		named = true
 	}
 	if named && j < hi && w.toks[j].isPunct("(") {
-		if end := w.closing(j, hi); !w.isQuery(j+1, end) {
+		if end := w.closing(j, hi); !w.isQuery(j+1, end, false) {
 			j = end + 1
 		}
 	}
@@ -526,8 +831,12 @@ func (w *walker) skipType(j, hi int) int {
 			j++
 		case (t.isWord("with") || t.isWord("without")) && w.wordAt(j+1, hi) == "time" && w.wordAt(j+2, hi) == "zone":
 			j += 3
-		case t.isPunct("[") || t.isPunct("(") && !w.isQuery(j+1, w.closing(j, hi)):
-			j = w.closing(j, hi) + 1
+		case t.isPunct("[") || t.isPunct("(") && !w.isQuery(j+1, w.closing(j, hi), false):
+			// The grammar takes any expression for a modifier (the server
+			// rejects all but constants later): walk it, calls and all.
+			end := w.closing(j, hi)
+			w.group(j+1, end, modeExpr)
+			j = end + 1
 		default:
 			return j
 		}
@@ -538,7 +847,9 @@ func (w *walker) skipType(j, hi int) int {
 // with walks the CTE list after WITH and returns where the main statement
 // starts; ok is false when no CTE follows (WITH ORDINALITY, WITH TIES).
 func (w *walker) with(j, hi int) (next int, ok bool) {
-	recursive := w.wordAt(j, hi) == "recursive"
+	// WITH recursive AS (...) names a CTE recursive.
+	recursive := w.wordAt(j, hi) == "recursive" && j+1 < hi &&
+		(w.toks[j+1].kind == tkQIdent || w.toks[j+1].kind == tkWord && w.toks[j+1].name != "as")
 	if recursive {
 		j++
 	}
@@ -567,7 +878,11 @@ func (w *walker) with(j, hi int) (next int, ok bool) {
 		if recursive {
 			w.ctes = append(w.ctes, name)
 		}
+		// A CTE's verb is not the statement's, even when the main
+		// statement is in parentheses: WITH u AS (UPDATE ...) (SELECT ...).
+		verb, verbDepth := w.verb, w.verbDepth
 		w.group(k+1, end, modeQuery)
+		w.verb, w.verbDepth = verb, verbDepth
 		if !recursive {
 			w.ctes = append(w.ctes, name)
 		}
@@ -599,7 +914,7 @@ func (w *walker) target(i, hi int) int {
 	if w.wordAt(j, hi) == "only" {
 		j++
 	}
-	if !w.isNameStart(j, hi) {
+	if !w.isRelStart(j, hi) {
 		w.unnamed = true
 		return j
 	}
@@ -608,25 +923,40 @@ func (w *walker) target(i, hi int) int {
 	if k < hi && w.toks[k].kind == tkOp && w.toks[k].text == "*" {
 		k++
 	}
-	return w.alias(k, hi)
+	// INSERT takes an alias after AS only; UPDATE's SET is no alias, and
+	// is taken here: no function set(...) follows it.
+	k = w.alias(k, hi, verb != "insert" && !(verb == "update" && w.wordAt(k, hi) == "set"))
+	if verb == "update" && w.wordAt(k, hi) == "set" {
+		k++
+	}
+	return k
 }
 
-// selectInto records the table that SELECT ... INTO [TEMP] [TABLE] t creates.
+// selectInto records the table that SELECT ... INTO [TEMP] [TABLE] t
+// creates; INTO temp names a table temp.
 func (w *walker) selectInto(j, hi int) int {
 	w.into = true
+	start, temp, before := j, -1, -1 // the last TEMP word, and the one before
 	for {
 		switch w.wordAt(j, hi) {
 		case "temp", "temporary":
-			w.temp = true
+			before, temp = temp, j
 			j++
 			continue
-		case "unlogged", "table":
+		case "unlogged", "table", "local", "global":
 			j++
 			continue
 		}
 		break
 	}
-	if !w.isNameStart(j, hi) {
+	if !w.isRelStart(j, hi) && j > start && w.toks[j-1].name != "table" {
+		j-- // the last word was the name
+		if temp == j {
+			temp = before
+		}
+	}
+	w.temp = w.temp || temp >= start
+	if !w.isRelStart(j, hi) {
 		w.unnamed = true
 		return j
 	}
@@ -711,7 +1041,8 @@ func (w *walker) statement(lo, hi int) Statement {
 	case "start":
 		st.Kind, st.Operation = KindTx, "START TRANSACTION"
 	case "prepare":
-		if w.wordAt(lo+1, hi) == "transaction" {
+		// PREPARE TRANSACTION 'gid'; PREPARE transaction AS ... names a statement.
+		if w.wordAt(lo+1, hi) == "transaction" && lo+2 < hi && w.toks[lo+2].kind == tkString {
 			st.Kind, st.Operation = KindTx, "PREPARE TRANSACTION"
 		}
 	case "set", "reset", "discard":
@@ -783,7 +1114,7 @@ func (w *walker) explain(lo, hi int) Statement {
 		st = w.statement(j, hi)
 	}
 	st.Operation, st.Summary = "EXPLAIN", strings.TrimSpace("EXPLAIN "+st.Summary)
-	st.Cacheable, st.Uncacheable = false, "EXPLAIN"
+	st.Cacheable, st.Uncacheable, st.UserFunctionsOnly = false, "EXPLAIN", false
 	switch {
 	case !analyze:
 		st.Kind, st.ReadOnly, st.Writes, st.WritesUnknown, st.ChangesSession = KindUtility, true, nil, false, false
@@ -829,7 +1160,7 @@ func (w *walker) ddl(lo, hi int) Statement {
 			j++
 		}
 		for {
-			if !w.isNameStart(j, hi) {
+			if !w.isRelStart(j, hi) {
 				w.unnamed = true
 				break
 			}
@@ -885,7 +1216,7 @@ func (w *walker) ddl(lo, hi int) Statement {
 
 // writeName records the table named at j as written, if one is.
 func (w *walker) writeName(j, hi int) {
-	if !w.isNameStart(j, hi) {
+	if !w.isRelStart(j, hi) {
 		w.unnamed = true
 		return
 	}
@@ -901,7 +1232,7 @@ func (w *walker) copy(j, hi int) {
 		w.group(j+1, w.closing(j, hi), modeQuery)
 		return
 	}
-	if !w.isNameStart(j, hi) {
+	if !w.isRelStart(j, hi) {
 		w.unnamed = true
 		return
 	}
@@ -911,6 +1242,9 @@ func (w *walker) copy(j, hi int) {
 		k = w.closing(k, hi) + 1
 	}
 	w.table(name, w.wordAt(k, hi) != "to")
+	if k := w.find(k, hi, "where"); k < hi {
+		w.walk(k+1, hi, modeExpr) // COPY FROM ... WHERE runs its condition on each row
+	}
 }
 
 // truncate walks TRUNCATE [TABLE] [ONLY] a [*], b ... [CASCADE].
@@ -923,7 +1257,7 @@ func (w *walker) truncate(j, hi int) {
 		if w.wordAt(j, hi) == "only" {
 			j++
 		}
-		if !w.isNameStart(j, hi) {
+		if !w.isRelStart(j, hi) {
 			break
 		}
 		k := w.skipName(j, hi)
@@ -956,7 +1290,7 @@ func (w *walker) relation(j, hi int) {
 	if j < hi && w.toks[j].isPunct("(") {
 		j = w.closing(j, hi) + 1
 	}
-	if w.isNameStart(j, hi) {
+	if w.isRelStart(j, hi) {
 		w.table(w.nameOf(j, w.skipName(j, hi)), true)
 	}
 }

@@ -26,6 +26,12 @@ func TestLex(t *testing.T) {
 		{`a::int[] b=-1 c<>d e->>'k' f*/*x*/g h--x`, []tok{{tkWord, "a"}, {tkPunct, "::"}, {tkWord, "int"}, {tkPunct, "["}, {tkPunct, "]"}, {tkWord, "b"}, {tkOp, "="}, {tkOp, "-"}, {tkNumber, "1"}, {tkWord, "c"}, {tkOp, "<>"}, {tkWord, "d"}, {tkWord, "e"}, {tkOp, "->>"}, {tkString, "'k'"}, {tkWord, "f"}, {tkOp, "*"}, {tkWord, "g"}, {tkWord, "h"}}},
 		{`U&"d\0061t" "unterminated`, []tok{{tkQIdent, `U&"d\0061t"`}, {tkQIdent, `"unterminated`}}},
 		{`'unterminated; DELETE`, []tok{{tkString, `'unterminated; DELETE`}}},
+		// Continued strings are one token, in their mode; B'' and X'' have
+		// no doubled quote; a -- comment ends at \r; UESCAPE belongs to U&.
+		{"E'a'\n'\\'' \n'b'\r\n -- c\r'c' 'd'", []tok{{tkString, "E'a'\n'\\'' \n'b'\r\n -- c\r'c'"}, {tkString, "'d'"}}},
+		{"B'1''0' X'f'\n'0'", []tok{{tkString, "B'1'"}, {tkString, "'0'"}, {tkString, "X'f'\n'0'"}}},
+		{"a -- c\rb /* x */\n'c' /* x */ 'd'", []tok{{tkWord, "a"}, {tkWord, "b"}, {tkString, "'c'"}, {tkString, "'d'"}}},
+		{`U&"a!0061" /* c */ uescape '!' U&'x' UESCAPE E'!' uescape`, []tok{{tkQIdent, `U&"a!0061" /* c */ uescape '!'`}, {tkString, `U&'x' UESCAPE E'!'`}, {tkWord, "uescape"}}},
 	}
 	for _, tt := range tests {
 		toks, _, _ := lex(tt.sql)
@@ -40,9 +46,9 @@ func TestLex(t *testing.T) {
 }
 
 func TestLexNamesAndGroups(t *testing.T) {
-	toks, maxParam, junk := lex(`SELECT "A""b", Foo FROM (x[1]) WHERE $12 = $3; (`)
-	if maxParam != 12 || junk {
-		t.Errorf("maxParam, junk = %d, %v; want 12, false", maxParam, junk)
+	toks, maxParam, doubt := lex(`SELECT "A""b", Foo FROM (x[1]) WHERE $12 = $3; (`)
+	if maxParam != 12 || doubt != "" {
+		t.Errorf("maxParam, doubt = %d, %q; want 12, none", maxParam, doubt)
 	}
 	if toks[1].name != `A"b` || toks[3].name != "foo" || toks[0].word == nil || toks[3].word != nil {
 		t.Errorf("names: %q %q", toks[1].name, toks[3].name)
@@ -52,8 +58,8 @@ func TestLexNamesAndGroups(t *testing.T) {
 		t.Errorf("ends: %d %d %d", toks[5].end, toks[7].end, toks[len(toks)-1].end)
 	}
 	for _, sql := range []string{"SELECT 123abc", "SELECT 0x1F$$", "SELECT 1e", "SELECT 1_"} {
-		if _, _, junk := lex(sql); !junk {
-			t.Errorf("lex(%q): no junk reported", sql)
+		if _, _, doubt := lex(sql); doubt != "malformed number" {
+			t.Errorf("lex(%q): doubt %q, want malformed number", sql, doubt)
 		}
 	}
 }
@@ -203,7 +209,7 @@ var classifyTests = []struct {
 	{"SELECT ';DELETE FROM t', '--', E'\\'; DELETE FROM u' FROM a", want{kind: KindSelect, op: "SELECT", reads: l("a"), readOnly: true, cacheable: true}},
 	{"SELECT $fn$ DROP TABLE x; $$ $fn$, $$;$$ FROM a", want{kind: KindSelect, op: "SELECT", reads: l("a"), readOnly: true, cacheable: true}},
 	{"SELECT \"DELETE FROM t; x\" FROM a", want{kind: KindSelect, op: "SELECT", reads: l("a"), readOnly: true, cacheable: true}},
-	{"SELECT 123abc FROM t", want{kind: KindSelect, op: "SELECT", reads: l("t"), writesUnknown: true, reason: "malformed number"}},
+	{"SELECT 123abc FROM t", want{kind: KindUnknown, op: "SELECT", reads: l("t"), writesUnknown: true, reason: "malformed number"}},
 	// several statements
 	{"SELECT 1;", want{kind: KindSelect, op: "SELECT", readOnly: true, cacheable: true}},
 	{";; SELECT 1 ;;", want{kind: KindSelect, op: "SELECT", readOnly: true, cacheable: true}},

@@ -14,42 +14,10 @@ func FuzzClassify(f *testing.F) {
 	for _, tt := range classifyTests {
 		f.Add(tt.sql)
 	}
-	for _, sql := range []string{
-		"SELECT 1 /* ; DELETE FROM t */",
-		"SELECT '; DELETE FROM t; --'",
-		"SELECT E'\\'; DELETE FROM t; --'",
-		"SELECT e'\\\\'; DELETE FROM t",
-		"SELECT $a$ $b$ ; DELETE $b$ $a$; SELECT 1",
-		"SELECT $$;$$; UPDATE t SET x = 1",
-		"SELECT \"a\"\"; DELETE\" FROM t",
-		"SELECT 1 /* /* */ ; DELETE FROM t */ ; SELECT 2",
-		"SELECT 1 */ ; DELETE FROM t",
-		"SELECT a-- c\n; DELETE FROM t",
-		"SELECT a+/* c */1; TRUNCATE t",
-		"SELECT x$$; DELETE FROM t; $$",
-		"SELECT 0x1$$; DELETE FROM t; $$",
-		"SELECT 1$$; DELETE FROM t; $$",
-		"SELECT $1$$; DELETE FROM t; $$",
-		"SELECT U&'\\'; DELETE FROM t; --'",
-		"SELECT B'1''; DELETE FROM t; --'",
-		"(SELECT 1); (DELETE FROM t)",
-		"((SELECT 1)) UNION (SELECT 2)",
-		"EXPLAIN (ANALYZE false) DELETE FROM t",
-		"EXPLAIN (COSTS off) ANALYZE VERBOSE UPDATE t SET a = 1",
-		"EXPLAIN ANALYZE (DELETE FROM t)",
-		"WITH x AS (INSERT INTO t VALUES (1) RETURNING *) SELECT * FROM x",
-		"WITH x AS (SELECT 1) DELETE FROM t",
-		"SELECT * FROM t FOR UPDATE; GRANT ALL ON t TO u",
-		"SHOW x; DROP TABLE t",
-		"VALUES (1); COPY t FROM STDIN",
-		"TABLE t; CALL p()",
-		"select 1; do $$ begin end $$",
-		"SELECT 1; MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE",
-		"CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT 1; END; DELETE FROM t",
-		"SELECT (1; DELETE FROM t)",
-		"SELECT [1; DELETE FROM t]",
-		"SELECT * FROM (SELECT 1",
-	} {
+	for _, tt := range classTests {
+		f.Add(tt.sql)
+	}
+	for _, sql := range lexicalSeeds {
 		f.Add(sql)
 	}
 	f.Fuzz(func(t *testing.T, sql string) {
@@ -77,6 +45,45 @@ func FuzzClassify(f *testing.F) {
 			t.Fatalf("FingerprintID or Summary (%d bytes) inconsistent", len(st.Summary))
 		}
 	})
+}
+
+// lexicalSeeds are texts whose statements a lexer that gets a quote,
+// comment or dollar quote wrong would see otherwise.
+var lexicalSeeds = []string{
+	"SELECT 1 /* ; DELETE FROM t */",
+	"SELECT '; DELETE FROM t; --'",
+	"SELECT E'\\'; DELETE FROM t; --'",
+	"SELECT e'\\\\'; DELETE FROM t",
+	"SELECT $a$ $b$ ; DELETE $b$ $a$; SELECT 1",
+	"SELECT $$;$$; UPDATE t SET x = 1",
+	"SELECT \"a\"\"; DELETE\" FROM t",
+	"SELECT 1 /* /* */ ; DELETE FROM t */ ; SELECT 2",
+	"SELECT 1 */ ; DELETE FROM t",
+	"SELECT a-- c\n; DELETE FROM t",
+	"SELECT a+/* c */1; TRUNCATE t",
+	"SELECT x$$; DELETE FROM t; $$",
+	"SELECT 0x1$$; DELETE FROM t; $$",
+	"SELECT 1$$; DELETE FROM t; $$",
+	"SELECT $1$$; DELETE FROM t; $$",
+	"SELECT U&'\\'; DELETE FROM t; --'",
+	"SELECT B'1''; DELETE FROM t; --'",
+	"(SELECT 1); (DELETE FROM t)",
+	"((SELECT 1)) UNION (SELECT 2)",
+	"EXPLAIN (ANALYZE false) DELETE FROM t",
+	"EXPLAIN (COSTS off) ANALYZE VERBOSE UPDATE t SET a = 1",
+	"EXPLAIN ANALYZE (DELETE FROM t)",
+	"WITH x AS (INSERT INTO t VALUES (1) RETURNING *) SELECT * FROM x",
+	"WITH x AS (SELECT 1) DELETE FROM t",
+	"SELECT * FROM t FOR UPDATE; GRANT ALL ON t TO u",
+	"SHOW x; DROP TABLE t",
+	"VALUES (1); COPY t FROM STDIN",
+	"TABLE t; CALL p()",
+	"select 1; do $$ begin end $$",
+	"SELECT 1; MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE",
+	"CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT 1; END; DELETE FROM t",
+	"SELECT (1; DELETE FROM t)",
+	"SELECT [1; DELETE FROM t]",
+	"SELECT * FROM (SELECT 1",
 }
 
 // oracleVerb returns the first keyword of a statement's words, and whether
@@ -136,17 +143,40 @@ func oracleStatements(sql string) [][]string {
 	var cur []string
 	isLetter := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80 }
 	isDigit := func(c byte) bool { return c >= '0' && c <= '9' }
-	// quoted returns the end of the quoted text opening at sql[i].
-	quoted := func(i int, q byte, backslash bool) int {
+	// lineEnd returns the end of the -- comment at i: \n and \r end it.
+	lineEnd := func(i int) int {
+		if n := strings.IndexAny(sql[i:], "\r\n"); n >= 0 {
+			return i + n
+		}
+		return len(sql)
+	}
+	// quoted returns the end of the quoted text opening at sql[i]; a string
+	// goes on, in the same mode, after whitespace with a newline and a quote.
+	var quoted func(i int, q byte, backslash bool) int
+	quoted = func(i int, q byte, backslash bool) int {
 		for i++; i < len(sql); i++ {
 			if backslash && sql[i] == '\\' {
 				i++
 			} else if sql[i] == q {
 				if i+1 < len(sql) && sql[i+1] == q {
 					i++
-				} else {
-					return i + 1
+					continue
 				}
+				newline := false
+				for j := i + 1; q == '\'' && j < len(sql); j++ {
+					switch c := sql[j]; {
+					case c == '\n' || c == '\r':
+						newline = true
+					case c == ' ' || c == '\t' || c == '\f' || c == '\v':
+					case strings.HasPrefix(sql[j:], "--"):
+						j = lineEnd(j) - 1
+					case c == '\'' && newline:
+						return quoted(j, q, backslash)
+					default:
+						return i + 1
+					}
+				}
+				return i + 1
 			}
 		}
 		return len(sql)
@@ -162,11 +192,7 @@ func oracleStatements(sql string) [][]string {
 			cur = nil
 			i++
 		case strings.HasPrefix(rest, "--"):
-			if n := strings.IndexByte(rest, '\n'); n >= 0 {
-				i += n + 1
-			} else {
-				i = len(sql)
-			}
+			i = lineEnd(i)
 		case strings.HasPrefix(rest, "/*"):
 			depth := 0
 			for i < len(sql) {

@@ -37,10 +37,19 @@ func (t *token) flags() wflag {
 func (t *token) isWord(w string) bool  { return t.kind == tkWord && t.name == w }
 func (t *token) isPunct(p string) bool { return t.kind == tkPunct && t.text == p }
 
-// lex splits sql into tokens, dropping whitespace and comments. maxParam is
-// the highest $n in the text; junk reports a number run into a word (123abc,
-// 0x1F$$), which PostgreSQL 16 rejects and older servers lex differently.
-func lex(sql string) (toks []token, maxParam int, junk bool) {
+// lex splits sql into tokens as the server does with
+// standard_conforming_strings on, dropping whitespace and comments. maxParam
+// is the highest $n in the text; doubt, when not "", says why the server may
+// read the text otherwise: a number run into a word (123abc, 0x1F$$), which
+// PostgreSQL 16 rejects and older servers lex differently, or a Unicode
+// escape in an identifier that the classifier cannot decode.
+func lex(sql string) (toks []token, maxParam int, doubt string) {
+	return lexWith(sql, qStd)
+}
+
+// lexWith is lex with plain '...' strings read in mode plain: qEsc is what
+// standard_conforming_strings=off makes of them.
+func lexWith(sql string, plain quoteMode) (toks []token, maxParam int, doubt string) {
 	toks = make([]token, 0, 8+len(sql)/3) // SQL averages a token per 3 to 4 bytes
 	var opens [16]int32
 	stack := opens[:0] // indexes of the unclosed ( and [
@@ -52,26 +61,27 @@ func lex(sql string) (toks []token, maxParam int, junk bool) {
 			i++
 			continue
 		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
-			if k := strings.IndexByte(sql[i:], '\n'); k >= 0 {
-				i += k + 1
-			} else {
-				i = len(sql)
-			}
+			i = commentEnd(sql, i)
 			continue
 		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
 			i = skipComment(sql, i)
 			continue
 		case c == '\'':
-			kind, i = tkString, scanQuoted(sql, i, '\'', false)
+			kind, i = tkString, scanString(sql, i, plain)
 		case c == '"':
-			kind, i = tkQIdent, scanQuoted(sql, i, '"', false)
+			kind, i = tkQIdent, scanQuoted(sql, i, '"')
 		case isIdentStart(c):
-			kind, i = scanWord(sql, i)
+			kind, i = scanWord(sql, i, plain)
+			if kind != tkWord && c|0x20 == 'u' {
+				i = uescape(sql, i) // part of the U&'...' or U&"..." token
+			}
 		case c == '$':
 			kind, i = scanDollar(sql, i)
 		case isDigit(c) || c == '.' && i+1 < len(sql) && isDigit(sql[i+1]):
 			kind, i = tkNumber, scanNumber(sql, i)
-			junk = junk || i < len(sql) && isIdentCont(sql[i])
+			if i < len(sql) && isIdentCont(sql[i]) && doubt == "" {
+				doubt = "malformed number"
+			}
 		case c == ':' && i+1 < len(sql) && sql[i+1] == ':':
 			kind, i = tkPunct, i+2
 		case strings.IndexByte("(),;[].", c) >= 0:
@@ -86,8 +96,16 @@ func lex(sql string) (toks []token, maxParam int, junk bool) {
 		switch kind {
 		case tkWord:
 			t.name, t.word = lookup(t.text)
+			t.name = truncateIdent(t.name)
 		case tkQIdent:
-			t.name = unquote(t.text)
+			name := unquote(t.text)
+			if t.text[0] != '"' {
+				var ok bool
+				if name, ok = unicodeName(t.text); !ok && doubt == "" {
+					doubt = "invalid Unicode escape"
+				}
+			}
+			t.name = truncateIdent(name)
 			t.word = words[t.name]
 		case tkParam:
 			n := 0
@@ -120,7 +138,170 @@ func lex(sql string) (toks []token, maxParam int, junk bool) {
 	for _, o := range stack {
 		toks[o].end = int32(len(toks))
 	}
-	return toks, maxParam, junk
+	return toks, maxParam, doubt
+}
+
+// maxIdentLen is NAMEDATALEN-1: the server truncates longer identifiers,
+// quoted or not.
+const maxIdentLen = 63
+
+// truncateIdent cuts name to maxIdentLen bytes at a character boundary, as
+// the server does (truncate_identifier: pg_mbcliplen in UTF-8, which reads a
+// character's length from its first byte).
+func truncateIdent(name string) string {
+	if len(name) <= maxIdentLen {
+		return name
+	}
+	n := 0
+	for n < len(name) {
+		l := 1
+		switch c := name[n]; {
+		case c&0xe0 == 0xc0:
+			l = 2
+		case c&0xf0 == 0xe0:
+			l = 3
+		case c&0xf8 == 0xf0:
+			l = 4
+		}
+		if n+l > maxIdentLen {
+			break
+		}
+		n += l
+	}
+	return name[:n]
+}
+
+// uescape returns the end of the UESCAPE 'c' clause after the U&'...' or
+// U&"..." that ends at i, or i if none follows.
+func uescape(s string, i int) int {
+	j := skipSpace(s, i)
+	if j+7 > len(s) || !strings.EqualFold(s[j:j+7], "uescape") || j+7 < len(s) && isIdentCont(s[j+7]) {
+		return i
+	}
+	j = skipSpace(s, j+7)
+	switch {
+	case j < len(s) && s[j] == '\'':
+		return scanString(s, j, qStd)
+	case j+1 < len(s) && s[j]|0x20 == 'e' && s[j+1] == '\'':
+		return scanString(s, j+1, qEsc)
+	}
+	return i // the server rejects a UESCAPE without its string
+}
+
+// skipSpace returns the end of the whitespace and comments at i.
+func skipSpace(s string, i int) int {
+	for i < len(s) {
+		switch c := s[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+			i++
+		case c == '-' && i+1 < len(s) && s[i+1] == '-':
+			i = commentEnd(s, i)
+		case c == '/' && i+1 < len(s) && s[i+1] == '*':
+			i = skipComment(s, i)
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// unicodeName returns the name a U&"..." [UESCAPE 'c'] token stands for; ok
+// is false if the server would reject it.
+func unicodeName(text string) (name string, ok bool) {
+	end := scanQuoted(text, 2, '"')
+	body := unquote(text[:end])
+	esc := byte('\\')
+	if rest := strings.TrimSpace(text[end:]); rest != "" {
+		// Comments may stand between; only UESCAPE 'c' is taken.
+		k := strings.LastIndexByte(rest, '\'')
+		if k < 2 || rest[k-2] != '\'' || !validUescape(rest[k-1]) {
+			return body, false
+		}
+		esc = rest[k-1]
+	}
+	return unescapeUnicode(body, esc)
+}
+
+// validUescape reports whether the server accepts c as a UESCAPE character.
+func validUescape(c byte) bool {
+	return !isHex(c) && c != '+' && c != '\'' && c != '"' && c != ' ' && (c < '\t' || c > '\r')
+}
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
+
+// unescapeUnicode decodes the escapes of a U&"..." body: esc esc is esc,
+// esc and 4 hex digits or esc + and 6 are a code point (UTF-16 surrogates in
+// pairs). It reports false where the server reports an error.
+func unescapeUnicode(s string, esc byte) (string, bool) {
+	if strings.IndexByte(s, esc) < 0 {
+		return s, true
+	}
+	var b strings.Builder
+	hex := func(h string) (rune, bool) {
+		var r rune
+		for i := 0; i < len(h); i++ {
+			if !isHex(h[i]) {
+				return 0, false
+			}
+			d := h[i] | 0x20
+			if d <= '9' {
+				r = r<<4 | rune(d-'0')
+			} else {
+				r = r<<4 | rune(d-'a'+10)
+			}
+		}
+		return r, true
+	}
+	var high rune // a first surrogate waiting for its second
+	for i := 0; i < len(s); {
+		var r rune
+		switch {
+		case s[i] != esc:
+			if high != 0 {
+				return "", false
+			}
+			b.WriteByte(s[i])
+			i++
+			continue
+		case i+1 < len(s) && s[i+1] == esc:
+			if high != 0 {
+				return "", false
+			}
+			b.WriteByte(esc)
+			i += 2
+			continue
+		case i+5 <= len(s) && isHex(s[i+1]):
+			v, good := hex(s[i+1 : i+5])
+			if !good {
+				return "", false
+			}
+			r, i = v, i+5
+		case i+8 <= len(s) && s[i+1] == '+':
+			v, good := hex(s[i+2 : i+8])
+			if !good {
+				return "", false
+			}
+			r, i = v, i+8
+		default:
+			return "", false
+		}
+		switch {
+		case r <= 0 || r > 0x10FFFF:
+			return "", false
+		case high != 0:
+			if r < 0xDC00 || r > 0xDFFF {
+				return "", false
+			}
+			r, high = 0x10000+(high-0xD800)<<10+(r-0xDC00), 0
+		case r >= 0xD800 && r <= 0xDBFF:
+			high = r
+			continue
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return "", false
+		}
+		b.WriteRune(r)
+	}
+	return b.String(), high == 0
 }
 
 func isDigit(c byte) bool      { return '0' <= c && c <= '9' }
@@ -149,18 +330,21 @@ func skipComment(s string, i int) int {
 	return len(s)
 }
 
-// scanQuoted returns the end of the quoted text opening at s[i]; a doubled
-// quote stands for itself, and with backslash (E'...') a backslash escapes
-// the next byte. Unterminated text runs to the end, as the server would
-// reject it whole.
-func scanQuoted(s string, i int, q byte, backslash bool) int {
+// commentEnd returns the end of the -- comment at i: the next newline, which
+// is \n or \r (scan.l), or the end of the text.
+func commentEnd(s string, i int) int {
+	if k := strings.IndexAny(s[i:], "\r\n"); k >= 0 {
+		return i + k
+	}
+	return len(s)
+}
+
+// scanQuoted returns the end of the quoted identifier opening at s[i]; a
+// doubled quote stands for itself. Unterminated text runs to the end, as the
+// server would reject it whole.
+func scanQuoted(s string, i int, q byte) int {
 	for i++; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			if backslash {
-				i++
-			}
-		case q:
+		if s[i] == q {
 			if i+1 < len(s) && s[i+1] == q {
 				i++
 				continue
@@ -171,26 +355,97 @@ func scanQuoted(s string, i int, q byte, backslash bool) int {
 	return len(s)
 }
 
+// quoteMode is how a string literal's quotes and backslashes read.
+type quoteMode uint8
+
+const (
+	qStd  quoteMode = iota // '...', N'...', U&'...': '' is a quote
+	qEsc                   // E'...': a backslash escapes the next byte too
+	qBits                  // B'...', X'...': '' ends the string, and a new one begins
+)
+
+// scanString returns the end of the string literal opening at s[i]. A
+// string continues after whitespace holding a newline (and -- comments)
+// when a quote follows, in the same mode: E'a'\n'\” is one string.
+// Unterminated text runs to the end, as the server would reject it whole.
+func scanString(s string, i int, m quoteMode) int {
+	for {
+		i++ // past the opening quote
+		for i < len(s) {
+			c := s[i]
+			if c == '\\' && m == qEsc {
+				i += 2
+				continue
+			}
+			if c == '\'' {
+				if m != qBits && i+1 < len(s) && s[i+1] == '\'' {
+					i += 2
+					continue
+				}
+				break
+			}
+			i++
+		}
+		if i >= len(s) {
+			return len(s)
+		}
+		i++ // past the closing quote
+		next, ok := continuation(s, i)
+		if !ok {
+			return i
+		}
+		i = next
+	}
+}
+
+// continuation returns the quote that continues the string ending at i:
+// scan.l's {quotecontinue}, whitespace and -- comments holding a newline,
+// then a quote.
+func continuation(s string, i int) (int, bool) {
+	newline := false
+	for i < len(s) {
+		switch c := s[i]; {
+		case c == '\n' || c == '\r':
+			newline = true
+			i++
+		case c == ' ' || c == '\t' || c == '\f' || c == '\v':
+			i++
+		case c == '-' && i+1 < len(s) && s[i+1] == '-':
+			i = commentEnd(s, i)
+		case c == '\'':
+			return i, newline
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
 // scanWord scans an identifier or keyword, or a string or quoted identifier
-// that a prefix introduces: E'...', B'...', X'...', N'...', U&'...', U&"...".
-func scanWord(s string, i int) (tokKind, int) {
+// that a prefix introduces: E'...', B'...', X'...', N'...', U&'...', U&"...";
+// plain is the mode of N'...'.
+func scanWord(s string, i int, plain quoteMode) (tokKind, int) {
 	if i+1 < len(s) {
 		switch s[i] | 0x20 {
 		case 'e':
 			if s[i+1] == '\'' {
-				return tkString, scanQuoted(s, i+1, '\'', true)
+				return tkString, scanString(s, i+1, qEsc)
 			}
-		case 'b', 'x', 'n':
+		case 'b', 'x':
 			if s[i+1] == '\'' {
-				return tkString, scanQuoted(s, i+1, '\'', false)
+				return tkString, scanString(s, i+1, qBits)
+			}
+		case 'n':
+			if s[i+1] == '\'' {
+				return tkString, scanString(s, i+1, plain)
 			}
 		case 'u':
 			if s[i+1] == '&' && i+2 < len(s) {
 				switch s[i+2] {
 				case '\'':
-					return tkString, scanQuoted(s, i+2, '\'', false)
+					return tkString, scanString(s, i+2, qStd)
 				case '"':
-					return tkQIdent, scanQuoted(s, i+2, '"', false)
+					return tkQIdent, scanQuoted(s, i+2, '"')
 				}
 			}
 		}
@@ -316,7 +571,9 @@ func unquote(text string) string {
 
 // nextStatement returns the bounds of the next non-empty statement at or
 // after from; lo == hi when there is none. A ";" ends a statement, except
-// inside the BEGIN ATOMIC ... END body of CREATE FUNCTION or PROCEDURE.
+// inside the BEGIN ATOMIC ... END body of CREATE FUNCTION or PROCEDURE,
+// whose END stands where a statement of the body would start: elsewhere END
+// closes a CASE or is a column label (SELECT 1 END;).
 func nextStatement(toks []token, from int) (lo, hi int) {
 	for from < len(toks) && toks[from].isPunct(";") {
 		from++
@@ -329,7 +586,7 @@ func nextStatement(toks []token, from int) (lo, hi int) {
 		}
 		routine = k < len(toks) && (toks[k].isWord("function") || toks[k].isWord("procedure"))
 	}
-	atomic, cases := false, 0
+	atomic := false
 	for i := from; i < len(toks); i++ {
 		t := &toks[i]
 		switch {
@@ -340,14 +597,8 @@ func nextStatement(toks []token, from int) (lo, hi int) {
 		case !routine || t.kind != tkWord:
 		case t.name == "atomic" && i > from && toks[i-1].isWord("begin"):
 			atomic = true
-		case atomic && t.name == "case":
-			cases++
-		case atomic && t.name == "end":
-			if cases > 0 {
-				cases--
-			} else {
-				atomic = false
-			}
+		case atomic && t.name == "end" && (toks[i-1].isPunct(";") || toks[i-1].isWord("atomic")):
+			atomic = false
 		}
 	}
 	return from, len(toks)

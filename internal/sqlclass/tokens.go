@@ -6,8 +6,8 @@ type TokenKind uint8
 // The kinds of Token.
 const (
 	TokenWord        TokenKind = iota // an unquoted identifier or keyword
-	TokenQuotedIdent                  // a "quoted identifier", U&"..." too
-	TokenString                       // '...', E'...', U&'...', B'...', X'...', N'...', $tag$...$tag$
+	TokenQuotedIdent                  // a "quoted identifier", U&"..." [UESCAPE 'c'] too
+	TokenString                       // '...' (continued too), E'...', U&'...' [UESCAPE 'c'], B'...', X'...', N'...', $tag$...$tag$
 	TokenNumber                       // 1, 1.5, 1e10, 0x1F, 1_000
 	TokenParam                        // $1
 	TokenOperator                     // = <> >= ->> and the like, and bytes SQL has no use for
@@ -21,8 +21,9 @@ type Token struct {
 	Text string
 	// Name is the name a TokenWord or TokenQuotedIdent stands for: a word
 	// folded to lower case (ASCII only, as PostgreSQL folds), a quoted
-	// identifier without its quotes and with "" undoubled. Empty for the
-	// other kinds.
+	// identifier without its quotes, with "" undoubled and U&"..." escapes
+	// decoded; truncated to 63 bytes as the server truncates. Empty for
+	// the other kinds.
 	Name string
 	// Keyword: the TokenWord is syntax rather than a name, a reserved word
 	// or one that cannot name a function (SELECT, WHERE, IN, BETWEEN,

@@ -19,6 +19,7 @@ const (
 	fSideEffect                   // writes no table, but is not read-only (locks, notifications)
 	fSequence                     // advances or sets a sequence
 	fSession                      // changes session settings
+	fNotColID                     // reserved or type_func_name keyword: cannot name a relation or alias one unqualified
 )
 
 // fnFlags are the flags that also hold for a quoted name: "now"() is now().
@@ -77,10 +78,25 @@ var words = func() map[string]*word {
 		row select session_user set sets similar some symmetric system_user
 		table tablesample then to trailing true union unique update user using
 		values variadic varying verbose when where window with`)
+	// PostgreSQL's reserved and type_func_name keywords (kwlist.h of
+	// versions 15 to 17; system_user is reserved from 16): the grammar's
+	// ColId, which names a relation, a CTE or an alias, is any other word.
+	add(fNotColID, `all analyse analyze and any array as asc asymmetric both
+		case cast check collate column constraint create current_catalog
+		current_date current_role current_time current_timestamp current_user
+		default deferrable desc distinct do else end except false fetch for
+		foreign from grant group having in initially intersect into lateral
+		leading limit localtime localtimestamp not null offset on only or
+		order placing primary references returning select session_user some
+		symmetric system_user table then to trailing true union unique user
+		using variadic when where window with`)
+	add(fNotColID, `authorization binary collation concurrently cross
+		current_schema freeze full ilike inner is isnull join left like
+		natural notnull outer overlaps right similar tablesample verbose`)
 	add(fAfterCall, `filter over repeatable`)
-	add(fEndFrom, `conflict do except fetch for group having intersect into
-		limit offset order overriding returning select set union values when
-		where window`)
+	// Reserved words only: a non-reserved one may be a column (ON set, a).
+	add(fEndFrom, `do except fetch for group having intersect into limit
+		offset order returning select union when where window`)
 	add(fQueryStart, `select values table with insert update delete merge`)
 	add(fVolatileKw, `current_catalog current_date current_role current_schema
 		current_time current_timestamp current_user localtime localtimestamp
