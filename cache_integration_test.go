@@ -2836,3 +2836,50 @@ func TestCacheIntegCommitThenFailDDL(t *testing.T) {
 	ciFails(t, db, "22012", `ALTER TABLE ci_cfd ENABLE ROW LEVEL SECURITY; COMMIT; SELECT 1/0`)
 	ciNeverCached(t, db, db, "row-level security", q, 1)
 }
+
+// Texts the server reads otherwise than a naive lexer would, through the
+// driver on a real server: a -- comment that ends at a carriage return, an
+// E'' string continued on the next line, a 66-byte name the server
+// truncates to 63, a table named like a non-reserved keyword. Each write
+// must invalidate the cached read, and a SET ROLE hidden behind a comment
+// must end caching on its connection (never another role's result).
+func TestCacheIntegLexicalClasses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := ciOpen(t, WithCacheMode(CacheAll))
+	long := strings.Repeat("l", 63) // the server's name for the 66-byte spelling below
+	for _, table := range []string{"ci_lex", `"transaction"`, long} {
+		ciExec(t, db, `DROP TABLE IF EXISTS `+table)
+		ciExec(t, db, `CREATE TABLE `+table+` (k int PRIMARY KEY, v int)`)
+		ciExec(t, db, `INSERT INTO `+table+` VALUES (1, 0)`)
+	}
+	for i, c := range []struct{ read, write string }{
+		{`SELECT v FROM ci_lex WHERE k = 1`, "-- note\rUPDATE ci_lex SET v = %d WHERE k = 1"},
+		{`SELECT v FROM ci_lex WHERE k = 1`, "SELECT E'a'\n'\\'' ; UPDATE ci_lex SET v = %d WHERE k = 1 --'"},
+		{`SELECT v FROM transaction WHERE k = 1`, `UPDATE "transaction" SET v = %d WHERE k = 1`},
+		{`SELECT v FROM ` + long + ` WHERE k = 1`, `UPDATE ` + long + `xyz SET v = %d WHERE k = 1`},
+		{`SELECT v FROM ` + long + `abc WHERE k = 1`, `UPDATE ` + long + ` SET v = %d WHERE k = 1`},
+	} {
+		ciFill(t, db, c.read)
+		want := fmt.Sprint(100 + i)
+		if _, err := db.ExecContext(ctx, fmt.Sprintf(c.write, 100+i)); err != nil {
+			t.Fatalf("%q: %v", c.write, err)
+		}
+		if got := ciFresh(t, db, c.read); got != want+"\n" {
+			t.Fatalf("after %q, %s read %q, want %s", c.write, c.read, got, want)
+		}
+	}
+
+	admin := ciAdmin(t)
+	ciRole(t, admin, "ci_lex_nobody")
+	read := `SELECT v FROM ci_lex WHERE k = 1`
+	conn := ciDiscardedConn(t, db)
+	ciExpect(t, db, conn, ctx, "cached", "", read)
+	ciExpect(t, db, conn, ctx, "hit", "", read)
+	if _, err := conn.ExecContext(ctx, "-- note\rSET ROLE ci_lex_nobody"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := ciRows(conn, ctx, read); err == nil {
+		t.Fatalf("after a SET ROLE behind a comment, the role without access read %q: another role's result", res)
+	}
+}
