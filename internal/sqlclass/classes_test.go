@@ -70,33 +70,7 @@ var classTests = []struct {
 
 func TestClasses(t *testing.T) {
 	for _, tt := range classTests {
-		st := Classify(tt.sql)
-		var errs []string
-		check := func(name string, got, want any) {
-			if fmt.Sprint(got) != fmt.Sprint(want) {
-				errs = append(errs, fmt.Sprintf("%s = %v, want %v", name, got, want))
-			}
-		}
-		check("Kind", st.Kind, tt.kind)
-		if tt.op != "" {
-			check("Operation", st.Operation, tt.op)
-		}
-		check("Reads", st.Reads, tt.reads)
-		check("Writes", st.Writes, tt.writes)
-		check("ReadOnly", st.ReadOnly, tt.readOnly)
-		check("Cacheable", st.Cacheable, tt.cacheable)
-		check("WritesUnknown", st.WritesUnknown, tt.writesUnknown)
-		check("MultiStatement", st.MultiStatement, tt.multi)
-		check("ChangesSession", st.ChangesSession, tt.session)
-		if tt.reason != "" {
-			check("Uncacheable", st.Uncacheable, tt.reason)
-		}
-		if tt.funcs != nil {
-			check("Functions", st.Functions, tt.funcs)
-		}
-		if len(errs) > 0 {
-			t.Errorf("Classify(%q):\n\t%s", tt.sql, strings.Join(errs, "\n\t"))
-		}
+		checkClassify(t, tt.sql, tt.want)
 	}
 }
 
