@@ -2839,7 +2839,7 @@ func TestCacheIntegCommitThenFailDDL(t *testing.T) {
 
 // Texts the server reads otherwise than a naive lexer would, through the
 // driver on a real server: a -- comment that ends at a carriage return, an
-// E'' string continued on the next line, a 66-byte name the server
+// E” string continued on the next line, a 66-byte name the server
 // truncates to 63, a table named like a non-reserved keyword. Each write
 // must invalidate the cached read, and a SET ROLE hidden behind a comment
 // must end caching on its connection (never another role's result).
