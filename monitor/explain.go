@@ -435,38 +435,10 @@ func quotedIdent(s string, i int) (string, int) {
 }
 
 // callFollows reports whether s[i:] is "(" after white space and comments,
-// as PostgreSQL reads them: a -- comment ends at a newline or a carriage
-// return, /* */ comments nest.
+// as PostgreSQL reads them.
 func callFollows(s string, i int) bool {
-	for i < len(s) {
-		switch {
-		case strings.IndexByte(" \t\n\r\f\v", s[i]) >= 0:
-			i++
-		case strings.HasPrefix(s[i:], "--"):
-			for i < len(s) && s[i] != '\n' && s[i] != '\r' {
-				i++
-			}
-		case strings.HasPrefix(s[i:], "/*"):
-			depth := 0
-			for i < len(s) {
-				if strings.HasPrefix(s[i:], "/*") {
-					depth++
-					i += 2
-				} else if strings.HasPrefix(s[i:], "*/") {
-					depth--
-					i += 2
-					if depth == 0 {
-						break
-					}
-				} else {
-					i++
-				}
-			}
-		default:
-			return s[i] == '('
-		}
-	}
-	return false
+	j := sqlclass.SkipSpace(s, i)
+	return j < len(s) && s[j] == '('
 }
 
 func isIdentStart(c byte) bool {

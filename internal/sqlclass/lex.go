@@ -330,6 +330,25 @@ func skipComment(s string, i int) int {
 	return len(s)
 }
 
+// SkipSpace returns the index of the first byte at or after i that is
+// neither white space nor in a comment, as PostgreSQL reads them (a --
+// comment ends at \n or \r; /* */ comments nest); len(s) when none is.
+func SkipSpace(s string, i int) int {
+	for i < len(s) {
+		switch {
+		case strings.IndexByte(" \t\n\r\f\v", s[i]) >= 0:
+			i++
+		case strings.HasPrefix(s[i:], "--"):
+			i = commentEnd(s, i)
+		case strings.HasPrefix(s[i:], "/*"):
+			i = skipComment(s, i)
+		default:
+			return i
+		}
+	}
+	return i
+}
+
 // commentEnd returns the end of the -- comment at i: the next newline, which
 // is \n or \r (scan.l), or the end of the text.
 func commentEnd(s string, i int) int {

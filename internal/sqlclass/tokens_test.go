@@ -60,3 +60,21 @@ func TestTokensKinds(t *testing.T) {
 		seen[exportedKind[k]] = true
 	}
 }
+
+func TestSkipSpace(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		i    int
+		want int
+	}{
+		{"f (x)", 1, 2},
+		{"f -- c\r(x)", 1, 7},
+		{"f /* a /* b */ c */(x)", 1, 19},
+		{"f /* unterminated", 1, 17},
+		{"f  ", 1, 3},
+	} {
+		if got := SkipSpace(tc.s, tc.i); got != tc.want {
+			t.Errorf("SkipSpace(%q, %d) = %d, want %d", tc.s, tc.i, got, tc.want)
+		}
+	}
+}
