@@ -2062,17 +2062,25 @@ func TestCacheIntegFillAfterDBClose(t *testing.T) {
 
 // ---- session changes the classifier cannot see, transaction chains, settings ----
 
+// ciShadowedTable makes table in the search_path's schema and another of the
+// same name in schema, holding 'other schema': a session whose search_path
+// moves to schema reads the other one.
+func ciShadowedTable(t *testing.T, admin *sql.DB, schema, table string) {
+	t.Helper()
+	ciExec(t, admin, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`)
+	ciExec(t, admin, `CREATE SCHEMA `+schema)
+	ciTable(t, admin, table)
+	ciExec(t, admin, `CREATE TABLE `+schema+`.`+table+` (id int PRIMARY KEY, v text)`)
+	ciExec(t, admin, `INSERT INTO `+schema+`.`+table+` VALUES (1, 'other schema')`)
+}
+
 // A function, a DO block or a procedure may change the session (here its
 // search_path) where the classifier cannot see it: the connection must not
 // then share entries with the others.
 func TestCacheIntegHiddenSessionChange(t *testing.T) {
 	ctx := context.Background()
 	admin := ciAdmin(t)
-	ciExec(t, admin, `DROP SCHEMA IF EXISTS ci_hs CASCADE`)
-	ciExec(t, admin, `CREATE SCHEMA ci_hs`)
-	ciTable(t, admin, "ci_hs_t")
-	ciExec(t, admin, `CREATE TABLE ci_hs.ci_hs_t (id int PRIMARY KEY, v text)`)
-	ciExec(t, admin, `INSERT INTO ci_hs.ci_hs_t VALUES (1, 'other schema')`)
+	ciShadowedTable(t, admin, "ci_hs", "ci_hs_t")
 	ciExec(t, admin, `CREATE OR REPLACE FUNCTION ci_hs_setpath() RETURNS text LANGUAGE sql VOLATILE
 		AS $$ SELECT set_config('search_path', 'ci_hs', false) $$`)
 	ciExec(t, admin, `CREATE OR REPLACE PROCEDURE ci_hs_proc() LANGUAGE plpgsql
@@ -2791,11 +2799,7 @@ func TestCacheIntegCommitThenFail(t *testing.T) {
 func TestCacheIntegCommitThenFailSession(t *testing.T) {
 	ctx := context.Background()
 	admin := ciAdmin(t)
-	ciExec(t, admin, `DROP SCHEMA IF EXISTS ci_cfs CASCADE`)
-	ciExec(t, admin, `CREATE SCHEMA ci_cfs`)
-	ciTable(t, admin, "ci_cfs_t")
-	ciExec(t, admin, `CREATE TABLE ci_cfs.ci_cfs_t (id int PRIMARY KEY, v text)`)
-	ciExec(t, admin, `INSERT INTO ci_cfs.ci_cfs_t VALUES (1, 'other schema')`)
+	ciShadowedTable(t, admin, "ci_cfs", "ci_cfs_t")
 	ciExec(t, admin, `CREATE OR REPLACE PROCEDURE ci_cfs_proc() LANGUAGE plpgsql AS $$
 		BEGIN PERFORM set_config('search_path', 'ci_cfs', false); COMMIT; RAISE EXCEPTION 'after the commit'; END $$`)
 	db := ciOpen(t, WithCacheMode(CacheAll))
