@@ -43,7 +43,7 @@ func BenchmarkInsertIndexes(b *testing.B) {
 		opts []SchemaOption
 	}{{"pk-only", nil}, {"kept", nil}, {"seed", []SchemaOption{WithSeedIndexes()}}} {
 		b.Run("indexes="+set.name, func(b *testing.B) {
-			table := Table{testdb.Schema(b, db), "audit_log"}
+			table := Table{Schema: testdb.Schema(b, db), Name: "audit_log"}
 			for stmt := range strings.SplitSeq(strings.TrimSpace(AuditLogSchema(table, set.opts...)), ";\n") {
 				if set.name == "pk-only" && strings.HasPrefix(stmt, "CREATE INDEX") {
 					continue
@@ -82,7 +82,7 @@ func BenchmarkPartitioned(b *testing.B) {
 	db := openDB(b, "")
 	db.SetMaxOpenConns(4)
 	schema := testdb.Schema(b, db)
-	part, flat := Table{schema, "audit_log"}, Table{schema, "audit_log_flat"}
+	part, flat := Table{Schema: schema, Name: "audit_log"}, Table{Schema: schema, Name: "audit_log_flat"}
 	year := date(2024, 1, 1)
 	span := date(2025, 1, 1).Sub(year)
 

@@ -73,8 +73,8 @@ func (m *Manager) Convert(ctx context.Context) (*ConvertResult, error) {
 		return nil, fmt.Errorf("%w: %s has no timestamptz or timestamp column %q", ErrUnsupportedKey, old.table, m.cfg.column)
 	}
 	old.column, old.base = m.cfg.column, old.table.Name
-	tmp := old.table.sibling(withSuffix(old.table.Name, "_convert"))
-	backup := old.table.sibling(withSuffix(old.table.Name, "_unpartitioned"))
+	tmp := old.table.Sibling(withSuffix(old.table.Name, "_convert"))
+	backup := old.table.Sibling(withSuffix(old.table.Name, "_unpartitioned"))
 	res := &ConvertResult{Table: old.table.String(), Backup: backup.String(), Partitions: []string{}}
 
 	if err := m.buildConverted(ctx, &old, tmp, res); err != nil {

@@ -289,7 +289,7 @@ func (m *Manager) ensureRange(ctx context.Context, p *parent, from, to time.Time
 // ATTACH skip its validation scan; ATTACH takes SHARE UPDATE EXCLUSIVE on
 // the parent, which does not block inserts.
 func (m *Manager) attachNew(ctx context.Context, p *parent, name string, moved *int64, from, to time.Time) error {
-	child := p.table.sibling(name)
+	child := p.table.Sibling(name)
 	isDefault := from.IsZero()
 	check := pgx.Identifier{withSuffix(name, "_bounds")}.Sanitize()
 	err := m.inTx(ctx, "create "+child.String(), func(tx *sql.Tx) error {

@@ -60,7 +60,7 @@ func TestBoundaries(t *testing.T) {
 		db := openDB(t, tz)
 		for _, tt := range tests {
 			t.Run(tz+"/"+tt.name, func(t *testing.T) {
-				table := Table{testdb.Schema(t, db), "audit_log"}
+				table := Table{Schema: testdb.Schema(t, db), Name: "audit_log"}
 				m := newManager(t, db, WithTable(table), WithInterval(tt.iv), WithPremake(2), WithClock(fixedClock(tt.now)))
 				if _, err := m.Create(context.Background()); err != nil {
 					t.Fatal(err)
@@ -128,7 +128,7 @@ func countIn(tb testing.TB, db *sql.DB, table Table) int64 {
 func TestDefaultRows(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "Pacific/Kiritimati")
-	table := Table{testdb.Schema(t, db), "audit_log"}
+	table := Table{Schema: testdb.Schema(t, db), Name: "audit_log"}
 	m := newManager(t, db, WithTable(table), WithPremake(1), WithClock(fixedClock(date(2024, 6, 15))))
 	if _, err := m.Create(ctx); err != nil {
 		t.Fatal(err)
@@ -173,11 +173,11 @@ func TestDefaultRows(t *testing.T) {
 	if progress < 5 { // batches of 3: 10 rows of March alone take 4
 		t.Errorf("progress called %d times, want one per batch", progress)
 	}
-	if n := countIn(t, db, table.sibling("audit_log_default")); n != 0 {
+	if n := countIn(t, db, table.Sibling("audit_log_default")); n != 0 {
 		t.Errorf("%d rows left in the default partition", n)
 	}
 	for name, want := range map[string]int64{"audit_log_p20231201": 4, "audit_log_p20240301": 10, "audit_log_p20240801": 5, "audit_log_p20240901": 1} {
-		if n := countIn(t, db, table.sibling(name)); n != want {
+		if n := countIn(t, db, table.Sibling(name)); n != want {
 			t.Errorf("%s holds %d rows, want %d", name, n, want)
 		}
 	}
@@ -196,7 +196,7 @@ func TestDefaultRows(t *testing.T) {
 func TestRaceTwoConnections(t *testing.T) {
 	ctx := context.Background()
 	db1, db2 := openDB(t, ""), openDB(t, "Pacific/Pago_Pago")
-	table := Table{testdb.Schema(t, db1), "audit_log"}
+	table := Table{Schema: testdb.Schema(t, db1), Name: "audit_log"}
 	insertDefault := func() {
 		for _, at := range []time.Time{date(2023, 1, 5), date(2023, 2, 5), date(2024, 1, 5)} {
 			insertAt(t, db1, table, at)
@@ -248,7 +248,7 @@ func TestRetention(t *testing.T) {
 	ctx := context.Background()
 	now := date(2024, 6, 15)
 	setup := func(t *testing.T, db *sql.DB, opts ...Option) (Table, *Manager) {
-		table := Table{testdb.Schema(t, db), "audit_log"}
+		table := Table{Schema: testdb.Schema(t, db), Name: "audit_log"}
 		opts = append([]Option{WithTable(table), WithPremake(1), WithClock(fixedClock(now))}, opts...)
 		m := newManager(t, db, opts...)
 		if _, err := newManager(t, db, WithTable(table), WithPremake(1), WithClock(fixedClock(now))).Create(ctx); err != nil {
@@ -298,7 +298,7 @@ func TestRetention(t *testing.T) {
 			archive := testdb.Schema(t, db)
 			table, m := setup(t, db, retention, WithRetentionMode(tt.mode), WithArchiveSchema(archive), WithDefaultPartition(!tt.noDefault))
 			if tt.noDefault {
-				testdb.Exec(t, db, `DROP TABLE `+table.sibling("audit_log_default").String())
+				testdb.Exec(t, db, `DROP TABLE `+table.Sibling("audit_log_default").String())
 			}
 			r, err := m.Cleanup(ctx, false)
 			if err != nil {
@@ -313,7 +313,7 @@ func TestRetention(t *testing.T) {
 				}
 				var inTable, inArchive bool
 				db.QueryRow(`SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL`,
-					table.sibling(rm.Name).String(), Table{archive, rm.Name}.String()).Scan(&inTable, &inArchive)
+					table.Sibling(rm.Name).String(), Table{Schema: archive, Name: rm.Name}.String()).Scan(&inTable, &inArchive)
 				want := map[RetentionMode][2]bool{Drop: {false, false}, Detach: {true, false}, Archive: {false, true}}[tt.mode]
 				if [2]bool{inTable, inArchive} != want {
 					t.Errorf("%v: %s exists in the table's schema %v, in the archive %v", tt.mode, rm.Name, inTable, inArchive)
@@ -343,7 +343,7 @@ func TestRetention(t *testing.T) {
 					t.Errorf("at %v, retention removed %s [%v, %v)", at, rm.Name, rm.From, rm.To)
 				}
 			}
-			if n := countIn(t, db, table.sibling(current)); n < 0 {
+			if n := countIn(t, db, table.Sibling(current)); n < 0 {
 				t.Fatal("unreachable")
 			}
 		}
@@ -358,7 +358,7 @@ func TestQuotedNames(t *testing.T) {
 	schema := `my "odd" schema`
 	testdb.Exec(t, db, `CREATE SCHEMA `+Table{Name: schema}.String())
 	t.Cleanup(func() { db.Exec(`DROP SCHEMA ` + Table{Name: schema}.String() + ` CASCADE`) })
-	table := Table{schema, `audit log's "x"`}
+	table := Table{Schema: schema, Name: `audit log's "x"`}
 	now := date(2024, 6, 15)
 	m := newManager(t, db, WithTable(table), WithRetention(60*24*time.Hour), WithClock(fixedClock(now)))
 	if _, err := m.Create(ctx); err != nil {
@@ -392,7 +392,7 @@ func TestQuotedNames(t *testing.T) {
 func TestInsertsDuringMaintenance(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "")
-	table := Table{testdb.Schema(t, db), "audit_log"}
+	table := Table{Schema: testdb.Schema(t, db), Name: "audit_log"}
 	now := date(2024, 6, 15)
 	const lockTimeout = 200 * time.Millisecond
 	if _, err := newManager(t, db, WithTable(table), WithClock(fixedClock(now))).Create(ctx); err != nil {
@@ -466,7 +466,7 @@ func TestInsertsDuringMaintenance(t *testing.T) {
 func TestLockTimeoutGivesUp(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "")
-	table := Table{testdb.Schema(t, db), "audit_log"}
+	table := Table{Schema: testdb.Schema(t, db), Name: "audit_log"}
 	if _, err := newManager(t, db, WithTable(table), WithClock(fixedClock(date(2024, 6, 15)))).Create(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 func TestCreateAuditLog(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "")
-	table := Table{testdb.Schema(t, db) + "_new", "audit_log"}
+	table := Table{Schema: testdb.Schema(t, db) + "_new", Name: "audit_log"}
 	t.Cleanup(func() { db.Exec(`DROP SCHEMA IF EXISTS ` + Table{Name: table.Schema}.String() + ` CASCADE`) })
 	for range 2 {
 		if err := CreateAuditLog(ctx, db, table); err != nil {
@@ -43,7 +43,7 @@ func TestSchemaDDL(t *testing.T) {
 		opts        []SchemaOption
 		wantIndexes int // the primary key included
 	}{{nil, 6}, {[]SchemaOption{WithSeedIndexes()}, 15}} {
-		table := Table{testdb.Schema(t, db), "audit_log"}
+		table := Table{Schema: testdb.Schema(t, db), Name: "audit_log"}
 		ddl := AuditLogSchema(table, tt.opts...)
 		for range 2 { // idempotent
 			for stmt := range strings.SplitSeq(strings.TrimSpace(ddl), ";\n") {
@@ -71,7 +71,7 @@ func TestSchemaDDL(t *testing.T) {
 func TestListAndAnalyze(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "Pacific/Kiritimati")
-	table := Table{testdb.Schema(t, db), "audit_log"}
+	table := Table{Schema: testdb.Schema(t, db), Name: "audit_log"}
 	now := date(2024, 6, 15)
 	m := newManager(t, db, WithTable(table), WithClock(fixedClock(now)), WithRetention(30*24*time.Hour), WithPremake(5))
 	if _, err := newManager(t, db, WithTable(table), WithClock(fixedClock(now))).Create(ctx); err != nil {
@@ -86,8 +86,8 @@ func TestListAndAnalyze(t *testing.T) {
 	testdb.Exec(t, db, `DELETE FROM `+table.String()+` WHERE "timestamp" < '2024-01-01 00:00:00+00'`) // 7 empty past partitions
 	insertAt(t, db, table, now)
 	insertAt(t, db, table, now)
-	testdb.Exec(t, db, `ANALYZE `+table.sibling("audit_log_p20240601").String())
-	testdb.Exec(t, db, `ALTER TABLE `+table.String()+` DETACH PARTITION `+table.sibling("audit_log_p20240301").String()) // a gap
+	testdb.Exec(t, db, `ANALYZE `+table.Sibling("audit_log_p20240601").String())
+	testdb.Exec(t, db, `ALTER TABLE `+table.String()+` DETACH PARTITION `+table.Sibling("audit_log_p20240301").String()) // a gap
 	testdb.Exec(t, db, `CREATE INDEX ON ONLY `+table.String()+` (action)`)                                               // on no partition
 	insertAt(t, db, table, date(2024, 3, 5))                                                                             // into the gap: the default
 
@@ -136,7 +136,7 @@ func TestListAndAnalyze(t *testing.T) {
 func TestConvert(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "Pacific/Pago_Pago")
-	table := Table{testdb.Schema(t, db), `audit "log"`}
+	table := Table{Schema: testdb.Schema(t, db), Name: `audit "log"`}
 	testdb.Exec(t, db, `CREATE TABLE `+table.String()+` (id serial PRIMARY KEY, "timestamp" timestamptz NOT NULL, organization_id text,
 		action text NOT NULL, status text NOT NULL, details jsonb)`)
 	testdb.Exec(t, db, `CREATE INDEX org_ts ON `+table.String()+` (organization_id, "timestamp")`)
@@ -176,7 +176,7 @@ func TestConvert(t *testing.T) {
 	if steps.Load() < 10 {
 		t.Errorf("progress reported %d times; want one per batch", steps.Load())
 	}
-	if n := countIn(t, db, Table{table.Schema, `audit "log"_unpartitioned`}); res.Rows > n || n < count0 {
+	if n := countIn(t, db, Table{Schema: table.Schema, Name: `audit "log"_unpartitioned`}); res.Rows > n || n < count0 {
 		t.Errorf("converted %d rows; the backup holds %d, had %d before the writes", res.Rows, n, count0)
 	}
 	var kind string
@@ -204,7 +204,7 @@ func TestConvert(t *testing.T) {
 	}
 	// The serial sequence now belongs to the new table: dropping the
 	// backup leaves inserts working, with fresh ids.
-	testdb.Exec(t, db, `DROP TABLE `+Table{table.Schema, `audit "log"_unpartitioned`}.String())
+	testdb.Exec(t, db, `DROP TABLE `+Table{Schema: table.Schema, Name: `audit "log"_unpartitioned`}.String())
 	var id int64
 	if err := db.QueryRow(`INSERT INTO ` + table.String() + ` ("timestamp", action, status) VALUES ('2024-06-02', 'a', 's') RETURNING id`).Scan(&id); err != nil || id <= total {
 		t.Errorf("insert after dropping the backup: id %d, %v", id, err)
@@ -217,7 +217,7 @@ func TestConvert(t *testing.T) {
 func TestScheduler(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, "")
-	table := Table{testdb.Schema(t, db), "audit_log"}
+	table := Table{Schema: testdb.Schema(t, db), Name: "audit_log"}
 	m := newManager(t, db, WithTable(table), WithClock(fixedClock(date(2024, 6, 15))), WithLogger(testLogger(t)))
 	runs := make(chan Run, 100)
 	s := NewScheduler(m, Every(50*time.Millisecond), OnRun(func(r Run) { runs <- r }))
@@ -261,7 +261,7 @@ func TestScheduler(t *testing.T) {
 	}
 
 	// Errors are reported, not swallowed.
-	bad := NewScheduler(newManager(t, db, WithTable(Table{"no such schema", "audit_log"})))
+	bad := NewScheduler(newManager(t, db, WithTable(Table{Schema: "no such schema", Name: "audit_log"})))
 	if r := bad.RunOnce(ctx); r.Err == nil {
 		t.Errorf("run on a missing schema: %+v, want an error", r)
 	}
@@ -278,7 +278,7 @@ func TestOneConnection(t *testing.T) {
 	defer cancel()
 	db := openDB(t, "")
 	db.SetMaxOpenConns(1)
-	table := Table{testdb.Schema(t, db), "audit_log"}
+	table := Table{Schema: testdb.Schema(t, db), Name: "audit_log"}
 	now := date(2024, 6, 15)
 	if _, err := newManager(t, db, WithTable(table), WithClock(fixedClock(now))).Create(ctx); err != nil {
 		t.Fatal(err)
@@ -292,9 +292,9 @@ func TestOneConnection(t *testing.T) {
 		}
 		t.Logf("default partition %v: %+v", withDefault, r)
 		if withDefault {
-			testdb.Exec(t, db, `DROP TABLE `+table.sibling("audit_log_default").String())
+			testdb.Exec(t, db, `DROP TABLE `+table.Sibling("audit_log_default").String())
 			insertAt(t, db, table, date(2024, 6, 1)) // keeps the table busy for the next run's check
-			testdb.Exec(t, db, `CREATE TABLE `+table.sibling("old").String()+` PARTITION OF `+table.String()+` FOR VALUES FROM ('2022-01-01 00:00:00+00') TO ('2022-02-01 00:00:00+00')`)
+			testdb.Exec(t, db, `CREATE TABLE `+table.Sibling("old").String()+` PARTITION OF `+table.String()+` FOR VALUES FROM ('2022-01-01 00:00:00+00') TO ('2022-02-01 00:00:00+00')`)
 		} else if len(r.Removed) != 1 || r.Removed[0].Detach != "concurrently" {
 			t.Errorf("without a default partition: removed %+v, want old detached concurrently", r.Removed)
 		}

@@ -7,31 +7,16 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/auditpg/auditpg/internal/pgident"
 	"github.com/jackc/pgx/v5"
 )
 
 // Table names a table: Schema may be empty, in which case the name is
 // resolved through the search_path.
-type Table struct {
-	Schema string `json:"schema,omitempty"`
-	Name   string `json:"name"`
-}
+type Table = pgident.Table
 
 // DefaultTable is audit_log, resolved through the search_path.
 var DefaultTable = Table{Name: "audit_log"}
-
-// String returns the table's name quoted for SQL.
-func (t Table) String() string { return t.ident().Sanitize() }
-
-func (t Table) ident() pgx.Identifier {
-	if t.Schema == "" {
-		return pgx.Identifier{t.Name}
-	}
-	return pgx.Identifier{t.Schema, t.Name}
-}
-
-// sibling returns a table of the same schema as t, named name.
-func (t Table) sibling(name string) Table { return Table{Schema: t.Schema, Name: name} }
 
 // maxIdentLen is PostgreSQL's NAMEDATALEN-1: longer names are truncated by
 // the server, so ours are truncated first, on a character boundary.
@@ -139,7 +124,7 @@ func AuditLogSchema(table Table, opts ...SchemaOption) string {
 		fmt.Fprintf(&b, "CREATE INDEX IF NOT EXISTS %s ON %s %s;\n", name, table, using)
 	}
 	if !c.noDefault {
-		fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s PARTITION OF %s DEFAULT;\n", table.sibling(defaultName(table.Name)), table)
+		fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s PARTITION OF %s DEFAULT;\n", table.Sibling(defaultName(table.Name)), table)
 	}
 	return b.String()
 }

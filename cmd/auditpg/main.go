@@ -15,6 +15,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 
 	"github.com/auditpg/auditpg"
 	"github.com/spf13/cobra"
@@ -23,11 +25,36 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	err := newRootCmd(&globals{stdout: os.Stdout, stderr: os.Stderr, isTerm: isTerminal(os.Stderr)}).ExecuteContext(ctx)
+	interrupted := ctx.Err() != nil
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "auditpg:", err)
+		fmt.Fprintln(os.Stderr, errorText(err, interrupted))
+		if interrupted {
+			os.Exit(130) // the shell's code for a command stopped by SIGINT
+		}
 		os.Exit(1)
 	}
+}
+
+// errorText is the one line (or block) the command prints for err: prefixed
+// once with "auditpg:", with the lines that pgx repeats for each of its
+// connection attempts (TLS, then plain) printed once, and, after Ctrl-C, a
+// sentence that says the command was interrupted rather than a bare
+// "context canceled".
+func errorText(err error, interrupted bool) string {
+	if interrupted && errors.Is(err, context.Canceled) {
+		return "auditpg: interrupted (Ctrl-C) before the command finished"
+	}
+	msg := strings.TrimPrefix(err.Error(), "auditpg: ")
+	var lines []string
+	seen := make(map[string]bool)
+	for _, line := range strings.Split(msg, "\n") {
+		if !seen[line] {
+			seen[line] = true
+			lines = append(lines, line)
+		}
+	}
+	return "auditpg: " + strings.Join(lines, "\n")
 }
 
 // globals are the flags every command shares.
@@ -45,6 +72,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		Short:         "The auditpg PostgreSQL driver's command line",
 		SilenceUsage:  true,
 		SilenceErrors: true, // main prints the error once, to stderr
+		Version:       version(),
 	}
 	root.PersistentFlags().StringVar(&g.dsn, "dsn", "", "PostgreSQL connection string (URL or key=value); default $DATABASE_URL")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print one JSON document on stdout instead of text")
@@ -105,6 +133,7 @@ func show[T any](g *globals, v T, text func(io.Writer, T) error) error {
 func (g *globals) printJSON(v any) error {
 	enc := json.NewEncoder(g.stdout)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // a terminal, not a web page: "->" stays "->"
 	return enc.Encode(v)
 }
 
@@ -120,6 +149,26 @@ func (g *globals) progressDone() {
 	if g.isTerm {
 		fmt.Fprint(g.stderr, "\r\033[K")
 	}
+}
+
+// version is the module version the binary was built from (a tag when
+// installed with go install, else "(devel)"), with the VCS revision when the
+// build recorded one.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+		if s.Key == "vcs.modified" && s.Value == "true" {
+			v += " (modified)"
+		}
+	}
+	return v
 }
 
 func isTerminal(f *os.File) bool {
