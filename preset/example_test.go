@@ -161,14 +161,14 @@ func ExampleStore_EnsureSchema() {
 
 func ExampleDecode() {
 	p, err := preset.Decode(strings.NewReader(`{
-		"name": "login", "organizationId": "org-123", "action": "auth.login",
-		"dataClassification": "INTERNAL", "requiredFields": ["principalId"],
-		"validation": {"maxStringLength": 500}, "createdBy": "admin-user"}`))
+		"name": "login", "organization_id": "org-123", "action": "auth.login",
+		"data_classification": "INTERNAL", "required_fields": ["principalId"],
+		"validation": {"max_string_length": 500}, "created_by": "admin-user"}`))
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(p.Name, p.Validation.MaxStringLength, p.Validation.MaxCustomFieldDepth, p.Validate() == nil)
-	_, err = preset.Decode(strings.NewReader(`{"requiredFields": {"a": 1}}`))
+	_, err = preset.Decode(strings.NewReader(`{"required_fields": {"a": 1}}`))
 	fmt.Println(errors.Is(err, preset.ErrInvalid))
 	// Output:
 	// login 500 3 true
@@ -176,7 +176,7 @@ func ExampleDecode() {
 }
 
 func ExampleDecodeValidation() {
-	v, err := preset.DecodeValidation([]byte(`{"allowedEventVersions": ["2.0"]}`))
+	v, err := preset.DecodeValidation([]byte(`{"allowed_event_versions": ["2.0"]}`))
 	fmt.Println(v.AllowedEventVersions, v.MaxStringLength, err)
 	// Output: [2.0] 10000 <nil>
 }
@@ -206,7 +206,7 @@ func ExampleDefaultPresets() {
 func ExamplePreset_Validate() {
 	err := preset.Preset{Name: "login", OrganizationID: "org-123", Action: "auth.login", DataClassification: "SECRET", CreatedBy: "me"}.Validate()
 	fmt.Println(err)
-	// Output: invalid preset: dataClassification must be one of PUBLIC, INTERNAL, CONFIDENTIAL, PHI (got "SECRET")
+	// Output: invalid preset: data_classification must be one of PUBLIC, INTERNAL, CONFIDENTIAL, PHI (got "SECRET")
 }
 
 func ExampleClassifications() {

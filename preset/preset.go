@@ -65,14 +65,15 @@ func Classifications() []Classification {
 func (c Classification) Valid() bool { return slices.Contains(Classifications(), c) }
 
 // Validation holds the rules an audit event made from a preset must pass.
-// Its JSON keys (camelCase) are those the validation column stores, so
-// rows written by any client of the table read back.
+// Its JSON keys are snake_case, as every auditpg document's; the validation
+// column itself stores them in camelCase (maxStringLength...), the form
+// other clients of the table write and read.
 type Validation struct {
-	MaxStringLength            int              `json:"maxStringLength"`
-	AllowedDataClassifications []Classification `json:"allowedDataClassifications"`
-	RequiredFields             []string         `json:"requiredFields"`
-	MaxCustomFieldDepth        int              `json:"maxCustomFieldDepth"`
-	AllowedEventVersions       []string         `json:"allowedEventVersions"`
+	MaxStringLength            int              `json:"max_string_length"`
+	AllowedDataClassifications []Classification `json:"allowed_data_classifications"`
+	RequiredFields             []string         `json:"required_fields"`
+	MaxCustomFieldDepth        int              `json:"max_custom_field_depth"`
+	AllowedEventVersions       []string         `json:"allowed_event_versions"`
 }
 
 // DefaultValidation returns the validation column's default: strings of at
@@ -96,8 +97,8 @@ func (v Validation) isZero() bool {
 		v.MaxCustomFieldDepth == 0 && v.AllowedEventVersions == nil
 }
 
-// Preset is one row of audit_preset. Its JSON keys are camelCase
-// (organizationId, dataClassification...), the form Decode reads and the
+// Preset is one row of audit_preset. Its JSON keys are snake_case
+// (organization_id, data_classification...), the form Decode reads and the
 // CLI's --json and --file use.
 type Preset struct {
 	// ID, CreatedAt and UpdatedAt are set by the server; writes ignore them.
@@ -105,23 +106,23 @@ type Preset struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
 	// OrganizationID is the owner; DefaultOrg for a default.
-	OrganizationID     string         `json:"organizationId"`
+	OrganizationID     string         `json:"organization_id"`
 	Action             string         `json:"action"`
-	DataClassification Classification `json:"dataClassification"`
+	DataClassification Classification `json:"data_classification"`
 	// RequiredFields are the fields an event must carry; nil is stored as [].
-	RequiredFields []string `json:"requiredFields"`
+	RequiredFields []string `json:"required_fields"`
 	// DefaultValues are the values an event gets when it does not set them;
 	// nil is stored as {}. Numbers read back as json.Number, exactly.
-	DefaultValues map[string]any `json:"defaultValues"`
+	DefaultValues map[string]any `json:"default_values"`
 	// Validation: the zero value is written as DefaultValidation().
 	Validation Validation `json:"validation"`
-	CreatedAt  time.Time  `json:"createdAt,omitzero"`
+	CreatedAt  time.Time  `json:"created_at,omitzero"`
 	// CreatedBy is required by Create, Upsert and UpsertDefault; Upsert also
 	// records it as the updater of a preset that already existed.
-	CreatedBy string    `json:"createdBy"`
-	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+	CreatedBy string    `json:"created_by"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 	// UpdatedBy is empty until the preset is first updated.
-	UpdatedBy string `json:"updatedBy,omitempty"`
+	UpdatedBy string `json:"updated_by,omitempty"`
 }
 
 // IsDefault says whether p is a default, seen by every organization.
@@ -181,12 +182,12 @@ func (p Patch) empty() bool {
 func (p Preset) Validate() error {
 	var ps problems
 	ps.identifier("name", p.Name)
-	ps.identifier("organizationId", p.OrganizationID)
+	ps.identifier("organization_id", p.OrganizationID)
 	ps.identifier("action", p.Action)
-	ps.identifier("createdBy", p.CreatedBy)
+	ps.identifier("created_by", p.CreatedBy)
 	ps.description(p.Description)
-	ps.classification("dataClassification", p.DataClassification)
-	ps.fieldNames("requiredFields", p.RequiredFields)
+	ps.classification("data_classification", p.DataClassification)
+	ps.fieldNames("required_fields", p.RequiredFields)
 	ps.defaultValues(p.DefaultValues)
 	if !p.Validation.isZero() {
 		ps.validation(p.Validation)
@@ -197,7 +198,7 @@ func (p Preset) Validate() error {
 // validate checks a patch as Update would.
 func (p Patch) validate() error {
 	var ps problems
-	ps.identifier("updatedBy", p.UpdatedBy)
+	ps.identifier("updated_by", p.UpdatedBy)
 	if p.empty() {
 		ps.add("the patch changes nothing: set at least one field")
 	}
@@ -208,9 +209,9 @@ func (p Patch) validate() error {
 		ps.identifier("action", *p.Action)
 	}
 	if p.DataClassification != nil {
-		ps.classification("dataClassification", *p.DataClassification)
+		ps.classification("data_classification", *p.DataClassification)
 	}
-	ps.fieldNames("requiredFields", p.RequiredFields)
+	ps.fieldNames("required_fields", p.RequiredFields)
 	ps.defaultValues(p.DefaultValues)
 	if p.Validation != nil {
 		ps.validation(*p.Validation)
@@ -300,36 +301,36 @@ func (ps *problems) defaultValues(m map[string]any) {
 	}
 	for k := range m {
 		if k == "" {
-			ps.add("defaultValues has an empty key")
+			ps.add("default_values has an empty key")
 		}
 	}
 	b, err := json.Marshal(m)
 	switch {
 	case err != nil:
-		ps.add("defaultValues does not encode as JSON: %v", err)
+		ps.add("default_values does not encode as JSON: %v", err)
 	case len(b) > MaxDefaultValuesBytes:
-		ps.add("defaultValues is %d bytes of JSON, at most %d allowed", len(b), MaxDefaultValuesBytes)
+		ps.add("default_values is %d bytes of JSON, at most %d allowed", len(b), MaxDefaultValuesBytes)
 	}
 }
 
 func (ps *problems) validation(v Validation) {
 	if v.MaxStringLength < 1 {
-		ps.add("validation.maxStringLength must be at least 1 (got %d)", v.MaxStringLength)
+		ps.add("validation.max_string_length must be at least 1 (got %d)", v.MaxStringLength)
 	}
 	if len(v.AllowedDataClassifications) == 0 {
-		ps.add("validation.allowedDataClassifications must list at least one of %s", ClassificationList())
+		ps.add("validation.allowed_data_classifications must list at least one of %s", ClassificationList())
 	}
 	for i, c := range v.AllowedDataClassifications {
-		ps.classification(fmt.Sprintf("validation.allowedDataClassifications[%d]", i), c)
+		ps.classification(fmt.Sprintf("validation.allowed_data_classifications[%d]", i), c)
 	}
-	ps.fieldNames("validation.requiredFields", v.RequiredFields)
+	ps.fieldNames("validation.required_fields", v.RequiredFields)
 	if v.MaxCustomFieldDepth < 0 || v.MaxCustomFieldDepth > MaxCustomFieldDepthLimit {
-		ps.add("validation.maxCustomFieldDepth must be between 0 and %d (got %d)", MaxCustomFieldDepthLimit, v.MaxCustomFieldDepth)
+		ps.add("validation.max_custom_field_depth must be between 0 and %d (got %d)", MaxCustomFieldDepthLimit, v.MaxCustomFieldDepth)
 	}
 	if len(v.AllowedEventVersions) == 0 {
-		ps.add("validation.allowedEventVersions must list at least one version")
+		ps.add("validation.allowed_event_versions must list at least one version")
 	}
-	ps.fieldNames("validation.allowedEventVersions", v.AllowedEventVersions)
+	ps.fieldNames("validation.allowed_event_versions", v.AllowedEventVersions)
 }
 
 func truncate(s string, n int) string {
@@ -340,7 +341,7 @@ func truncate(s string, n int) string {
 }
 
 // Decode reads one preset from JSON, strictly: an unknown key, a value of the
-// wrong type (requiredFields not an array of strings, defaultValues not an
+// wrong type (required_fields not an array of strings, default_values not an
 // object, validation not an object of Validation's keys and types) or trailing
 // data is an error wrapping ErrInvalid. Validation keys left out keep their
 // DefaultValidation value. Decode checks the shape only; the store validates
@@ -367,11 +368,11 @@ func DecodeValidation(data []byte) (Validation, error) {
 // numbers kept exactly as json.Number.
 func DecodeDefaultValues(data []byte) (map[string]any, error) {
 	var m map[string]any
-	if err := decodeStrict(bytes.NewReader(data), &m, "defaultValues"); err != nil {
+	if err := decodeStrict(bytes.NewReader(data), &m, "default_values"); err != nil {
 		return nil, err
 	}
 	if m == nil {
-		return nil, fmt.Errorf("%w: defaultValues must be a JSON object, not null", ErrInvalid)
+		return nil, fmt.Errorf("%w: default_values must be a JSON object, not null", ErrInvalid)
 	}
 	return m, nil
 }
@@ -409,11 +410,33 @@ func decodeStrict(r io.Reader, v any, what string) error {
 		return fmt.Errorf("%w: %s must be %s, not a JSON %s", ErrInvalid, field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 	case errors.As(err, &syntaxErr):
 		return fmt.Errorf("%w: %s is not valid JSON (at byte %d): %w", ErrInvalid, doc, syntaxErr.Offset, err)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		key := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if snake := snakeCase(key); snake != key {
+			return fmt.Errorf("%w: %s has an unknown key %q: keys are snake_case (%q)", ErrInvalid, doc, key, snake)
+		}
+		return fmt.Errorf("%w: %s has an unknown key %q", ErrInvalid, doc, key)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w: %s is not valid JSON: empty or cut short", ErrInvalid, doc)
 	default:
 		return fmt.Errorf("%w: %s: %w", ErrInvalid, doc, err)
 	}
+}
+
+// snakeCase returns a camelCase key in snake_case: organizationId becomes
+// organization_id.
+func snakeCase(key string) string {
+	var b strings.Builder
+	for i, r := range key {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // jsonKind names a Go kind the way a JSON author thinks of it.

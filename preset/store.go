@@ -158,7 +158,7 @@ func buildStatements(o options) statements {
 func (s *Store) Get(ctx context.Context, name, org string) (Preset, error) {
 	var ps problems
 	ps.identifier("name", name)
-	ps.identifier("organizationId", org)
+	ps.identifier("organization_id", org)
 	if err := ps.err(); err != nil {
 		return Preset{}, err
 	}
@@ -179,7 +179,7 @@ func (s *Store) Get(ctx context.Context, name, org string) (Preset, error) {
 // defaults it has not overridden. org DefaultOrg lists the defaults.
 func (s *Store) List(ctx context.Context, org string) ([]Preset, error) {
 	var ps problems
-	ps.identifier("organizationId", org)
+	ps.identifier("organization_id", org)
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
@@ -264,7 +264,7 @@ func (s *Store) Update(ctx context.Context, name, org string, patch Patch) (Pres
 		args[6], err = jsonText(patch.DefaultValues)
 	}
 	if err == nil && patch.Validation != nil {
-		args[7], err = jsonText(*patch.Validation)
+		args[7], err = jsonText(validationColumn(*patch.Validation))
 	}
 	if err != nil {
 		return Preset{}, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -336,7 +336,7 @@ func (s *Store) insert(ctx context.Context, q rowQuerier, query string, p Preset
 	var err error
 	if fields, err = jsonText(p.RequiredFields); err == nil {
 		if values, err = jsonText(p.DefaultValues); err == nil {
-			validation, err = jsonText(p.Validation)
+			validation, err = jsonText(validationColumn(p.Validation))
 		}
 	}
 	if err != nil {
@@ -355,7 +355,7 @@ func (s *Store) insert(ctx context.Context, q rowQuerier, query string, p Preset
 // API, named by instead).
 func checkOrgWrite(org, op, instead string) error {
 	var ps problems
-	ps.identifier("organizationId", org)
+	ps.identifier("organization_id", org)
 	if err := ps.err(); err != nil {
 		return err
 	}
@@ -380,6 +380,16 @@ func nullable[T ~string](p *T) any {
 		return nil
 	}
 	return string(*p)
+}
+
+// validationColumn is Validation as the validation column stores it: the
+// camelCase keys that every client of the table reads and writes.
+type validationColumn struct {
+	MaxStringLength            int              `json:"maxStringLength"`
+	AllowedDataClassifications []Classification `json:"allowedDataClassifications"`
+	RequiredFields             []string         `json:"requiredFields"`
+	MaxCustomFieldDepth        int              `json:"maxCustomFieldDepth"`
+	AllowedEventVersions       []string         `json:"allowedEventVersions"`
 }
 
 func jsonText(v any) (string, error) {
@@ -411,7 +421,7 @@ func scanPreset(row scanner) (Preset, error) {
 	if err := decodeColumn(values, &p.DefaultValues, true); err != nil {
 		return Preset{}, p.columnError("default_values", err)
 	}
-	if err := decodeColumn(validation, &p.Validation, false); err != nil {
+	if err := decodeColumn(validation, (*validationColumn)(&p.Validation), false); err != nil {
 		return Preset{}, p.columnError("validation", err)
 	}
 	return p, nil

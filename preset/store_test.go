@@ -365,28 +365,28 @@ func TestValidation(t *testing.T) {
 		{"invalid UTF-8", func(p *Preset) { p.Name = "a\xffb" }, "UTF-8", true},
 		{"empty action", func(p *Preset) { p.Action = "" }, "action must not be empty", true},
 		{"long action", func(p *Preset) { p.Action = long }, "action is 256", true},
-		{"empty organization", func(p *Preset) { p.OrganizationID = "" }, "organizationId must not be empty", true},
-		{"no author", func(p *Preset) { p.CreatedBy = "" }, "createdBy", true},
-		{"lower-case classification", func(p *Preset) { p.DataClassification = "internal" }, "dataClassification must be one of", true},
-		{"missing classification", func(p *Preset) { p.DataClassification = "" }, "dataClassification", true},
-		{"duplicate required field", func(p *Preset) { p.RequiredFields = []string{"a", "a"} }, "requiredFields[1] repeats", true},
-		{"empty required field", func(p *Preset) { p.RequiredFields = []string{""} }, "requiredFields[0] must not be empty", true},
+		{"empty organization", func(p *Preset) { p.OrganizationID = "" }, "organization_id must not be empty", true},
+		{"no author", func(p *Preset) { p.CreatedBy = "" }, "created_by", true},
+		{"lower-case classification", func(p *Preset) { p.DataClassification = "internal" }, "data_classification must be one of", true},
+		{"missing classification", func(p *Preset) { p.DataClassification = "" }, "data_classification", true},
+		{"duplicate required field", func(p *Preset) { p.RequiredFields = []string{"a", "a"} }, "required_fields[1] repeats", true},
+		{"empty required field", func(p *Preset) { p.RequiredFields = []string{""} }, "required_fields[0] must not be empty", true},
 		{"empty default key", func(p *Preset) { p.DefaultValues = map[string]any{"": 1} }, "empty key", true},
 		{"default value not JSON", func(p *Preset) { p.DefaultValues = map[string]any{"f": func() {}} }, "does not encode as JSON", true},
 		{"long description", func(p *Preset) { p.Description = strings.Repeat("d", MaxDescriptionLen+1) }, "description", true},
 		{"validation: bad classification", func(p *Preset) {
 			p.Validation = DefaultValidation()
 			p.Validation.AllowedDataClassifications = []Classification{"SECRET"}
-		}, "validation.allowedDataClassifications[0]", true},
+		}, "validation.allowed_data_classifications[0]", true},
 		{"validation: no versions", func(p *Preset) {
 			p.Validation = DefaultValidation()
 			p.Validation.AllowedEventVersions = []string{}
-		}, "validation.allowedEventVersions", true},
+		}, "validation.allowed_event_versions", true},
 		{"validation: negative depth", func(p *Preset) {
 			p.Validation = DefaultValidation()
 			p.Validation.MaxCustomFieldDepth = -1
-		}, "maxCustomFieldDepth", true},
-		{"validation: zero string length", func(p *Preset) { p.Validation = Validation{MaxStringLength: 0, RequiredFields: []string{}} }, "maxStringLength", true},
+		}, "max_custom_field_depth", true},
+		{"validation: zero string length", func(p *Preset) { p.Validation = Validation{MaxStringLength: 0, RequiredFields: []string{}} }, "max_string_length", true},
 	}
 	for _, c := range cases {
 		p := sample("p", "org-a")
@@ -401,7 +401,7 @@ func TestValidation(t *testing.T) {
 	}
 	// Several problems are reported together.
 	err := Preset{}.Validate()
-	for _, field := range []string{"name", "organizationId", "action", "createdBy", "dataClassification"} {
+	for _, field := range []string{"name", "organization_id", "action", "created_by", "data_classification"} {
 		if err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("Validate of the zero preset: %v; want it to name %s", err, field)
 		}
@@ -647,6 +647,16 @@ func TestForeignRows(t *testing.T) {
 	p, err := s.Get(ctx, "foreign", "org-a")
 	if err != nil || p.Validation.MaxStringLength != 7 || p.Validation.MaxCustomFieldDepth != 3 || p.RequiredFields != nil {
 		t.Errorf("foreign row read as %+v, %v; want maxStringLength 7, other validation keys defaulted", p, err)
+	}
+	// What the store writes, other programs read: the column keeps camelCase keys.
+	own := Preset{Name: "own", OrganizationID: "org-a", Action: "a", DataClassification: Public, CreatedBy: "go",
+		Validation: Validation{MaxStringLength: 9, AllowedDataClassifications: []Classification{PHI}, RequiredFields: []string{"x"}, AllowedEventVersions: []string{"1.0"}}}
+	if _, err := s.Create(ctx, own); err != nil {
+		t.Fatal(err)
+	}
+	var column string
+	if err := db.QueryRowContext(ctx, `SELECT validation->>'maxStringLength' || ' ' || (validation->'allowedDataClassifications')::text FROM `+s.sql.table+` WHERE name = 'own'`).Scan(&column); err != nil || column != `9 ["PHI"]` {
+		t.Errorf("validation column written as %q, %v; want camelCase keys: 9 [\"PHI\"]", column, err)
 	}
 	for _, bad := range []string{`[1]`, `"x"`} {
 		if _, err := db.ExecContext(ctx, `UPDATE `+s.sql.table+` SET validation = $1::jsonb`, bad); err == nil {

@@ -74,6 +74,9 @@ func newRootCmd(g *globals) *cobra.Command {
 		SilenceErrors: true, // main prints the error once, to stderr
 		Version:       version(),
 	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see: %s --help)", err, c.CommandPath())
+	})
 	root.PersistentFlags().StringVar(&g.dsn, "dsn", "", "PostgreSQL connection string (URL or key=value); default $DATABASE_URL")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print one JSON document on stdout instead of text")
 	for _, newCmd := range commands {

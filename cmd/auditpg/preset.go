@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,69 +37,90 @@ func newPresetCmd(g *globals) *cobra.Command {
 		Long: `preset manages the audit_preset table: named templates for audit events.
 An organization (--org) sees its own presets merged over the defaults
 (organization "*"), its own winning on a shared name. Defaults are written
-only by "preset seed".`,
+only by "preset seed". Every command takes --schema and --table; the
+commands about one organization's presets take --org.`,
 	}
-	cmd.PersistentFlags().StringVar(&f.org, "org", "", `organization id (list and get: default "*", the defaults only)`)
 	cmd.PersistentFlags().StringVar(&f.schema, "schema", "", "schema of the preset table (default: the search_path)")
 	cmd.PersistentFlags().StringVar(&f.table, "table", "audit_preset", "name of the preset table")
-	cmd.AddCommand(
-		&cobra.Command{
-			Use:   "list",
-			Short: "List the presets an organization sees",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return withStore(cmd.Context(), g, f, func(ctx context.Context, s *preset.Store) error {
-					list, err := s.List(ctx, f.readOrg())
-					if err != nil {
-						return err
-					}
-					if g.json {
-						if list == nil {
-							list = []preset.Preset{}
-						}
-						return g.printJSON(list)
-					}
-					return writePresetTable(g.stdout, list)
-				})
-			},
-		},
-		&cobra.Command{
-			Use:   "get NAME",
-			Short: "Show the preset an organization sees under NAME (its own, else the default)",
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return withStore(cmd.Context(), g, f, func(ctx context.Context, s *preset.Store) error {
-					p, err := s.Get(ctx, args[0], f.readOrg())
-					if err != nil {
-						return err
-					}
-					return printPreset(g, p)
-				})
-			},
-		},
-		newPresetCreateCmd(g, f),
-		newPresetUpdateCmd(g, f),
-		&cobra.Command{
-			Use:   "delete NAME",
-			Short: "Delete an organization's own preset (the default of that name stays)",
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return withStore(cmd.Context(), g, f, func(ctx context.Context, s *preset.Store) error {
-					p, err := s.Delete(ctx, args[0], f.org)
-					if err != nil {
-						return err
-					}
-					if g.json {
-						return g.printJSON(p)
-					}
-					_, err = fmt.Fprintf(g.stdout, "deleted preset %q of organization %q\n", p.Name, p.OrganizationID)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the presets an organization sees",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStore(cmd.Context(), g, f, func(ctx context.Context, s *preset.Store) error {
+				list, err := s.List(ctx, f.readOrg())
+				if err != nil {
 					return err
-				})
-			},
+				}
+				if g.json {
+					if list == nil {
+						list = []preset.Preset{}
+					}
+					return g.printJSON(list)
+				}
+				return writePresetTable(g.stdout, list)
+			})
 		},
-		newPresetSeedCmd(g, f),
-	)
+	}
+	get := &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show the preset an organization sees under NAME (its own, else the default)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd.Context(), g, f, func(ctx context.Context, s *preset.Store) error {
+				p, err := s.Get(ctx, args[0], f.readOrg())
+				if err != nil {
+					return err
+				}
+				return printPreset(g, p)
+			})
+		},
+	}
+	del := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete an organization's own preset (the default of that name stays)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := writeOrg(f.org, "delete"); err != nil {
+				return err
+			}
+			return withStore(cmd.Context(), g, f, func(ctx context.Context, s *preset.Store) error {
+				p, err := s.Delete(ctx, args[0], f.org)
+				if errors.Is(err, preset.ErrNotFound) {
+					return fmt.Errorf("%w: organization %q has no preset %q of its own to delete (list what it sees: auditpg preset list --org %s)", preset.ErrNotFound, f.org, args[0], f.org)
+				}
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(p)
+				}
+				_, err = fmt.Fprintf(g.stdout, "deleted preset %q of organization %q\n", p.Name, p.OrganizationID)
+				return err
+			})
+		},
+	}
+	for _, c := range []*cobra.Command{list, get} {
+		c.Flags().StringVar(&f.org, "org", "", `organization id (default "*": the defaults only)`)
+	}
+	create, update := newPresetCreateCmd(g, f), newPresetUpdateCmd(g, f)
+	for _, c := range []*cobra.Command{create, update, del} {
+		c.Flags().StringVar(&f.org, "org", "", "organization id (required; not \"*\", the defaults, which only seed writes)")
+	}
+	cmd.AddCommand(list, get, create, update, del, newPresetSeedCmd(g, f))
 	return cmd
+}
+
+// writeOrg checks the organization (--org) of a command that writes an
+// organization's own preset.
+func writeOrg(org, verb string) error {
+	switch org {
+	case "":
+		return fmt.Errorf("%w: --org is required: the organization whose preset to %s", preset.ErrInvalid, verb)
+	case preset.DefaultOrg:
+		return fmt.Errorf("%w: --org %q names the defaults, which only \"auditpg preset seed\" writes; give an organization id", preset.ErrInvalid, preset.DefaultOrg)
+	}
+	return nil
 }
 
 func newPresetCreateCmd(g *globals, f *presetFlags) *cobra.Command {
@@ -134,8 +156,17 @@ organization already has a preset of that name, it fails; use update.`,
 			if p.CreatedBy == "" || cmd.Flags().Changed("by") {
 				p.CreatedBy = ff.by
 			}
+			if err := writeOrg(p.OrganizationID, "create"); err != nil {
+				return err
+			}
+			if err := requireFields(p, file); err != nil {
+				return err
+			}
 			return withStore(cmd.Context(), g, f, func(ctx context.Context, s *preset.Store) error {
 				created, err := s.Create(ctx, p)
+				if errors.Is(err, preset.ErrExists) {
+					return fmt.Errorf("%w: organization %q already has a preset %q; change it with: auditpg preset update %s --org %s", preset.ErrExists, p.OrganizationID, p.Name, p.Name, p.OrganizationID)
+				}
 				if err != nil {
 					return err
 				}
@@ -158,12 +189,21 @@ prints the updated preset. It fails when --org has no preset of that name of
 its own (a default is overridden with create).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := writeOrg(f.org, "update"); err != nil {
+				return err
+			}
 			patch, err := ff.patch(cmd)
 			if err != nil {
 				return err
 			}
+			if !ff.anyField(cmd) {
+				return fmt.Errorf("%w: nothing to change: give at least one of --description, --action, --classification, --required-fields, --default-values, --validation", preset.ErrInvalid)
+			}
 			return withStore(cmd.Context(), g, f, func(ctx context.Context, s *preset.Store) error {
 				p, err := s.Update(ctx, args[0], f.org, patch)
+				if errors.Is(err, preset.ErrNotFound) {
+					return fmt.Errorf("%w: organization %q has no preset %q of its own to update; to override the default, create one: auditpg preset create %s --org %s", preset.ErrNotFound, f.org, args[0], args[0], f.org)
+				}
 				if err != nil {
 					return err
 				}
@@ -220,8 +260,34 @@ func (f *presetFlags) readOrg() string {
 	return f.org
 }
 
+// requireFields names the flag (or the --file key) of each field a new
+// preset lacks, so that the store's own checks are left with the values.
+func requireFields(p preset.Preset, file string) error {
+	var missing []string
+	for _, req := range []struct{ value, flag, key string }{
+		{p.Name, "NAME (the argument)", "name"},
+		{p.Action, "--action", "action"},
+		{string(p.DataClassification), "--classification", "data_classification"},
+		{p.CreatedBy, "--by", "created_by"},
+	} {
+		if req.value == "" {
+			if file != "" {
+				req.flag += fmt.Sprintf(" (or %q in --file)", req.key)
+			}
+			missing = append(missing, req.flag)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: a new preset needs %s", preset.ErrInvalid, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
 // withStore opens the database and runs fn with a store on it.
 func withStore(ctx context.Context, g *globals, f *presetFlags, fn func(context.Context, *preset.Store) error) error {
+	if f.table == "" {
+		return errors.New("--table must not be empty: give the preset table's name (default audit_preset)")
+	}
 	db, err := g.openDB(ctx)
 	if err != nil {
 		return err
@@ -241,9 +307,19 @@ func (ff *fieldFlags) register(cmd *cobra.Command) *cobra.Command {
 	fl.StringVar(&ff.classification, "classification", "", "data classification: "+preset.ClassificationList())
 	fl.StringSliceVar(&ff.requiredFields, "required-fields", nil, "fields an event must carry, comma-separated")
 	fl.StringVar(&ff.defaultValues, "default-values", "", `default values, a JSON object: '{"retentionPolicy":"1y"}'`)
-	fl.StringVar(&ff.validation, "validation", "", `validation rules, a JSON object; keys left out keep their default: '{"maxStringLength":5000}'`)
+	fl.StringVar(&ff.validation, "validation", "", `validation rules, a JSON object; keys left out keep their default: '{"max_string_length":5000}'`)
 	fl.StringVar(&ff.by, "by", defaultAuthor(), "author recorded as created_by / updated_by")
 	return cmd
+}
+
+// anyField says whether a flag that sets a field was given.
+func (ff *fieldFlags) anyField(cmd *cobra.Command) bool {
+	for _, name := range []string{"description", "action", "classification", "required-fields", "default-values", "validation"} {
+		if cmd.Flags().Changed(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // patch turns the flags given on the command line into a Patch; flags left
