@@ -1,0 +1,138 @@
+package changefeed
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+)
+
+// Listener keeps one connection LISTENing on Channel and hands every
+// notification to its Changed function, reconnecting when the connection
+// fails. Up and Down tell the state: between a Down and the next Up, a
+// change may have been missed.
+type Listener struct {
+	// Config is the connection's configuration; Run copies it.
+	Config *pgconn.Config
+	// Changed is called, from Run's goroutine, with each payload received
+	// (see ParsePayload), in the order of the commits that sent them.
+	Changed func(payload string)
+	// Up is called once the LISTEN is in place, after a start or a
+	// reconnection; Down when the connection fails, with the cause.
+	Up   func()
+	Down func(err error)
+	// Liveness is how long the connection may stay silent before it is
+	// checked with an empty query (default 15s): a peer that vanished
+	// without closing the connection is noticed within about that time.
+	Liveness time.Duration
+	// RetryMin and RetryMax bound the delay between connection attempts,
+	// doubled from RetryMin after each failure, ±50% (defaults 50ms, 1s).
+	RetryMin, RetryMax time.Duration
+}
+
+// Run listens until ctx is done, and returns ctx's error.
+func (l *Listener) Run(ctx context.Context) error {
+	delay := l.retryMin()
+	for {
+		err := l.session(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, errWasUp) {
+			delay = l.retryMin() // it worked for a while: retry soon
+		}
+		t := time.NewTimer(jitter(delay))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(2*delay, l.retryMax())
+	}
+}
+
+// errWasUp marks a session that reached Up before it failed.
+var errWasUp = errors.New("changefeed: the listening connection failed")
+
+// session connects, LISTENs, reports Up, and hands on notifications until
+// the connection fails; it reports Down for a failure after Up.
+func (l *Listener) session(ctx context.Context) error {
+	cfg := l.Config.Copy()
+	// pgconn calls this from the goroutine that reads the connection: Run's.
+	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
+		if n.Channel == Channel && l.Changed != nil {
+			l.Changed(n.Payload)
+		}
+	}
+	// A liveness timeout must only interrupt the wait, not send the
+	// server a cancel request or close the connection.
+	cfg.BuildContextWatcherHandler = func(pgConn *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: pgConn.Conn()}
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+Channel).ReadAll(); err != nil {
+		return err
+	}
+	if l.Up != nil {
+		l.Up()
+	}
+	for {
+		wait, cancel := context.WithTimeout(ctx, l.liveness())
+		err := conn.WaitForNotification(wait)
+		cancel()
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case pgconn.Timeout(err) && !conn.IsClosed():
+			// Silent for a while: make sure the server is still there.
+			check, cancel := context.WithTimeout(ctx, l.liveness())
+			_, err = conn.Exec(check, "").ReadAll()
+			cancel()
+			if err == nil {
+				continue
+			}
+			fallthrough
+		default:
+			if l.Down != nil {
+				l.Down(err)
+			}
+			return errors.Join(errWasUp, err)
+		}
+	}
+}
+
+func (l *Listener) liveness() time.Duration {
+	if l.Liveness > 0 {
+		return l.Liveness
+	}
+	return 15 * time.Second
+}
+
+func (l *Listener) retryMin() time.Duration {
+	if l.RetryMin > 0 {
+		return l.RetryMin
+	}
+	return 50 * time.Millisecond
+}
+
+func (l *Listener) retryMax() time.Duration {
+	if l.RetryMax > 0 {
+		return l.RetryMax
+	}
+	return time.Second
+}
+
+// jitter returns d ±50%, so that processes that lost the server together do
+// not reconnect together.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d)+1))
+}
