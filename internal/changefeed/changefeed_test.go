@@ -3,9 +3,12 @@ package changefeed
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -266,5 +269,51 @@ func TestListenerReconnects(t *testing.T) {
 	r.await(t, "the notification sent after the reconnection", func(r *recorder) bool { return len(r.payloads) == 1 })
 	if got := r.take(); got[0] != All {
 		t.Errorf("received %q; want %q", got, All)
+	}
+}
+
+// TestPublisher: what is published reaches a listener, once, names with
+// quotes, commas and backslashes included; a queue too long becomes All.
+func TestPublisher(t *testing.T) {
+	r := newRecorder()
+	r.listener(t)
+	r.await(t, "the first Up", func(r *recorder) bool { return r.ups == 1 })
+
+	cfg, err := pgconn.ParseConfig(testDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent atomic.Int64
+	p := &Publisher{Config: cfg, Sent: func(n int) { sent.Add(int64(n)) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != context.Canceled {
+			t.Errorf("Run returned %v", err)
+		}
+	}()
+	want := []string{Payload("s", `a "b", c`), Payload("", "plain"), Payload("x", `back\slash`)}
+	p.Publish(want...)
+	p.Publish(want[0]) // a repeat before the batch went: sent once
+	r.await(t, "the published payloads", func(r *recorder) bool { return len(r.payloads) >= 3 })
+	time.Sleep(50 * time.Millisecond)
+	got := r.take()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("received %q; want %q", got, want)
+	}
+
+	// Past maxPending distinct tables, the queue is one All.
+	many := make([]string, maxPending+1)
+	for i := range many {
+		many[i] = Payload("s", fmt.Sprint("t", i))
+	}
+	q := &Publisher{}
+	q.Publish(many...)
+	if batch := q.take(); len(batch) != 1 || batch[0] != All {
+		t.Errorf("%d pending tables: batch %q; want [All]", len(many), batch)
 	}
 }
