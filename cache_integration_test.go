@@ -43,9 +43,13 @@ func ciOpen(t testing.TB, opts ...Option) *sql.DB {
 	return ciOpenDSN(t, testDSN, opts...)
 }
 
+// ciOpenDSN opens dsn through auditpg with opts. The cache hears only of
+// its own writes (InvalidateLocal) unless opts say otherwise: the tests run
+// in parallel on one database, and each one's writes and DDL would
+// otherwise cost the others the hits they count.
 func ciOpenDSN(t testing.TB, dsn string, opts ...Option) *sql.DB {
 	t.Helper()
-	db, err := Open(dsn, opts...)
+	db, err := Open(dsn, append([]Option{WithInvalidation(InvalidateLocal)}, opts...)...)
 	return testdb.Opened(t, db, err)
 }
 
@@ -2033,7 +2037,7 @@ func TestCacheIntegFillStoredAfterClose(t *testing.T) {
 func TestCacheIntegFillAfterDBClose(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := Open(testDSN, WithCacheMode(CacheAll))
+	db, err := Open(testDSN, WithCacheMode(CacheAll), WithInvalidation(InvalidateLocal))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 // table t(id, v).
 func cacheDB(t *testing.T, table string, opts ...Option) *sql.DB {
 	t.Helper()
-	db := openDB(t, DriverName, append([]Option{WithCacheMode(CacheAll)}, opts...)...)
+	db := openDB(t, DriverName, append([]Option{WithCacheMode(CacheAll), WithInvalidation(InvalidateLocal)}, opts...)...) // see ciOpenDSN
 	mustExec(t, db, `DROP TABLE IF EXISTS `+table)
 	mustExec(t, db, `CREATE TABLE `+table+` (id int PRIMARY KEY, v text)`)
 	mustExec(t, db, `INSERT INTO `+table+` VALUES (1, 'one'), (2, 'two')`)

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/changefeed"
 	"github.com/auditpg/auditpg/internal/otelobs"
 	"github.com/auditpg/auditpg/internal/resultcache"
 	"github.com/auditpg/auditpg/internal/sqlclass"
@@ -63,6 +65,9 @@ type Connector struct {
 	shared                  // what the interceptor of every connection reads
 	inner  driver.Connector // pgx stdlib's connector
 	drv    Driver
+
+	stopFeed func()         // stops the change feed's goroutines, if the cache has one
+	feedDone sync.WaitGroup // the change feed's goroutines
 }
 
 // NewConnector returns a Connector for sql.OpenDB. The DSN takes every form
@@ -198,8 +203,41 @@ func wrapConnector(inner driver.Connector, cfg config) *Connector {
 			}
 		}
 		c.cache = resultcache.New(cfg.cache, listeners)
+		if cfg.invalidation == InvalidateNotify {
+			c.useChangeFeed()
+		}
 	}
 	return c
+}
+
+// useChangeFeed makes the cache hear of the writes of other processes on
+// the changefeed channel, and publish this process's own there. The
+// listener and the publisher each get a connection of their own, made with
+// the configuration of the first connection that needs them (see
+// resultcache.Cache.UseFeed), and live until Close.
+func (c *Connector) useChangeFeed() {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.stopFeed = cancel
+	pub := &changefeed.Publisher{}
+	logger := c.cfg.stats.logger
+	c.cache.UseFeed(func(cfg *pgconn.Config) {
+		pub.Config = cfg
+		l := &changefeed.Listener{
+			Config:  cfg,
+			Changed: func(payload string) { c.cache.Received(ctx, payload) },
+			Up:      c.cache.FeedUp,
+			Failed:  func(error) { c.cache.FeedFailed() },
+			Down: func(err error) {
+				c.cache.FeedDown()
+				if logger != nil {
+					logger.Warn("auditpg: the change feed's connection failed: reads bypass the result cache until it is back", "error", err)
+				}
+			},
+		}
+		c.feedDone.Add(2)
+		go func() { defer c.feedDone.Done(); _ = l.Run(ctx) }()
+		go func() { defer c.feedDone.Done(); _ = pub.Run(ctx) }()
+	}, pub.Publish)
 }
 
 func isOTel(o Observer) bool {
@@ -349,8 +387,13 @@ func Invalidate(db *sql.DB, tables ...string) error {
 	return nil
 }
 
-// Close releases the connector's result cache; sql.DB.Close calls it.
+// Close stops the change feed and releases the connector's result cache;
+// sql.DB.Close calls it.
 func (c *Connector) Close() error {
+	if c.stopFeed != nil {
+		c.stopFeed()
+		c.feedDone.Wait()
+	}
 	if c.cache == nil {
 		return nil
 	}

@@ -51,6 +51,7 @@ type config struct {
 	rewriter       func(ctx context.Context, query string) string
 	otel           bool // the default OpenTelemetry observer
 	cache          resultcache.Config
+	invalidation   Invalidation
 	// cacheSizeDSN and cacheMaxEntryDSN hold the DSN's value of
 	// auditpg_cache_size and auditpg_cache_max_entry while it is the one in
 	// force (an option in code clears it), so that validate blames it.
@@ -80,6 +81,7 @@ func defaultConfig() config {
 		connectTimeout: 10 * time.Second,
 		classifierSize: 4096,
 		cache:          resultcache.DefaultConfig(),
+		invalidation:   InvalidateNotify,
 		otel:           true,
 	}
 }
@@ -162,6 +164,30 @@ func WithCacheRLSTables(tables ...string) Option {
 		c.cache.RLSAllowed = setOf(tables)
 		return nil
 	}
+}
+
+// Invalidation is where the result cache hears of the writes of other
+// processes (see WithInvalidation).
+type Invalidation string
+
+const (
+	// InvalidateNotify, the default, listens on the auditpg_invalidate
+	// channel, which every auditpg process with the cache on publishes its
+	// own writes to and which the statement triggers of
+	// `auditpg cache install-triggers` publish every writer's changes to.
+	InvalidateNotify Invalidation = "notify"
+	// InvalidateLocal hears only of the writes through this connector:
+	// safe with one writer only.
+	InvalidateLocal Invalidation = "local"
+)
+
+// WithInvalidation sets where the result cache hears of the writes other
+// processes commit: InvalidateNotify (the default) or InvalidateLocal.
+// DSN: auditpg_invalidate=notify or local.
+func WithInvalidation(src Invalidation) Option {
+	return validated(src != InvalidateNotify && src != InvalidateLocal, fmt.Sprintf("WithInvalidation(%q)", string(src)),
+		"InvalidateNotify or InvalidateLocal",
+		func(c *config) { c.invalidation = src })
 }
 
 // WithSlowQueryThreshold sets the duration from which a call counts as slow
@@ -341,6 +367,13 @@ var dsnParams = map[string]dsnParam{
 	"auditpg_cache_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
 		names, err := splitList(v)
 		return WithCacheTables(names...), err
+	}},
+	"auditpg_invalidate": {form: "notify or local", option: func(v string) (Option, error) {
+		src := Invalidation(strings.ToLower(v))
+		if src == "wal" {
+			return nil, paramDetail("logical decoding is not available yet: use notify, with the triggers of auditpg cache install-triggers for writers other than auditpg")
+		}
+		return WithInvalidation(src), nil
 	}},
 	"auditpg_cache_rls_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
 		names, err := splitList(v)

@@ -74,7 +74,7 @@ func TestRegisteredConnConfig(t *testing.T) {
 	t.Cleanup(func() { stdlib.UnregisterConnConfig(name) })
 
 	var rec targetRecorder
-	db, err := Open(name, WithCacheMode(CacheAll), WithObserver(&rec))
+	db, err := Open(name, WithCacheMode(CacheAll), WithInvalidation(InvalidateLocal), WithObserver(&rec))
 	c, cerr := connectorOf(db)
 	if err == nil && cerr == nil && c.Target() != (Target{}) {
 		t.Errorf("Target before any connection = %+v, want the zero Target", c.Target())

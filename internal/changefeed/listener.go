@@ -24,6 +24,9 @@ type Listener struct {
 	// reconnection; Down when the connection fails, with the cause.
 	Up   func()
 	Down func(err error)
+	// Failed, if set, is called when an attempt to connect and LISTEN
+	// fails (Run tries again).
+	Failed func(err error)
 	// Liveness is how long the connection may stay silent before it is
 	// checked with an empty query (default 15s): a peer that vanished
 	// without closing the connection is noticed within about that time.
@@ -43,6 +46,8 @@ func (l *Listener) Run(ctx context.Context) error {
 		}
 		if errors.Is(err, errWasUp) {
 			delay = l.retryMin() // it worked for a while: retry soon
+		} else if l.Failed != nil {
+			l.Failed(err)
 		}
 		t := time.NewTimer(jitter(delay))
 		select {

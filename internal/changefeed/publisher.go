@@ -2,6 +2,7 @@ package changefeed
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -82,11 +83,23 @@ func (p *Publisher) take() []string {
 	return batch
 }
 
-// Run sends what is published until ctx is done, and returns ctx's error.
+// finalSend bounds the last send, of what is pending when Run's context
+// ends: a process that writes and exits still tells the others.
+const finalSend = time.Second
+
+// Run sends what is published until ctx is done, then, within finalSend,
+// what is still pending, and returns ctx's error.
 func (p *Publisher) Run(ctx context.Context) error {
 	wake := p.wakeChan()
 	var conn *pgconn.PgConn
 	defer func() {
+		if batch := p.take(); batch != nil {
+			last, cancel := context.WithTimeout(context.Background(), finalSend)
+			if p.send(last, &conn, batch) == nil && p.Sent != nil {
+				p.Sent(len(batch))
+			}
+			cancel()
+		}
 		if conn != nil {
 			conn.Close(context.Background())
 		}
@@ -134,6 +147,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 
 // send sends one batch, connecting first if need be.
 func (p *Publisher) send(ctx context.Context, conn **pgconn.PgConn, batch []string) error {
+	if p.Config == nil {
+		return errors.New("changefeed: the publisher has no connection configuration")
+	}
 	if *conn == nil || (*conn).IsClosed() {
 		c, err := pgconn.ConnectConfig(ctx, p.Config)
 		if err != nil {

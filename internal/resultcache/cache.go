@@ -48,6 +48,7 @@ type Cache struct {
 
 	listeners []Listener
 	stats     cacheCounters
+	feed      feed
 }
 
 type cacheCounters struct {

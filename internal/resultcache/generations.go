@@ -52,10 +52,17 @@ func (c *Cache) genCounters(tables []string) []*atomic.Uint64 {
 	return gens
 }
 
-// invalidate bumps the generations of tables (and of the partitioned
+// invalidate is invalidateLocal for a write of this process, which the
+// other processes are then told of (see UseFeed).
+func (c *Cache) invalidate(ctx context.Context, tables []string, all bool) {
+	c.invalidateLocal(ctx, tables, all)
+	c.publishInvalidation(tables, all)
+}
+
+// invalidateLocal bumps the generations of tables (and of the partitioned
 // tables above them), or the global one when all is set. Entries filled
 // under older generations are then misses.
-func (c *Cache) invalidate(ctx context.Context, tables []string, all bool) {
+func (c *Cache) invalidateLocal(ctx context.Context, tables []string, all bool) {
 	if all {
 		c.global.Add(1)
 	} else {

@@ -21,6 +21,7 @@ const (
 	bypassArgs        = "argument type"
 	bypassLookupError = "catalog lookup failed"
 	bypassUnfillable  = "result too large to cache"
+	bypassFeedDown    = "change feed down"
 )
 
 // selected says whether the policy wants st cached, and for how long.

@@ -92,6 +92,8 @@ func (s *Session) Lookup(ctx context.Context, st *sqlclass.Statement, query stri
 		reason = bypassSession
 	case s.pgx == nil:
 		reason = bypassLookupError
+	case !c.feedReady(ctx, s):
+		reason = bypassFeedDown
 	default:
 		var v verdict
 		v, reason = s.verdict(ctx, st)
@@ -266,6 +268,7 @@ func (s *Session) txStatement(ctx context.Context, st *sqlclass.Statement) {
 		// A prepared transaction, of this session or another, committed:
 		// what it wrote is unknown here.
 		s.c.forgetCatalog()
+		s.c.startFeed(s)
 		s.c.invalidate(ctx, nil, true)
 	case st.Operation == "PREPARE TRANSACTION":
 		s.EndTransaction(ctx, false) // its writes land at COMMIT PREPARED
@@ -295,6 +298,7 @@ func (s *Session) EndTransaction(ctx context.Context, committed bool) {
 // ask unset, only what the catalog memos already say is used.
 func (s *Session) invalidate(ctx context.Context, tables []string, all, ask bool) {
 	c := s.c
+	c.startFeed(s) // the others hear of this write
 	if all || len(tables) == 0 {
 		c.invalidate(ctx, nil, true)
 		return

@@ -30,6 +30,17 @@ type Stats struct {
 	Entries  int     `json:"entries"`
 	Bytes    int     `json:"bytes"`
 	HitRatio float64 `json:"hit_ratio"`
+	// Feed is the state of the feed of other processes' changes: off,
+	// up, or down (reads then bypass, counted under "change feed down").
+	// FeedReceived counts the changes it delivered, FeedPublished the
+	// invalidations of this process handed to the others, FeedResyncs the
+	// times it came up (each drops every entry: changes may have been
+	// missed before) and FeedDowns the times it was lost.
+	Feed          FeedState `json:"feed"`
+	FeedReceived  int64     `json:"feed_received"`
+	FeedPublished int64     `json:"feed_published"`
+	FeedResyncs   int64     `json:"feed_resyncs"`
+	FeedDowns     int64     `json:"feed_downs"`
 }
 
 // Stats returns the cache's figures.
@@ -44,6 +55,11 @@ func (c *Cache) Stats() *Stats {
 		Entries:       c.store.Len(),
 		Bytes:         c.store.Capacity(),
 		Bypasses:      map[string]int64{},
+		Feed:          c.feedState(),
+		FeedReceived:  c.feed.received.Load(),
+		FeedPublished: c.feed.published.Load(),
+		FeedResyncs:   c.feed.resyncs.Load(),
+		FeedDowns:     c.feed.downs.Load(),
 	}
 	s.Evictions = max(0, c.stats.added.Load()-int64(s.Entries))
 	c.stats.mu.RLock()
@@ -59,7 +75,8 @@ func (c *Cache) Stats() *Stats {
 
 // ResetStats sets the counters to zero; entries held are kept.
 func (c *Cache) ResetStats() {
-	for _, n := range []*atomic.Int64{&c.stats.hits, &c.stats.misses, &c.stats.fills, &c.stats.rejected, &c.stats.invalidations} {
+	for _, n := range []*atomic.Int64{&c.stats.hits, &c.stats.misses, &c.stats.fills, &c.stats.rejected, &c.stats.invalidations,
+		&c.feed.received, &c.feed.published, &c.feed.resyncs, &c.feed.downs} {
 		n.Store(0)
 	}
 	c.stats.added.Store(int64(c.store.Len()))
