@@ -237,7 +237,7 @@ func (c *Connector) useChangeFeed() {
 		c.feedDone.Add(2)
 		go func() { defer c.feedDone.Done(); _ = l.Run(ctx) }()
 		go func() { defer c.feedDone.Done(); _ = pub.Run(ctx) }()
-	}, pub.Publish)
+	}, pub.Publish, pub.Pending)
 }
 
 func isOTel(o Observer) bool {

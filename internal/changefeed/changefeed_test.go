@@ -261,7 +261,7 @@ func TestListenerReconnects(t *testing.T) {
 	r.await(t, "the first Up", func(r *recorder) bool { return r.ups == 1 })
 
 	var n int
-	if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = 'LISTEN ` + Channel + `'`).Scan(&n); err != nil || n != 1 {
+	if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, ListenerName).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("terminated %d listening backends, %v; want 1", n, err)
 	}
 	r.await(t, "Down, then Up again", func(r *recorder) bool { return len(r.downs) == 1 && r.ups == 2 })

@@ -10,6 +10,25 @@ import (
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 )
 
+// ListenerName and PublisherName are the application_name of the
+// listener's and the publisher's connections, as pg_stat_activity shows
+// them.
+const (
+	ListenerName  = "auditpg change feed listener"
+	PublisherName = "auditpg change feed publisher"
+)
+
+// named returns a copy of cfg whose connection shows name as its
+// application_name.
+func named(cfg *pgconn.Config, name string) *pgconn.Config {
+	c := cfg.Copy()
+	if c.RuntimeParams == nil {
+		c.RuntimeParams = map[string]string{}
+	}
+	c.RuntimeParams["application_name"] = name
+	return c
+}
+
 // Listener keeps one connection LISTENing on Channel and hands every
 // notification to its Changed function, reconnecting when the connection
 // fails. Up and Down tell the state: between a Down and the next Up, a
@@ -66,7 +85,7 @@ var errWasUp = errors.New("changefeed: the listening connection failed")
 // session connects, LISTENs, reports Up, and hands on notifications until
 // the connection fails; it reports Down for a failure after Up.
 func (l *Listener) session(ctx context.Context) error {
-	cfg := l.Config.Copy()
+	cfg := named(l.Config, ListenerName)
 	// pgconn calls this from the goroutine that reads the connection: Run's.
 	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
 		if n.Channel == Channel && l.Changed != nil {

@@ -28,9 +28,18 @@ type Publisher struct {
 	// kept and sent again).
 	Failed func(err error)
 
-	mu      sync.Mutex
-	pending map[string]struct{}
-	wake    chan struct{}
+	mu       sync.Mutex
+	pending  map[string]struct{}
+	inFlight int // payloads of the batch being sent
+	wake     chan struct{}
+}
+
+// Pending counts the payloads published and not yet sent, the batch being
+// sent included.
+func (p *Publisher) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pending) + p.inFlight
 }
 
 // Publish queues payloads and returns at once.
@@ -80,7 +89,15 @@ func (p *Publisher) take() []string {
 		}
 	}
 	clear(p.pending)
+	p.inFlight = len(batch)
 	return batch
+}
+
+// done ends the batch take returned.
+func (p *Publisher) done() {
+	p.mu.Lock()
+	p.inFlight = 0
+	p.mu.Unlock()
 }
 
 // finalSend bounds the last send, of what is pending when Run's context
@@ -99,6 +116,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 				p.Sent(len(batch))
 			}
 			cancel()
+			p.done()
 		}
 		if conn != nil {
 			conn.Close(context.Background())
@@ -116,6 +134,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 			}
 		}
 		err := p.send(ctx, &conn, batch)
+		if err != nil {
+			p.Publish(batch...) // again, with whatever came meanwhile
+		}
+		p.done()
 		if err == nil {
 			delay = 50 * time.Millisecond
 			if p.Sent != nil {
@@ -129,7 +151,6 @@ func (p *Publisher) Run(ctx context.Context) error {
 		if p.Failed != nil {
 			p.Failed(err)
 		}
-		p.Publish(batch...) // again, with whatever came meanwhile
 		if conn != nil {
 			conn.Close(context.Background())
 			conn = nil
@@ -151,7 +172,7 @@ func (p *Publisher) send(ctx context.Context, conn **pgconn.PgConn, batch []stri
 		return errors.New("changefeed: the publisher has no connection configuration")
 	}
 	if *conn == nil || (*conn).IsClosed() {
-		c, err := pgconn.ConnectConfig(ctx, p.Config)
+		c, err := pgconn.ConnectConfig(ctx, named(p.Config, PublisherName))
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ type feed struct {
 	settled    chan struct{} // closed at the first FeedUp or FeedFailed
 	settleOnce sync.Once
 	publish    func(...string) // this process's writes, for the others; may be nil
+	pending    func() int      // payloads published and not yet sent; may be nil
 
 	received, published, resyncs, downs atomic.Int64
 }
@@ -39,9 +40,10 @@ const (
 // the feed, which then reports with FeedUp, FeedDown and Received; until
 // FeedUp, reads bypass the cache. publish, if not nil, is handed the
 // payloads (changefeed.Payload, changefeed.All) of every invalidation this
-// process makes, from its first. Call UseFeed before the cache is used.
-func (c *Cache) UseFeed(start func(*pgconn.Config), publish func(payloads ...string)) {
-	c.feed.on, c.feed.start, c.feed.publish = true, start, publish
+// process makes, from its first; pending, if not nil, counts those not
+// sent yet. Call UseFeed before the cache is used.
+func (c *Cache) UseFeed(start func(*pgconn.Config), publish func(payloads ...string), pending func() int) {
+	c.feed.on, c.feed.start, c.feed.publish, c.feed.pending = true, start, publish, pending
 	c.feed.settled = make(chan struct{})
 }
 

@@ -33,12 +33,14 @@ type Stats struct {
 	// Feed is the state of the feed of other processes' changes: off,
 	// up, or down (reads then bypass, counted under "change feed down").
 	// FeedReceived counts the changes it delivered, FeedPublished the
-	// invalidations of this process handed to the others, FeedResyncs the
+	// invalidations of this process handed to the others (FeedPending of
+	// them are not sent yet), FeedResyncs the
 	// times it came up (each drops every entry: changes may have been
 	// missed before) and FeedDowns the times it was lost.
 	Feed          FeedState `json:"feed"`
 	FeedReceived  int64     `json:"feed_received"`
 	FeedPublished int64     `json:"feed_published"`
+	FeedPending   int       `json:"feed_pending"`
 	FeedResyncs   int64     `json:"feed_resyncs"`
 	FeedDowns     int64     `json:"feed_downs"`
 }
@@ -60,6 +62,9 @@ func (c *Cache) Stats() *Stats {
 		FeedPublished: c.feed.published.Load(),
 		FeedResyncs:   c.feed.resyncs.Load(),
 		FeedDowns:     c.feed.downs.Load(),
+	}
+	if c.feed.pending != nil {
+		s.FeedPending = c.feed.pending()
 	}
 	s.Evictions = max(0, c.stats.added.Load()-int64(s.Entries))
 	c.stats.mu.RLock()
