@@ -317,3 +317,90 @@ func TestPublisher(t *testing.T) {
 		t.Errorf("%d pending tables: batch %q; want [All]", len(many), batch)
 	}
 }
+
+// TestPlanInstall: installing names each table or every table, is
+// idempotent, shows in the status, publishes DDL through the event trigger
+// (the test user is a superuser), and uninstalling removes it all.
+func TestPlanInstall(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.Open(t, "pgx", testDSN)
+	schema := testdb.Schema(t, db)
+	q := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
+	testdb.Exec(t, db, `CREATE TABLE `+q("one")+` (id int)`)
+	testdb.Exec(t, db, `CREATE TABLE `+q("Two")+` (id int)`)
+	testdb.Exec(t, db, `CREATE VIEW `+q("a_view")+` AS SELECT 1`)
+
+	if _, err := PlanInstall(ctx, db, schema, []string{q("one"), q("nope"), q("a_view")}); err == nil ||
+		!strings.Contains(err.Error(), "nope") || !strings.Contains(err.Error(), "a_view") {
+		t.Errorf("a plan for a missing table and a view: %v; want an error naming both", err)
+	}
+	p, err := PlanInstall(ctx, db, schema, []string{q("one"), q("Two")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Tables) != 2 || p.Tables[1].Name != "Two" || p.Tables[1].Schema != schema || !p.DDLTrigger {
+		t.Fatalf("plan %+v; want the two tables, schema-qualified, and the DDL trigger", p)
+	}
+	for range 2 {
+		if err := p.Apply(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := ReadStatus(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, ts := range st.Tables {
+		if ts.Table.Schema == schema {
+			got[ts.Table.Name] = ts.Trigger
+		}
+	}
+	if !got["one"] || !got["Two"] || len(got) != 2 || !st.DDLTrigger {
+		t.Errorf("status after install: %v, DDL trigger %v; want both tables' triggers and the DDL trigger", got, st.DDLTrigger)
+	}
+
+	r := newRecorder()
+	r.listener(t)
+	r.await(t, "the first Up", func(r *recorder) bool { return r.ups == 1 })
+	testdb.Exec(t, db, `ALTER TABLE `+q("one")+` ENABLE ROW LEVEL SECURITY`)
+	r.await(t, "the DDL published", func(r *recorder) bool { return slices.Contains(r.payloads, All) })
+	if st, err := ReadStatus(ctx, db); err != nil || st.Listeners < 1 {
+		t.Errorf("status with a listener: %+v, %v; want at least 1 listener", st, err)
+	}
+
+	all, err := PlanInstall(ctx, db, schema, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, tb := range all.Tables {
+		if tb.Schema == schema {
+			found++
+		}
+	}
+	if found != 2 {
+		t.Errorf("a plan for every table holds %d of the schema's 2 tables (not the view)", found)
+	}
+
+	u, err := PlanUninstall(ctx, db, schema, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := u.Apply(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err = ReadStatus(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	for _, ts := range st.Tables {
+		if ts.Trigger {
+			t.Errorf("after uninstall, %v still has its trigger", ts.Table)
+		}
+	}
+	if st.DDLTrigger {
+		t.Error("after uninstall, the DDL trigger is still there")
+	}
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/auditpg/auditpg/internal/changefeed"
+	"github.com/spf13/cobra"
+)
+
+func init() { commands = append(commands, newCacheCmd) }
+
+// triggerFlags are the flags of install-triggers and uninstall-triggers.
+type triggerFlags struct {
+	tables   []string
+	all      bool
+	fnSchema string
+	dryRun   bool
+}
+
+func newCacheCmd(g *globals) *cobra.Command {
+	install := triggerCmd(g, "install-triggers",
+		"Install the triggers that tell every process's cache of every writer's changes",
+		`install-triggers installs, on each table named (--tables) or on every table
+(--all), a statement trigger that publishes the table on the auditpg_invalidate
+channel at each commit that wrote it (INSERT, UPDATE, DELETE, TRUNCATE, COPY,
+cascades, other triggers), for the result caches of auditpg processes (they
+listen with auditpg_invalidate=notify, the default). When the user is a
+superuser it also installs an event trigger that publishes DDL, so that what
+the caches remember of the catalog is forgotten. Run it again for tables
+created later, partitions included: a statement trigger is not inherited.
+Idempotent; --dry-run prints the SQL and changes nothing.`,
+		changefeed.PlanInstall)
+	uninstall := triggerCmd(g, "uninstall-triggers",
+		"Remove the triggers install-triggers installed",
+		`uninstall-triggers removes the statement triggers of the tables named
+(--tables) or of every table (--all, which also removes the event trigger and
+the functions). Idempotent; --dry-run prints the SQL and changes nothing.`,
+		changefeed.PlanUninstall)
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Which tables publish their changes, the DDL trigger, the processes listening",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, err := g.openDB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			st, err := changefeed.ReadStatus(cmd.Context(), db)
+			if err != nil {
+				return err
+			}
+			return show(g, st, writeFeedStatus)
+		},
+	}
+	return group("cache", "The result cache across processes: the triggers that publish every writer's changes, and their status",
+		install, uninstall, status)
+}
+
+// triggerCmd is install-triggers or uninstall-triggers, which plan with
+// plan and apply the plan unless --dry-run.
+func triggerCmd(g *globals, use, short, long string,
+	plan func(context.Context, *sql.DB, string, []string) (*changefeed.Plan, error)) *cobra.Command {
+	f := &triggerFlags{}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long:  long,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.all == (len(f.tables) > 0) {
+				return errors.New("give either --tables a,b or --all")
+			}
+			if f.fnSchema == "" {
+				return errors.New("--function-schema must not be empty: give the schema of the trigger functions (default public)")
+			}
+			ctx := cmd.Context()
+			db, err := g.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			p, err := plan(ctx, db, f.fnSchema, f.tables)
+			if err != nil {
+				return err
+			}
+			if !f.dryRun {
+				if err := p.Apply(ctx, db); err != nil {
+					return err
+				}
+			}
+			return show(g, p, func(w io.Writer, p *changefeed.Plan) error { return writeTriggerPlan(w, p, use, f.dryRun) })
+		},
+	}
+	cmd.Flags().StringSliceVar(&f.tables, "tables", nil, "the tables, separated by commas (as in SQL: schema.table, or through the search_path)")
+	cmd.Flags().BoolVar(&f.all, "all", false, "every ordinary and partitioned table outside the system schemas")
+	cmd.Flags().StringVar(&f.fnSchema, "function-schema", "public", "schema of the trigger functions")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "print the SQL, change nothing")
+	return cmd
+}
+
+func writeTriggerPlan(w io.Writer, p *changefeed.Plan, use string, dryRun bool) error {
+	if dryRun {
+		fmt.Fprintf(w, "-- %s --dry-run: nothing was changed; these statements would run in one transaction\n", use)
+		for _, s := range p.Statements {
+			fmt.Fprintf(w, "%s;\n", s)
+		}
+		return nil
+	}
+	verb := "installed on"
+	if strings.HasPrefix(use, "uninstall") {
+		verb = "removed from"
+	}
+	fmt.Fprintf(w, "triggers %s %d tables\n", verb, len(p.Tables))
+	for _, t := range p.Tables {
+		fmt.Fprintf(w, "  %s\n", t)
+	}
+	if !p.DDLTrigger && !strings.HasPrefix(use, "uninstall") {
+		fmt.Fprintln(w, "warning: not a superuser, so no event trigger: DDL by other processes (a table's row-level security, a column's type, a function's volatility) reaches the caches only when run through auditpg; run install-triggers as a superuser to install it")
+	}
+	return nil
+}
+
+func writeFeedStatus(w io.Writer, st *changefeed.Status) error {
+	on := 0
+	for _, t := range st.Tables {
+		if t.Trigger {
+			on++
+		}
+	}
+	fmt.Fprintf(w, "tables publishing their changes: %d of %d\n", on, len(st.Tables))
+	fmt.Fprintf(w, "DDL trigger: %v\nprocesses listening: %d\nnotification queue in use: %.2f%%\n", st.DDLTrigger, st.Listeners, 100*st.QueueUsage)
+	if len(st.Tables) > on {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nwithout a trigger (their writes reach other processes' caches only through auditpg):")
+		for _, t := range st.Tables {
+			if !t.Trigger {
+				fmt.Fprintf(tw, "  %s\n", t.Table)
+			}
+		}
+		return tw.Flush()
+	}
+	return nil
+}
