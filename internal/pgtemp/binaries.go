@@ -97,8 +97,7 @@ func ensureServer(ctx context.Context, roots []string) (binaries, error) {
 			if _, err := exec.LookPath("apt-get"); err != nil {
 				hint = "; " + otherSystems
 			}
-			return binaries{}, fmt.Errorf("%w: %w%s; or set %s to the URL of an existing server started with "+
-				"shared_preload_libraries=pg_stat_statements", err, ierr, hint, EnvDatabaseURL)
+			return binaries{}, fmt.Errorf("%w: %w%s", err, ierr, hint)
 		}
 		bin, err = findBinaries(ctx, roots)
 	}

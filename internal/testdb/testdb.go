@@ -49,7 +49,8 @@ func Run(m *testing.M, dsn *string) int {
 	err := pgtemp.Install(ctx)
 	cancel()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: cannot start a temporary PostgreSQL for the tests: %v\n", err)
+		fmt.Fprintf(os.Stderr, "FAIL: cannot start a temporary PostgreSQL for the tests: %v; "+
+			"or set %s to the URL of a server started with shared_preload_libraries=pg_stat_statements\n", err, pgtemp.EnvDatabaseURL)
 		return 1
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute)
@@ -72,7 +73,7 @@ func Run(m *testing.M, dsn *string) int {
 // on Debian or Ubuntu (sysdeps.Ensure, which says so on standard error).
 // Otherwise the test fails with the command to run, unless
 // AUDITPG_NO_INSTALL is set: then nothing is installed and the test skips,
-// saying "SKIP (missing program)" and what to install. .ci/run refuses to
+// saying "SKIP (missing program)", why and what to install. .ci/run refuses to
 // run with AUDITPG_NO_INSTALL set, so that CI never skips for that reason.
 func Need(tb testing.TB, d sysdeps.Dep) string {
 	tb.Helper()
@@ -93,7 +94,7 @@ func Missing(tb testing.TB, err error) {
 	tb.Helper()
 	missing := errors.Is(err, sysdeps.ErrMissing) || errors.Is(err, pgtemp.ErrNoBinaries) || errors.Is(err, pgtemp.ErrNoPostgresUser)
 	if missing && os.Getenv(sysdeps.EnvNoInstall) != "" {
-		tb.Skipf("SKIP (missing program; %s is set, so nothing is installed and this test does not run): %v", sysdeps.EnvNoInstall, err)
+		tb.Skipf("SKIP (missing program): %v", err)
 	}
 	tb.Fatal(err)
 }

@@ -81,7 +81,7 @@ func TestNeed(t *testing.T) {
 	t.Setenv(sysdeps.EnvNoInstall, "1")
 	gone := sysdeps.Dep{Name: "nothing", Package: "auditpg-no-such-package", Find: func() (string, bool) { return "", false }}
 	s := stop(t, func(tb testing.TB) { testdb.Need(tb, gone); tb.Error("Need returned") })
-	if !strings.HasPrefix(s.skipped, "SKIP (missing program; AUDITPG_NO_INSTALL is set") ||
+	if !strings.HasPrefix(s.skipped, "SKIP (missing program): ") || !strings.Contains(s.skipped, "AUDITPG_NO_INSTALL is set") ||
 		!strings.Contains(s.skipped, "apt-get install -y auditpg-no-such-package") || s.failed != "" {
 		t.Errorf("with AUDITPG_NO_INSTALL: %+v, want a skip that says what is missing", s)
 	}
