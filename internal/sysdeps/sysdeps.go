@@ -130,6 +130,7 @@ type system struct {
 	noInstall bool   // EnvNoInstall is set
 	lockPath  string
 	stderr    io.Writer
+	clearLine string // written before the first message: erases a progress line on a terminal
 	// run runs a command with its output to out and the environment
 	// variables env added to the process's.
 	run func(ctx context.Context, out io.Writer, env []string, name string, args ...string) error
@@ -143,8 +144,18 @@ func host() system {
 		noInstall: os.Getenv(EnvNoInstall) != "",
 		lockPath:  filepath.Join(os.TempDir(), lockName),
 		stderr:    os.Stderr,
+		clearLine: clearLine(os.Stderr),
 		run:       runCommand,
 	}
+}
+
+// clearLine returns what erases the current line of f when it is a
+// terminal, where the CLI may have drawn a progress line.
+func clearLine(f *os.File) string {
+	if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return "\r\033[K"
+	}
+	return ""
 }
 
 func runCommand(ctx context.Context, out io.Writer, env []string, name string, args ...string) error {
@@ -190,7 +201,7 @@ func (s system) ensure(ctx context.Context, d Dep) (string, error) {
 	if path, ok := d.Find(); ok {
 		return path, nil
 	}
-	fmt.Fprintf(s.stderr, "auditpg: installing %s (%s) with apt-get...\n", d.Package, d.describe())
+	fmt.Fprintf(s.stderr, "%sauditpg: installing %s (%s) with apt-get...\n", s.clearLine, d.Package, d.describe())
 	if err := s.aptInstall(ctx, d.Package); err != nil {
 		return "", s.missing(d, "apt-get failed", err)
 	}
