@@ -2,8 +2,9 @@
 // runs the tests against a temporary PostgreSQL cluster, the helpers tests
 // open the database, run set-up statements and make a schema of their own
 // with, and Need, which gives a test a program outside Go (HypoPG,
-// redis-server, chromium: see internal/sysdeps) or stops it. It is imported by tests only, so that no binary built
-// from the module links the testing package.
+// redis-server, chromium: see internal/sysdeps) or stops it. It is imported
+// by tests only, so that no binary built from the module links the testing
+// package.
 package testdb
 
 import (
@@ -73,8 +74,9 @@ func Run(m *testing.M, dsn *string) int {
 // on Debian or Ubuntu (sysdeps.Ensure, which says so on standard error).
 // Otherwise the test fails with the command to run, unless
 // AUDITPG_NO_INSTALL is set: then nothing is installed and the test skips,
-// saying "SKIP (missing program)", why and what to install. .ci/run refuses to
-// run with AUDITPG_NO_INSTALL set, so that CI never skips for that reason.
+// saying "SKIP (missing program)", why and what to install. .ci/run
+// refuses to run with AUDITPG_NO_INSTALL set, so that CI never skips for
+// that reason.
 func Need(tb testing.TB, d sysdeps.Dep) string {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
