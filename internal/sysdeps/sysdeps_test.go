@@ -302,9 +302,8 @@ func TestRealAptSimulated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := host()
+	s := host() // and its lock: apt-get update must not run beside another test's install
 	s.aptGet = filepath.Join(dir, "apt-get")
-	s.lockPath = filepath.Join(dir, lockName)
 	s.noInstall = false
 	var stderr bytes.Buffer
 	s.stderr = &stderr
