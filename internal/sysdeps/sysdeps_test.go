@@ -281,15 +281,13 @@ func TestNoInstallOnThisMachine(t *testing.T) {
 }
 
 // TestRealAptSimulated runs the real apt-get with --simulate in front of the
-// arguments Ensure gives its install, for chromium: apt accepts them and
-// would install the package, and nothing is installed.
+// arguments Ensure gives its install, for chromium taken as missing: apt
+// accepts the arguments and would install the package (or has it already),
+// and nothing is installed. apt knows every other known package too.
 func TestRealAptSimulated(t *testing.T) {
 	apt, err := exec.LookPath("apt-get")
 	if err != nil || os.Geteuid() != 0 {
 		t.Skip("not root on Debian or Ubuntu: there is no apt-get to run as root here")
-	}
-	if _, ok := Chromium().Find(); ok {
-		t.Skip("chromium is installed: the simulation would have nothing to do")
 	}
 	dir := t.TempDir()
 	for name, script := range map[string]string{
@@ -307,12 +305,28 @@ func TestRealAptSimulated(t *testing.T) {
 	s.noInstall = false
 	var stderr bytes.Buffer
 	s.stderr = &stderr
-	_, err = s.ensure(t.Context(), Chromium())
+	d := Chromium()
+	d.Find = func() (string, bool) { return "", false }
+	_, err = s.ensure(t.Context(), d)
 	if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), "but Chromium is still not found") {
-		t.Errorf("simulated install: %v, want it to succeed and leave chromium missing", err)
+		t.Errorf("simulated install: %v, want apt-get to succeed and chromium to stay missing", err)
 	}
-	if !strings.Contains(stderr.String(), "Inst chromium ") {
+	if !strings.Contains(stderr.String(), "Inst chromium ") && !strings.Contains(stderr.String(), "chromium is already the newest version") {
 		t.Errorf("apt-get would not install chromium:\n%s", stderr.String())
+	}
+
+	pkgs := []string{PostgreSQLServer().Package, PostgresUser().Package, Redis().Package}
+	if m := clientMajor(); m > 0 {
+		pkgs = append(pkgs, HypoPG(m).Package)
+	}
+	out, err := exec.Command(filepath.Join(filepath.Dir(apt), "apt-cache"), append([]string{"show", "--no-all-versions"}, pkgs...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("apt-cache show %s: %v\n%s", pkgs, err, out)
+	}
+	for _, p := range pkgs {
+		if !strings.Contains(string(out), "Package: "+p+"\n") {
+			t.Errorf("apt does not know %s", p)
+		}
 	}
 }
 
