@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -158,5 +159,207 @@ func TestMonitorExplainGuard(t *testing.T) {
 	}
 	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the program ran: stat %s: %v", file, err)
+	}
+}
+
+// TestMonitorExplainWords: explain's errors say what the command line
+// takes; a text that does not parse is said so, with the server's message
+// and position; a statement with parameters is explained with --arg values,
+// or as its generic plan, said to be one and never run.
+func TestMonitorExplainWords(t *testing.T) {
+	ctx := context.Background()
+	db, err := auditpg.Open(testDSN)
+	db = testdb.Opened(t, db, err)
+	testdb.Exec(t, db, `CREATE TABLE cli_explain (i int PRIMARY KEY, t text)`)
+	testdb.Exec(t, db, `INSERT INTO cli_explain SELECT g, 'v' || g FROM generate_series(1, 100) g`)
+
+	_, err = runCLI(t, "monitor", "explain", "selec 1")
+	if err == nil || !strings.Contains(err.Error(), "does not parse") || !strings.Contains(err.Error(), `syntax error at or near "selec"`) ||
+		!strings.Contains(err.Error(), "at character 1") || strings.Contains(err.Error(), "modify") {
+		t.Errorf(`explain "selec 1": %v, want "does not parse" with the server's syntax error and position`, err)
+	}
+	_, err = runCLI(t, "monitor", "explain", "DELETE FROM cli_explain WHERE i = 1")
+	if err == nil || !strings.Contains(err.Error(), "may modify data (DELETE): give --allow-writes") || strings.Contains(err.Error(), "AllowWrites") {
+		t.Errorf("explain DELETE: %v, want the refusal naming --allow-writes", err)
+	}
+
+	// A fingerprint as slow-queries prints it, with values...
+	q := `SELECT * FROM cli_explain WHERE i = $1 AND t <> $2`
+	out, err := runCLI(t, "monitor", "explain", q, "--arg", "7", "--arg", "x")
+	if err != nil || !strings.Contains(out, "rolled back") || !strings.Contains(out, "rows 1 est") {
+		t.Errorf("explain with --arg: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "monitor", "explain", q, "--arg", "7"); err == nil || !strings.Contains(err.Error(), "2 parameter(s) and 1 value(s)") ||
+		!strings.Contains(err.Error(), "give one --arg per parameter") {
+		t.Errorf("explain with one --arg for two parameters: %v", err)
+	}
+	// ...or without: the generic plan, not run, and said to be.
+	out, err = runCLI(t, "monitor", "explain", q)
+	if err != nil || !strings.Contains(out, "Generic plan, without execution") || strings.Contains(out, "rolled back") || !strings.Contains(out, "cost ") {
+		t.Errorf("explain of a fingerprint without --arg: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "--json", "monitor", "explain", q)
+	var p monitor.Plan
+	if err != nil || json.Unmarshal([]byte(out), &p) != nil || !p.Generic || p.Root.ActualLoops != 0 {
+		t.Errorf("explain --json of a fingerprint: %v\n%s", err, out)
+	}
+	// A generic plan of a write, with --allow-writes, runs nothing.
+	if _, err := runCLI(t, "monitor", "explain", "--allow-writes", "DELETE FROM cli_explain WHERE i > $1"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM cli_explain`).Scan(&n); err != nil || n != 100 {
+		t.Errorf("rows after the generic plan of a DELETE: %d (%v), want 100", n, err)
+	}
+}
+
+// TestMonitorFlagValues: every monitor and optimize flag refuses a value
+// it cannot use, before connecting, naming the flag, the value and what it
+// accepts.
+func TestMonitorFlagValues(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"monitor", "explain", "--timeout", "-5s", "SELECT 1"}, []string{"--timeout -5s", "above 0"}},
+		{[]string{"monitor", "explain", "--timeout", "0", "SELECT 1"}, []string{"--timeout 0s", "above 0"}},
+		{[]string{"monitor", "explain", "--timeout", "48h", "SELECT 1"}, []string{"--timeout 48h0m0s", "at most 24h"}},
+		{[]string{"monitor", "explain", "--set", "work_mem", "SELECT 1"}, []string{`--set "work_mem"`, "name=value"}},
+		{[]string{"monitor", "explain", "--set", "=64MB", "SELECT 1"}, []string{`--set "=64MB"`, "name=value"}},
+		{[]string{"monitor", "slow-queries", "--limit", "0"}, []string{"--limit 0", "1 to 10000"}},
+		{[]string{"monitor", "slow-queries", "--limit", "-3"}, []string{"--limit -3", "1 to 10000"}},
+		{[]string{"monitor", "slow-queries", "--limit", "1000000"}, []string{"--limit 1000000", "1 to 10000"}},
+		{[]string{"monitor", "slow-queries", "--min-calls", "-1"}, []string{"--min-calls -1", "0 or more"}},
+		{[]string{"monitor", "slow-queries", "--min-mean", "-1s"}, []string{"--min-mean -1s", "0 or more"}},
+		{[]string{"monitor", "slow-queries", "--min-total", "-1m"}, []string{"--min-total -1m0s", "0 or more"}},
+		{[]string{"monitor", "indexes", "--no-suggest", "--no-hypopg"}, []string{"--no-hypopg with --no-suggest"}},
+		{[]string{"optimize", "config", "--memory", "0"}, []string{"--memory 0", "64MB to 1PB", "leave --memory out"}},
+		{[]string{"optimize", "config", "--memory", ""}, []string{`--memory :`, "16GB"}},
+		{[]string{"optimize", "config", "--memory", "1MB"}, []string{"--memory 1MB", "64MB to 1PB"}},
+		{[]string{"optimize", "config", "--memory", "-8GB"}, []string{"--memory -8GB"}},
+		{[]string{"optimize", "config", "--memory", "8gb"}, []string{"--memory 8gb", "GB"}},
+		// Flags of one subcommand are not another's.
+		{[]string{"monitor", "tables", "--limit", "5"}, []string{"unknown flag: --limit"}},
+		{[]string{"monitor", "summary", "--apply"}, []string{"unknown flag: --apply"}},
+		{[]string{"optimize", "maintenance", "--memory", "8GB"}, []string{"unknown flag: --memory"}},
+		{[]string{"monitor", "slow-queries", "--arg", "1"}, []string{"unknown flag: --arg"}},
+	} {
+		// An unreachable server: a refusal must come before connecting.
+		args := append([]string{"--dsn", "postgres://nobody@127.0.0.1:1/none?connect_timeout=1"}, tc.args...)
+		_, err := runCLI(t, args...)
+		if err == nil {
+			t.Errorf("%v: accepted", tc.args)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q lacks %q", tc.args, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "connect") {
+			t.Errorf("%v: %v; want the value refused before connecting", tc.args, err)
+		}
+	}
+}
+
+// hintPattern matches a command the outputs tell the user to run.
+var hintPattern = regexp.MustCompile(`(?:run|with|give|use|try) auditpg((?: [a-z][a-z-]*)+)((?: --[a-z][a-z-]*)*)`)
+
+// TestMonitorHints: every command an output of monitor or optimize tells
+// the user to run exists, with the flags it names: its --help says so.
+func TestMonitorHints(t *testing.T) {
+	db, err := auditpg.Open(testDSN)
+	db = testdb.Opened(t, db, err)
+	testdb.Exec(t, db, `CREATE TABLE cli_hint (id int) WITH (autovacuum_enabled = false)`)
+	testdb.Exec(t, db, `INSERT INTO cli_hint SELECT generate_series(1, 500)`)
+	testdb.Exec(t, db, `SELECT pg_stat_force_next_flush()`)
+
+	var texts []string
+	for _, args := range [][]string{
+		{"monitor", "summary"}, {"optimize", "maintenance"}, {"monitor", "indexes"}, {"optimize", "config"},
+		{"monitor", "explain", "SELECT * FROM cli_hint WHERE id = $1"}, {"monitor", "tables"},
+	} {
+		out, err := runCLI(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		texts = append(texts, out)
+	}
+	for _, args := range [][]string{{"monitor", "explain", "DELETE FROM cli_hint"}, {"monitor", "explain", "SELECT $1", "--arg", "a", "--arg", "b"}} {
+		if _, err := runCLI(t, args...); err != nil {
+			texts = append(texts, err.Error())
+		}
+	}
+	all := strings.Join(texts, "\n")
+	if !strings.Contains(all, "run them with auditpg optimize maintenance --apply") {
+		t.Fatalf("no maintenance hint in the outputs (cli_hint needs ANALYZE):\n%s", all)
+	}
+	hints := hintPattern.FindAllStringSubmatch(all, -1)
+	for _, h := range hints {
+		path := strings.Fields(h[1])
+		help, err := runCLI(t, append(path, "--help")...)
+		if err != nil || !strings.Contains(help, "auditpg "+strings.Join(path, " ")) {
+			t.Errorf("hint %q: %v: no such command\n%s", h[0], err, help)
+			continue
+		}
+		for _, flag := range strings.Fields(h[2]) {
+			if !regexp.MustCompile(`(?m)^\s+(-\w, )?` + regexp.QuoteMeta(flag) + `\b`).MatchString(help) {
+				t.Errorf("hint %q: %s is not a flag of %v:\n%s", h[0], flag, path, help)
+			}
+		}
+	}
+	// The flags an error names exist on the command that printed it.
+	for flag, cmd := range map[string][]string{"--allow-writes": {"monitor", "explain"}, "--arg": {"monitor", "explain"}, "--memory": {"optimize", "config"}} {
+		help, err := runCLI(t, append(cmd, "--help")...)
+		if err != nil || !strings.Contains(help, "  "+flag+" ") {
+			t.Errorf("%v has no %s flag: %v\n%s", cmd, flag, err, help)
+		}
+	}
+}
+
+// TestMonitorNoise: small tables and rarely used indexes make no warning in
+// the summary: 7-row partitions never analyzed need no ANALYZE, an index
+// scanned 27 times is not unused.
+func TestMonitorNoise(t *testing.T) {
+	db, err := auditpg.Open(testDSN)
+	db = testdb.Opened(t, db, err)
+	testdb.Exec(t, db, `CREATE TABLE cli_noise (at date NOT NULL, v int) PARTITION BY RANGE (at)`)
+	for i := range 30 {
+		testdb.Exec(t, db, fmt.Sprintf(`CREATE TABLE cli_noise_%02d PARTITION OF cli_noise FOR VALUES FROM ('2026-01-01'::date + %d) TO ('2026-01-01'::date + %d) WITH (autovacuum_enabled = false)`, i, i, i+1))
+	}
+	testdb.Exec(t, db, `INSERT INTO cli_noise SELECT '2026-01-01'::date + p, g FROM generate_series(0, 29) p, generate_series(1, 7) g`)
+	testdb.Exec(t, db, `CREATE TABLE cli_rare (id int, v int)`)
+	testdb.Exec(t, db, `INSERT INTO cli_rare SELECT g, g FROM generate_series(1, 60000) g`)
+	testdb.Exec(t, db, `CREATE INDEX cli_rare_v ON cli_rare (v)`) // over 1MB
+	testdb.Exec(t, db, `SELECT pg_stat_force_next_flush()`)
+	testdb.Exec(t, db, `ANALYZE cli_rare`)
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	testdb.Exec(t, c, `SET enable_seqscan = off`)
+	for i := range 27 {
+		testdb.Exec(t, c, `SELECT * FROM cli_rare WHERE v = $1`, i)
+	}
+	testdb.Exec(t, c, `SELECT pg_stat_force_next_flush()`)
+	testdb.Exec(t, db, `SELECT pg_stat_force_next_flush()`)
+
+	out, err := runCLI(t, "monitor", "summary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "- ") && (strings.Contains(line, "cli_noise_") || strings.Contains(line, "cli_rare")) ||
+			strings.Contains(line, `ANALYZE "public"."cli_noise_`) {
+			t.Errorf("summary flags a 7-row partition or an index scanned 27 times: %s", line)
+		}
+	}
+	if !strings.Contains(out, "public.cli_noise: 30 partitions") {
+		t.Errorf("summary lacks the partitioned table:\n%s", out)
+	}
+	out, err = runCLI(t, "monitor", "indexes", "--no-suggest")
+	if err != nil || !regexp.MustCompile(`cli_rare_v\s+public.cli_rare\s+27\s`).MatchString(out) || strings.Contains(out, "cli_rare_v on public.cli_rare: 27 scans") {
+		t.Errorf("indexes: %v; want cli_rare_v used 27 times, not listed unused:\n%s", err, out)
 	}
 }
