@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/auditpg/auditpg"
 	"github.com/auditpg/auditpg/internal/testdb"
@@ -361,5 +362,140 @@ func TestMonitorNoise(t *testing.T) {
 	out, err = runCLI(t, "monitor", "indexes", "--no-suggest")
 	if err != nil || !regexp.MustCompile(`cli_rare_v\s+public.cli_rare\s+27\s`).MatchString(out) || strings.Contains(out, "cli_rare_v on public.cli_rare: 27 scans") {
 		t.Errorf("indexes: %v; want cli_rare_v used 27 times, not listed unused:\n%s", err, out)
+	}
+}
+
+// TestMonitorJSON: the --json output of every monitor and optimize command
+// is in the one JSON style and matches its documented example
+// (testdata/json). The fixture lives in a database of its own, so that the
+// output holds its tables only, each finding filled in: an unused, a
+// redundant and an invalid index, a table read by sequential scans, a
+// suggested index, a sequence, a partitioned table with rows in its
+// default partition, tables to vacuum and analyze, a blocked backend.
+func TestMonitorJSON(t *testing.T) {
+	ctx := context.Background()
+	admin, err := auditpg.Open(testDSN)
+	admin = testdb.Opened(t, admin, err)
+	testdb.Exec(t, admin, `DROP DATABASE IF EXISTS cli_json WITH (FORCE)`)
+	testdb.Exec(t, admin, `CREATE DATABASE cli_json`)
+	u, err := url.Parse(testDSN)
+	if err != nil || u.Scheme == "" {
+		t.Fatalf("testDSN is not a URL (%v)", err)
+	}
+	u.Path, u.RawPath = "/cli_json", ""
+	dsn := u.String()
+	db, err := auditpg.Open(dsn)
+	db = testdb.Opened(t, db, err)
+	for _, q := range []string{
+		`SELECT pg_stat_reset()`, // the report says since when its counts run
+		`CREATE TABLE events (id serial PRIMARY KEY, org int, kind int, pad text) WITH (autovacuum_enabled = false)`,
+		`INSERT INTO events (org, kind, pad) SELECT g % 500, g % 7, md5(g::text) FROM generate_series(1, 60000) g`,
+		`CREATE INDEX events_pad ON events (pad)`,     // never scanned: unused
+		`CREATE INDEX events_org ON events (org)`,     //
+		`CREATE INDEX events_org_dup ON events (org)`, // a duplicate
+		`DELETE FROM events WHERE id > 45000`,         // dead tuples past the vacuum threshold
+		`CREATE TABLE notes (id int) WITH (autovacuum_enabled = false)`,
+		`INSERT INTO notes SELECT generate_series(1, 100)`, // never analyzed
+		`CREATE TABLE done (id int) WITH (autovacuum_enabled = false)`,
+		`INSERT INTO done SELECT generate_series(1, 10)`,
+		`CREATE TABLE log (at date NOT NULL, v int) PARTITION BY RANGE (at)`,
+		`CREATE TABLE log_2026 PARTITION OF log FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') WITH (autovacuum_enabled = false)`,
+		`CREATE TABLE log_default PARTITION OF log DEFAULT WITH (autovacuum_enabled = false)`,
+		`CREATE INDEX log_v ON log (v)`,
+		`INSERT INTO log VALUES ('2026-05-01', 1), ('2031-01-01', 2)`,
+		`SELECT pg_stat_force_next_flush()`,
+	} {
+		testdb.Exec(t, db, q)
+	}
+	// An invalid unique index: built concurrently over duplicates.
+	if _, err := db.ExecContext(ctx, `CREATE UNIQUE INDEX CONCURRENTLY events_kind ON events (kind)`); err == nil {
+		t.Fatal("CREATE UNIQUE INDEX CONCURRENTLY over duplicates succeeded")
+	}
+	testdb.Exec(t, db, `VACUUM ANALYZE done`)
+	for i := range 5 { // statements for slow-queries and the suggestions
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE kind = $1 AND org > $2`, i, 10).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testdb.Exec(t, db, `SELECT pg_stat_force_next_flush()`)
+
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := runCLI(t, append([]string{"--dsn", dsn, "--json"}, args...)...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	checkJSON(t, "monitor-slow-queries", run("monitor", "slow-queries", "--by-total"))
+	checkJSON(t, "monitor-indexes", run("monitor", "indexes"))
+	checkJSON(t, "monitor-tables", run("monitor", "tables"))
+	checkJSON(t, "monitor-explain", run("monitor", "explain", "SELECT count(*) FROM events WHERE kind = 3 AND org > 10"))
+	checkJSON(t, "optimize-config", run("optimize", "config", "--memory", "8GB"))
+
+	// The summary, with a backend waiting for a lock another holds.
+	holder, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	testdb.Exec(t, holder, `BEGIN`)
+	testdb.Exec(t, holder, `LOCK TABLE notes IN SHARE MODE`)
+	waiter, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiter.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := waiter.ExecContext(ctx, `INSERT INTO notes VALUES (0)`)
+		done <- err
+	}()
+	var summary string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		summary = run("monitor", "summary")
+		if strings.Contains(summary, `"blocked_by"`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	testdb.Exec(t, holder, `COMMIT`)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkJSON(t, "monitor-summary", summary, "activity.connections", "driver.cache.bypasses")
+	var s struct { // the Summary's fields checked; its driver member is an interface
+		Activity    monitor.Activity            `json:"activity"`
+		Maintenance []monitor.MaintenanceAction `json:"maintenance"`
+		Partitions  []monitor.PartitionedTable  `json:"partitions"`
+		Indexes     *monitor.IndexReport        `json:"indexes"`
+		Sequences   []monitor.SequenceUsage     `json:"sequences"`
+	}
+	if err := json.Unmarshal([]byte(summary), &s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Activity.Blocked) == 0 || len(s.Maintenance) < 3 || len(s.Partitions) != 1 || s.Partitions[0].Default == nil ||
+		len(s.Indexes.Unused) == 0 || len(s.Indexes.Redundant) == 0 || len(s.Indexes.Invalid) == 0 || len(s.Indexes.SeqScans) == 0 ||
+		s.Indexes.Suggestions == nil || len(s.Indexes.Suggestions.Suggestions) == 0 || len(s.Sequences) == 0 || s.Sequences[0].Table == nil {
+		t.Errorf("the summary lacks a finding the fixture makes:\n%s", summary)
+	}
+
+	// Maintenance: the dry run, then --apply, whose REINDEX of the unique
+	// index over duplicates fails and says so in its result.
+	dry := run("optimize", "maintenance")
+	checkJSON(t, "optimize-maintenance", dry)
+	applied, err := runCLI(t, "--dsn", dsn, "--json", "optimize", "maintenance", "--apply")
+	if err == nil || !strings.Contains(applied, `"error"`) {
+		t.Fatalf("optimize maintenance --apply with a unique index over duplicates: %v\n%s", err, applied)
+	}
+	checkJSON(t, "optimize-maintenance", applied)
+	var m struct {
+		DryRun  bool                        `json:"dry_run"`
+		Actions []monitor.MaintenanceAction `json:"actions"`
+		Results []monitor.MaintenanceResult `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(applied), &m); err != nil || m.DryRun || len(m.Results) != len(m.Actions) || len(m.Results) < 3 {
+		t.Errorf("optimize maintenance --apply --json: %v\n%s", err, applied)
 	}
 }
