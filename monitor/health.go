@@ -134,7 +134,7 @@ func (m *Monitor) health(s *Summary) Health {
 		for _, v := range ix.Invalid {
 			b.flag(Warning, "invalid index %s: %s", dotted(v.Table.Sibling(v.Index)), v.ReindexSQL)
 		}
-		since := ""
+		since := " since the statistics began (never reset)"
 		if r := s.Server.StatsReset; r != nil {
 			since = " since the statistics were reset on " + r.UTC().Format(time.DateTime) + " UTC"
 		}

@@ -163,9 +163,9 @@ A statement with parameters ($1, $2..., as slow-queries prints them) takes one
 it infers. Without --arg it is explained as its generic plan, the plan for any
 values, estimated without running the statement.`
 	explain.Example = `  auditpg monitor explain "SELECT * FROM audit_log WHERE org_id = 'acme'"
-  auditpg monitor explain "SELECT * FROM audit_log WHERE org_id = \$1" --arg acme
-  auditpg monitor explain "SELECT * FROM audit_log WHERE org_id = \$1"    # generic plan
-  auditpg monitor explain --set work_mem=64MB "SELECT ... ORDER BY at"`
+  auditpg monitor explain 'SELECT * FROM audit_log WHERE org_id = $1' --arg acme
+  auditpg monitor explain 'SELECT * FROM audit_log WHERE org_id = $1'    # the generic plan
+  auditpg monitor explain --set work_mem=64MB 'SELECT * FROM audit_log ORDER BY at'`
 	explain.Args = cobra.ExactArgs(1)
 	explain.PreRunE = func(_ *cobra.Command, a []string) error {
 		stmt = a[0]
@@ -188,8 +188,8 @@ values, estimated without running the statement.`
 	}
 	explain.Flags().BoolVar(&eo.AllowWrites, "allow-writes", false, "allow a statement that may modify data or calls a volatile function (still rolled back)")
 	explain.Flags().DurationVar(&eo.Timeout, "timeout", 30*time.Second, "statement_timeout for the EXPLAIN, above 0 and at most 24h")
-	explain.Flags().StringArrayVar(&sets, "set", nil, "SET LOCAL name=value before the EXPLAIN (repeatable), e.g. --set work_mem=64MB")
-	explain.Flags().StringArrayVar(&args, "arg", nil, "the value of the next parameter ($1, then $2...), as text (repeatable); none: the generic plan")
+	explain.Flags().StringArrayVar(&sets, "set", nil, "SET LOCAL `name=value` before the EXPLAIN (repeatable), e.g. --set work_mem=64MB")
+	explain.Flags().StringArrayVar(&args, "arg", nil, "the `value` of the next parameter ($1, then $2...), as text (repeatable); none: the generic plan")
 
 	return group("monitor", "Read the server's diagnostics: slow statements, indexes, tables, plans, a summary with health", slow, indexes, tables, summary, explain)
 }
@@ -283,7 +283,7 @@ unless the server runs on this machine (then /proc/meminfo is read).`,
 			return m.ConfigAdvice(ctx)
 		}, writeConfig),
 	}
-	config.Flags().StringVar(&memory, "memory", "", "the database server's memory, e.g. 16GB (default: this machine's /proc/meminfo)")
+	config.Flags().StringVar(&memory, "memory", "", "the database server's memory, a `size` such as 16GB (default: this machine's /proc/meminfo)")
 	return group("optimize", "Plan maintenance (run it with --apply) and advise on configuration", maintenance, config)
 }
 
@@ -486,7 +486,7 @@ func writeMaintenancePlan(w io.Writer, actions []monitor.MaintenanceAction) erro
 		fmt.Fprintln(w, "No maintenance needed.")
 		return nil
 	}
-	fmt.Fprintf(w, "Maintenance: %d statements, not run (run them with %s)\n", len(actions), applyHint)
+	fmt.Fprintf(w, "Maintenance: %d statement(s), not run (run them with %s)\n", len(actions), applyHint)
 	for _, a := range actions {
 		fmt.Fprintf(w, "  %s\n    -- %s\n", a.SQL, a.Reason)
 	}
