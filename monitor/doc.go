@@ -45,11 +45,13 @@
 // A statement with $n parameters, such as a fingerprint of
 // pg_stat_statements, takes one value for each (ExplainOptions.Args, sent
 // as text: the server converts them to the types it infers), or is
-// explained as its generic plan, which is not executed (Plan.Generic):
-// EXPLAIN (GENERIC_PLAN) from PostgreSQL 16; before that the statement is
-// prepared with the parameter types the server infers and EXPLAIN EXECUTE
-// runs it with NULLs under plan_cache_mode = force_generic_plan, without
-// ANALYZE.
+// explained as its generic plan, which is not executed (Plan.Generic): the
+// statement is prepared with the parameter types the server infers, and
+// EXPLAIN EXECUTE, without ANALYZE, plans it for NULLs under plan_cache_mode
+// = force_generic_plan, which makes the plan the one for any values. That is
+// what EXPLAIN (GENERIC_PLAN) of PostgreSQL 16 does, but it takes parameters
+// only in a text sent without a Parse, and every text Explain sends is
+// prepared, so that the server checks it is one statement.
 //
 // # Thresholds
 //

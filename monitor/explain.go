@@ -148,9 +148,12 @@ type Recommendation struct {
 // modify data, or that calls a volatile function, needs AllowWrites
 // (ErrWritesNotAllowed, as a *WriteError). A statement with $n parameters
 // takes one value for each in Args, or, without Args, is explained as its
-// generic plan without being run: EXPLAIN (GENERIC_PLAN) from PostgreSQL
-// 16, before that a PREPARE with the parameter types the server infers and
-// an EXPLAIN EXECUTE with NULLs under plan_cache_mode = force_generic_plan.
+// generic plan without being run: a PREPARE with the parameter types the
+// server infers, then EXPLAIN EXECUTE with NULLs under plan_cache_mode =
+// force_generic_plan, which plans for any values (EXPLAIN (GENERIC_PLAN) of
+// PostgreSQL 16 accepts parameters only in a text sent without a Parse, and
+// every text here is prepared, so that the server checks it is one
+// statement).
 //
 // The classifier's verdict is only the first of these guards, since a lexer
 // that reads the text differently from the server could let a second
@@ -238,9 +241,6 @@ func (m *Monitor) Explain(ctx context.Context, query string, o ExplainOptions) (
 	}
 	e := &explainer{tx: tx, query: query, args: o.Args, params: params, generic: len(params) > 0 && len(o.Args) == 0}
 	if e.generic {
-		if e.version, err = serverVersionTx(ctx, tx); err != nil {
-			return nil, err
-		}
 		done, err := e.prepareGeneric(ctx)
 		if err != nil {
 			return nil, err
@@ -284,17 +284,7 @@ func (e *WriteError) Error() string {
 
 func (e *WriteError) Is(target error) bool { return target == ErrWritesNotAllowed }
 
-// serverVersionTx returns server_version_num.
-func serverVersionTx(ctx context.Context, tx *sql.Tx) (int, error) {
-	var v int
-	if err := tx.QueryRowContext(ctx, `SELECT pg_catalog.current_setting('server_version_num')::int`).Scan(&v); err != nil {
-		return 0, fmt.Errorf("monitor: read server_version_num: %w", err)
-	}
-	return v, nil
-}
-
-// genericName is the SQL-level prepared statement of a generic plan before
-// PostgreSQL 16.
+// genericName is the SQL-level prepared statement of a generic plan.
 const genericName = "auditpg_monitor_explain"
 
 // explainer runs the EXPLAINs of one statement: with its values, or, when
@@ -305,19 +295,15 @@ type explainer struct {
 	args    []any
 	params  []string // the types the server infers for $1, $2...
 	generic bool
-	version int // server_version_num, for a generic plan
 }
 
-// prepareGeneric readies a generic plan before PostgreSQL 16: the statement
-// is prepared with the parameter types the server inferred (the PREPARE
-// itself prepared through the protocol, so that it is one statement), and
-// plan_cache_mode makes EXECUTE plan it for any values, not for the NULLs
-// it is given. done deallocates it: a prepared statement outlives the
-// transaction, and would stay on the pooled connection.
+// prepareGeneric readies a generic plan: the statement is prepared with the
+// parameter types the server inferred (the PREPARE itself prepared through
+// the protocol, so that it is one statement), and plan_cache_mode makes
+// EXECUTE plan it for any values, not for the NULLs it is given. done
+// deallocates it: a prepared statement outlives the transaction, and would
+// stay on the pooled connection.
 func (e *explainer) prepareGeneric(ctx context.Context) (done func(), err error) {
-	if e.version >= 160000 {
-		return func() {}, nil
-	}
 	if _, err := e.tx.ExecContext(ctx, `SELECT pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)`); err != nil {
 		return nil, fmt.Errorf("monitor: explain: SET LOCAL plan_cache_mode: %w", err)
 	}
@@ -352,11 +338,8 @@ func (e *explainer) prepareGeneric(ctx context.Context) (done func(), err error)
 
 // explain runs EXPLAIN (options) on the statement and returns its JSON.
 func (e *explainer) explain(ctx context.Context, options string) ([]byte, error) {
-	switch {
-	case !e.generic:
+	if !e.generic {
 		return explainOne(ctx, e.tx, "EXPLAIN ("+options+") "+e.query, e.args)
-	case e.version >= 160000:
-		return explainOne(ctx, e.tx, "EXPLAIN (GENERIC_PLAN, "+options+") "+e.query, nil)
 	}
 	nulls := strings.TrimSuffix(strings.Repeat("NULL, ", len(e.params)), ", ")
 	return explainOne(ctx, e.tx, "EXPLAIN ("+options+") EXECUTE "+genericName+"("+nulls+")", nil)
