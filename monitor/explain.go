@@ -218,7 +218,7 @@ func (m *Monitor) Explain(ctx context.Context, query string, o ExplainOptions) (
 			return nil, fmt.Errorf("monitor: explain: read transaction_read_only: %w", err)
 		}
 		if ro != "on" {
-			return nil, errors.New("monitor: explain: the transaction is not READ ONLY (the driver ignored sql.TxOptions.ReadOnly, or a setting changed it): refused without AllowWrites")
+			return nil, &WriteError{Reason: "the transaction is not READ ONLY (a setting turned it off, or the driver ignored the read-only option)"}
 		}
 	}
 	// The server parses the text before the classifier's verdict refuses

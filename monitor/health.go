@@ -150,7 +150,7 @@ func (m *Monitor) health(s *Summary) Health {
 	})
 	add("tables", func(b *componentBuilder) {
 		for _, a := range s.Maintenance {
-			if a.Kind != ActionReindex {
+			if a.Kind == ActionVacuum || a.Kind == ActionAnalyze { // indexes are judged above
 				b.flag(Warning, "%s needs %s: %s", dotted(a.Table), a.Kind, a.Reason)
 			}
 		}
