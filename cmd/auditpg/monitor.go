@@ -85,6 +85,11 @@ func newMonitorCmd(g *globals) *cobra.Command {
 			qs, err := m.SlowQueries(ctx, sq)
 			return nonNil(qs), err
 		}, writeSlowQueries)
+	slow.Long = `slow-queries lists the statements of this database from pg_stat_statements,
+slowest mean time (planning plus execution) first, as the extension normalizes
+them: constants replaced by $1, $2... The text output clips a statement to fit
+a line; --json prints it whole, ready for monitor explain (with one --arg per
+parameter, or none for the generic plan). The statistics are never reset.`
 	slow.Flags().Int64Var(&sq.MinCalls, "min-calls", 1, "skip statements called fewer times")
 	slow.Flags().DurationVar(&sq.MinMean, "min-mean", 0, "skip statements with a lower mean time (planning plus execution), e.g. 100ms")
 	slow.Flags().DurationVar(&sq.MinTotal, "min-total", 0, "skip statements with a lower total time, e.g. 1m")
