@@ -55,7 +55,7 @@ func suggestFixture(t *testing.T, table string) (*Monitor, *fixture) {
 
 func findSuggestion(s *IndexSuggestions, table string) *IndexSuggestion {
 	for i := range s.Suggestions {
-		if s.Suggestions[i].Table == table {
+		if s.Suggestions[i].Table.Name == table {
 			return &s.Suggestions[i]
 		}
 	}
