@@ -325,7 +325,7 @@ func ResetStats(db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	c.stats.reset()
+	c.stats.reset(db.Stats())
 	if c.cache != nil {
 		c.cache.ResetStats()
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { commands = append(commands, newMonitorCmd, newOptimizeCmd, newClientCmd) }
+func init() { commands = append(commands, newMonitorCmd, newOptimizeCmd) }
 
 // withMonitor opens the database and runs fn with a Monitor on it, whose
 // summary carries the auditpg driver's statistics.
@@ -183,34 +183,6 @@ func newOptimizeCmd(g *globals) *cobra.Command {
 	}
 	config.Flags().StringVar(&memory, "memory", "", "the database server's memory, e.g. 16GB (default: this machine's /proc/meminfo)")
 	return group("optimize", "Maintenance (dry run first) and configuration advice; nothing changes without --apply", maintenance, config)
-}
-
-func newClientCmd(g *globals) *cobra.Command {
-	var failOn string
-	var overall monitor.Status
-	health := reportCmd(g, "health", "healthy / warning / critical per component, with the reasons",
-		func(ctx context.Context, m *monitor.Monitor) (monitor.Health, error) {
-			h, err := m.Health(ctx)
-			overall = h.Overall
-			return h, err
-		}, writeHealth)
-	health.PreRunE = func(*cobra.Command, []string) error {
-		if failOn != "" && failOn != string(monitor.Warning) && failOn != string(monitor.Critical) {
-			return fmt.Errorf("--fail-on %q: want warning or critical", failOn)
-		}
-		return nil
-	}
-	// PostRunE runs only after the report was read and printed.
-	health.PostRunE = func(*cobra.Command, []string) error {
-		if failOn != "" && (overall == monitor.Critical || overall == monitor.Status(failOn)) {
-			return fmt.Errorf("health is %s", overall)
-		}
-		return nil
-	}
-	health.Flags().StringVar(&failOn, "fail-on", "", "exit with status 1 when the overall health is this bad or worse: warning or critical")
-	report := reportCmd(g, "report", "The summary report with the auditpg driver's statistics",
-		func(ctx context.Context, m *monitor.Monitor) (*monitor.Summary, error) { return m.Summary(ctx) }, writeSummary)
-	return group("client", "Health status and the full report, the driver's own statistics included", health, report)
 }
 
 func nonNil[T any](s []T) []T {
@@ -431,10 +403,6 @@ func writeSummary(w io.Writer, s *monitor.Summary) error {
 		if err := writeMaintenancePlan(w, s.Maintenance); err != nil {
 			return err
 		}
-	}
-	if d, ok := s.Driver.(*driverstats.Stats); ok {
-		fmt.Fprintln(w, "\nauditpg driver (this connection pool)")
-		return writeReport(w, d.Snapshot)
 	}
 	return nil
 }
