@@ -65,7 +65,7 @@ type cacheCounters struct {
 	// is state, not a counter: a reset keeps it.
 	heldBytes atomic.Int64
 	mu        sync.RWMutex
-	bypasses map[string]*atomic.Int64 // by reason
+	bypasses  map[string]*atomic.Int64 // by reason
 }
 
 // Listener is told of every invalidation: the tables a write invalidated,

@@ -20,7 +20,7 @@ type relInfo struct {
 
 // verdict is what the server said of one statement's reads.
 type verdict struct {
-	reason string           // why it bypasses the cache; "" when it may be cached
+	reason string        // why it bypasses the cache; "" when it may be cached
 	gens   []*generation // the generations that guard its entries: of the tables read and their parents
 }
 
