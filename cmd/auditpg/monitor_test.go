@@ -40,10 +40,9 @@ func TestMonitorCommands(t *testing.T) {
 		{[]string{"monitor", "tables"}, []string{"public.cli_mon", "last vacuum"}},
 		{[]string{"monitor", "slow-queries", "--by-total", "--limit", "50"}, []string{"calls", "cli_mon"}},
 		{[]string{"monitor", "explain", "SELECT * FROM cli_mon WHERE v = 3"}, []string{"rolled back", "cli_mon"}},
-		{[]string{"monitor", "summary"}, []string{"Overall:", "Top statements by total time", "auditpg driver"}},
+		{[]string{"monitor", "summary"}, []string{"Overall:", "Top statements by total time"}},
 		{[]string{"optimize", "config", "--memory", "8GB"}, []string{"effective_cache_size", "6GB", "Nothing is applied"}},
 		{[]string{"client", "health"}, []string{"Overall:", "indexes", "cli_mon_v_again"}},
-		{[]string{"client", "report"}, []string{"Overall:", "auditpg driver"}},
 	} {
 		out, err := runCLI(t, tc.args...)
 		if err != nil {
