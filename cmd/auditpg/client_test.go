@@ -157,7 +157,7 @@ func TestClientReport(t *testing.T) {
 	for _, w := range []string{"Totals since", "open now", "open at the start", "Result cache (mode all)",
 		"invalidations 1 (made cached results stale); 2 more of tables nothing was cached from",
 		"entries 1 (stale ones included) holding", "of at most 100.0 MiB", "bypass", "Statements by total time",
-		"Recent slow queries", "SELECT v FROM cli_app WHERE id = $1", "1 failed (last 23505)"} {
+		"Recent slow queries", "SELECT v FROM cli_app WHERE id = $1", "1 failed, 23505"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("client report --url: output lacks %q:\n%s", w, out)
 		}
@@ -171,7 +171,7 @@ func TestClientReport(t *testing.T) {
 		}
 	}
 	if len(slowLines) != 1 || !strings.HasPrefix(strings.TrimSpace(slowLines[0]), "4 ") {
-		t.Errorf("slow samples of the read: %q; want one line counting its 4 calls", slowLines)
+		t.Errorf("slow samples of the read: %q; want one line counting its 4 calls:\n%s", slowLines, out)
 	}
 
 	// --json: the snapshot as the application wrote it, byte for byte.
@@ -255,6 +255,18 @@ func TestMonitorSummaryServerOnly(t *testing.T) {
 	for _, w := range []string{"auditpg driver", "this connection pool", "Totals since"} {
 		if strings.Contains(out, w) {
 			t.Errorf("monitor summary shows %q:\n%s", w, out)
+		}
+	}
+}
+
+func TestDurText(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0s", 950: "950ns", 1234: "1.23µs", 45_678: "45.7µs", 999_499: "999µs", 999_500: "1.00ms",
+		45_600_000: "45.6ms", 123_456_789: "123ms", 3_614_000_000: "3.61s", 99_990_000_000: "100s",
+		1000 * time.Second: "16m40s",
+	} {
+		if got := durText(d); got != want {
+			t.Errorf("durText(%d) = %q, want %q", int64(d), got, want)
 		}
 	}
 }

@@ -58,7 +58,7 @@ func writeReport(w io.Writer, s auditpg.Snapshot) error {
 		fmt.Fprintln(w)
 	}
 
-	fmt.Fprintf(w, "Statements by total time (%d fingerprints", len(s.Statements))
+	fmt.Fprintf(w, "Statements by total time (%s", plural(len(s.Statements), "fingerprint"))
 	if s.EvictedFingerprints > 0 {
 		fmt.Fprintf(w, ", %d evicted", s.EvictedFingerprints)
 	}
@@ -72,20 +72,20 @@ func writeReport(w io.Writer, s auditpg.Snapshot) error {
 	writeColumns(w, []string{"calls", "errors", "rows", "hits", "total", "mean", "p95", "statement"}, rows)
 
 	groups := groupSlow(s.SlowQueries)
-	fmt.Fprintf(w, "\nRecent slow queries: %d kept of %d slow calls, %d statements\n", len(s.SlowQueries), t.Slow, len(groups))
+	fmt.Fprintf(w, "\nRecent slow queries: %d kept of %s, %s\n", len(s.SlowQueries), plural(int(t.Slow), "slow call"), plural(len(groups), "statement"))
 	if len(groups) == 0 {
 		return nil
 	}
 	rows = rows[:0]
 	for _, g := range groups[:min(len(groups), slowGroupsShown)] {
-		state := "ok"
+		result := "ok"
 		if g.failed > 0 {
-			state = fmt.Sprintf("%d failed (last %s)", g.failed, cmp.Or(g.lastState, "error"))
+			result = fmt.Sprintf("%d failed, %s", g.failed, cmp.Or(g.lastState, "error"))
 		}
 		rows = append(rows, []string{fmt.Sprint(g.count), durText(g.worst), durText(g.last.Duration),
-			g.last.Time.Local().Format("15:04:05"), g.last.Op, state, cmp.Or(g.last.Fingerprint, "("+g.last.Op+")")})
+			g.last.Op, result, cmp.Or(g.last.Fingerprint, "("+g.last.Op+")")})
 	}
-	writeColumns(w, []string{"count", "worst", "last", "last at", "op", "result", "statement"}, rows)
+	writeColumns(w, []string{"count", "worst", "last", "op", "result", "statement"}, rows)
 	if n := len(groups) - slowGroupsShown; n > 0 {
 		fmt.Fprintf(w, "  ... and %d more statements (--json lists every sample)\n", n)
 	}
@@ -187,7 +187,40 @@ func maxOpenText(n int) string {
 	return fmt.Sprint(n)
 }
 
-func durText(d time.Duration) string { return round(d).String() }
+// durText prints d with three significant figures or so, in a unit that
+// keeps it short: 950ns, 1.23µs, 45.6ms, 123ms, 3.61s, 16m40s.
+func durText(d time.Duration) string {
+	unit := func(v float64, name string) string {
+		switch {
+		case v >= 99.95:
+			return fmt.Sprintf("%.0f%s", v, name)
+		case v >= 9.995:
+			return fmt.Sprintf("%.1f%s", v, name)
+		default:
+			return fmt.Sprintf("%.2f%s", v, name)
+		}
+	}
+	switch {
+	case d < time.Microsecond:
+		return d.String()
+	case d < 999500*time.Nanosecond:
+		return unit(float64(d)/float64(time.Microsecond), "µs")
+	case d < 999500*time.Microsecond:
+		return unit(float64(d)/float64(time.Millisecond), "ms")
+	case d < 100*time.Second:
+		return unit(d.Seconds(), "s")
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+// plural is n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
 
 // round keeps durations readable: three significant figures or so.
 func round(d time.Duration) time.Duration {
