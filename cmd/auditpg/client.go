@@ -39,12 +39,14 @@ func (o *snapshotSource) flags(cmd *cobra.Command) {
 func (o *snapshotSource) given() bool { return o.url != "" || o.file != "" }
 
 // check refuses flags that contradict one another or do not apply.
-func (o *snapshotSource) check() error {
+func (o *snapshotSource) check(cmd *cobra.Command) error {
 	switch {
 	case o.url != "" && o.file != "":
 		return errors.New("give --url or --file, not both")
 	case len(o.headers) > 0 && o.url == "":
 		return errors.New("--header applies to --url only")
+	case cmd.Flags().Changed("timeout") && o.url == "":
+		return errors.New("--timeout applies to --url only")
 	case o.timeout <= 0:
 		return fmt.Errorf("--timeout %v: want a positive duration, e.g. 10s", o.timeout)
 	}
@@ -130,11 +132,11 @@ to the database: for the server's view use monitor summary.
 
 With --json it prints the snapshot as the application served it.`,
 		Args: cobra.NoArgs,
-		PreRunE: func(*cobra.Command, []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if !src.given() {
 				return errors.New("client report reads the application's statistics: give --url with the address where the application serves auditpg.StatsHandler(db), or --file with a snapshot it wrote (Snapshot.WriteJSON; - for stdin)")
 			}
-			return src.check()
+			return src.check(cmd)
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			g.progress("reading the application's statistics...")
@@ -153,18 +155,18 @@ With --json it prints the snapshot as the application served it.`,
 	var overall monitor.Status
 	health := &cobra.Command{
 		Use:   "health [--url URL | --file PATH]",
-		Short: "healthy / warning / critical per component, with the reasons: the server, and the application's driver figures when given",
+		Short: "Healthy / warning / critical per component, with the reasons: the server, and the application's driver",
 		Long: `health judges the server (connections, long queries, indexes, tables,
 cache hit ratios, sequences, wraparound, partitions) and, with --url or
 --file, the application's driver figures too (errors, failed connects,
 pool waits, result cache hit ratio), read as client report reads them.
 --fail-on makes the verdict the exit status, for a cron job or a probe.`,
 		Args: cobra.NoArgs,
-		PreRunE: func(*cobra.Command, []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if failOn != "" && failOn != string(monitor.Warning) && failOn != string(monitor.Critical) {
 				return fmt.Errorf("--fail-on %q: want warning or critical", failOn)
 			}
-			return hsrc.check()
+			return hsrc.check(cmd)
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

@@ -130,6 +130,9 @@ func TestClientReport(t *testing.T) {
 		{[]string{"client", "report", "--url", url, "--header", "no colon"}, []string{`--header "no colon"`, "Name: value"}},
 		{[]string{"client", "report", "--file", file, "--header", "A: b"}, []string{"--header applies to --url only"}},
 		{[]string{"client", "report", "--url", url, "--timeout", "-5s"}, []string{"--timeout -5s", "positive"}},
+		{[]string{"client", "report", "--file", file, "--timeout", "5s"}, []string{"--timeout applies to --url only"}},
+		{[]string{"client", "health", "--file", file, "--header", "A: b"}, []string{"--header applies to --url only"}},
+		{[]string{"client", "health", "--url", url, "--file", file}, []string{"--url or --file, not both"}},
 		{[]string{"client", "report", "--file", filepath.Join(t.TempDir(), "none.json")}, []string{"--file", "no such file"}},
 	} {
 		if _, err := runCLI(t, tc.args...); err == nil {
@@ -141,6 +144,16 @@ func TestClientReport(t *testing.T) {
 				}
 			}
 		}
+	}
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer slow.Close()
+	if _, err := runCLI(t, "client", "report", "--url", slow.URL, "--timeout", "100ms"); err == nil || !strings.Contains(err.Error(), "no answer within --timeout 100ms") {
+		t.Errorf("client report --url of a server that does not answer: err = %v", err)
 	}
 	for name, content := range map[string]string{"not JSON": "<html>", "other JSON": `{"overall": "healthy"}`} {
 		path := filepath.Join(t.TempDir(), "x.json")
