@@ -75,7 +75,7 @@ func TestHeldBytesExact(t *testing.T) {
 			f := &Fill{buf: make([]byte, 3000+i*37+stored)}
 			f.hash[0] = byte(i)
 			copy(f.storeKey[:], fmt.Sprintf("key-%020d", i))
-			if !c.store1(f) {
+			if !c.storeEntry(f) {
 				t.Fatalf("entry %d not stored", i)
 			}
 			stored++

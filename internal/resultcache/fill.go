@@ -86,7 +86,7 @@ func (f *Fill) Finish(ok bool) {
 	if f.unfillable {
 		c.rememberUnfillable(f.hash, f.expiry)
 	}
-	if ok && c.store1(f) {
+	if ok && c.storeEntry(f) {
 		c.stats.fills.Add(1)
 	} else {
 		c.stats.rejected.Add(1)
@@ -97,10 +97,10 @@ func (f *Fill) Finish(ok bool) {
 	f.release()
 }
 
-// store1 stores f's entry. An entry already under its store key (expired,
+// storeEntry stores f's entry. An entry already under its store key (expired,
 // or stored by an identical fill) is deleted first, under the key's lock,
 // so that BigCache tells removed of it: its Set would replace it silently.
-func (c *Cache) store1(f *Fill) bool {
+func (c *Cache) storeEntry(f *Fill) bool {
 	sk := f.storeKey.str()
 	mu := &c.setMu[f.hash[0]%uint8(len(c.setMu))]
 	mu.Lock()
