@@ -94,7 +94,7 @@ type Snapshot struct {
 	// Slowest lists the 10 fingerprints with the highest mean duration.
 	Slowest []StatementStats `json:"slowest"`
 	// SlowQueries holds the most recent slow samples, newest first: a ring
-	// of WithMaxSlowSamples (Totals.Slow counts them all).
+	// of WithSlowSamples (Totals.Slow counts them all).
 	SlowQueries []SlowQuery `json:"slow_queries"`
 	// EvictedFingerprints counts the fingerprints dropped, least recently
 	// seen first, to keep the number tracked bounded; their calls still
