@@ -11,21 +11,21 @@ import (
 
 	"github.com/auditpg/auditpg/internal/bytesize"
 	"github.com/auditpg/auditpg/monitor"
-	"github.com/auditpg/auditpg/monitor/driverstats"
 	"github.com/spf13/cobra"
 )
 
-func init() { commands = append(commands, newMonitorCmd, newOptimizeCmd, newClientCmd) }
+func init() { commands = append(commands, newMonitorCmd, newOptimizeCmd) }
 
-// withMonitor opens the database and runs fn with a Monitor on it, whose
-// summary carries the auditpg driver's statistics.
+// withMonitor opens the database and runs fn with a Monitor on it. The
+// command line's own pool is not the application's: its driver statistics
+// are not given to the monitor.
 func withMonitor(ctx context.Context, g *globals, opts []monitor.Option, fn func(context.Context, *monitor.Monitor) error) error {
 	db, err := g.openDB(ctx)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	m, err := monitor.New(db, append([]monitor.Option{monitor.WithDriverStats(driverstats.Read)}, opts...)...)
+	m, err := monitor.New(db, opts...)
 	if err != nil {
 		return err
 	}
@@ -300,34 +300,6 @@ type maintenanceReport struct {
 	Results []monitor.MaintenanceResult `json:"results"`
 }
 
-func newClientCmd(g *globals) *cobra.Command {
-	var failOn string
-	var overall monitor.Status
-	health := reportCmd(g, "health", "healthy / warning / critical per component, with the reasons",
-		func(ctx context.Context, m *monitor.Monitor) (monitor.Health, error) {
-			h, err := m.Health(ctx)
-			overall = h.Overall
-			return h, err
-		}, writeHealth)
-	health.PreRunE = func(*cobra.Command, []string) error {
-		if failOn != "" && failOn != string(monitor.Warning) && failOn != string(monitor.Critical) {
-			return fmt.Errorf("--fail-on %q: want warning or critical", failOn)
-		}
-		return nil
-	}
-	// PostRunE runs only after the report was read and printed.
-	health.PostRunE = func(*cobra.Command, []string) error {
-		if failOn != "" && (overall == monitor.Critical || overall == monitor.Status(failOn)) {
-			return fmt.Errorf("health is %s", overall)
-		}
-		return nil
-	}
-	health.Flags().StringVar(&failOn, "fail-on", "", "exit with status 1 when the overall health is this bad or worse: warning or critical")
-	report := reportCmd(g, "report", "The summary report with the auditpg driver's statistics",
-		func(ctx context.Context, m *monitor.Monitor) (*monitor.Summary, error) { return m.Summary(ctx) }, writeSummary)
-	return group("client", "Health status and the full report, the driver's own statistics included", health, report)
-}
-
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}
@@ -580,10 +552,6 @@ func writeSummary(w io.Writer, s *monitor.Summary) error {
 		if err := writeMaintenancePlan(w, s.Maintenance); err != nil {
 			return err
 		}
-	}
-	if d, ok := s.Driver.(*driverstats.Stats); ok {
-		fmt.Fprintln(w, "\nauditpg driver (this connection pool)")
-		return writeReport(w, d.Snapshot)
 	}
 	return nil
 }
