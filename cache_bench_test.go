@@ -135,7 +135,7 @@ func benchRead(b *testing.B, db *sql.DB, query string, arg func(i int) int64) fu
 // fillStore reads on from read i until db's cache store holds its limit
 // (1 MB), and returns where it stopped.
 func fillStore(b *testing.B, db *sql.DB, read func(i int), i int) int {
-	for ; cacheStatsOf(b, db).Bytes < 1<<20; i++ {
+	for ; cacheStatsOf(b, db).CapacityBytes < 1<<20; i++ {
 		if i == 1_000_000 {
 			b.Fatal("the store never filled up")
 		}

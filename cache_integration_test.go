@@ -320,7 +320,7 @@ func TestCacheIntegPolicyAll(t *testing.T) {
 	if s.Bypasses["NoCache context"] != 2 || s.Hits != 2 || s.Misses != 2 || s.Fills != 2 {
 		t.Fatalf("stats %+v: want 2 hits, 2 misses, 2 fills, 2 NoCache bypasses", s)
 	}
-	if s.HitRatio != 0.5 || s.Entries < 2 || s.Bytes <= 0 {
+	if s.HitRatio != 0.5 || s.Entries < 2 || s.HeldBytes <= 0 {
 		t.Fatalf("stats %+v: want hit ratio 0.5, at least 2 entries and some bytes", s)
 	}
 }
@@ -1999,8 +1999,12 @@ func TestCacheIntegEvictions(t *testing.T) {
 	if s.Evictions == 0 || s.Entries >= n || s.Fills < n {
 		t.Fatalf("after %d entries of 40 kB in 1 MB: %+v, want evictions and fewer than %d entries", n, s, n)
 	}
-	if s.Bytes > 2<<20 {
-		t.Fatalf("the store holds %d bytes, over its 1 MB limit", s.Bytes)
+	if s.HeldBytes <= 0 || s.HeldBytes > int64(s.CapacityBytes) || s.CapacityBytes > 2<<20 {
+		t.Fatalf("the store holds %d bytes in %d allocated, want some, within its 1 MB limit", s.HeldBytes, s.CapacityBytes)
+	}
+	// Every entry stored is held or was evicted (no key was stored twice).
+	if int64(s.Entries)+s.Evictions != s.Fills {
+		t.Fatalf("%d entries held and %d evicted of %d stored", s.Entries, s.Evictions, s.Fills)
 	}
 	// The most recent entry is still there.
 	ciExpect(t, db, db, ctx, "hit", "", q, n-1)

@@ -357,13 +357,15 @@ func Stats(db *sql.DB) (Snapshot, error) {
 	return c.Stats(db.Stats()), nil
 }
 
-// ResetStats clears the statistics of a *sql.DB opened with auditpg.
+// ResetStats clears the statistics of a *sql.DB opened with auditpg. The
+// pool's counters count again too; the connections open at the reset are
+// reported as PoolStats.OpenAtSince.
 func ResetStats(db *sql.DB) error {
 	c, err := connectorOf(db)
 	if err != nil {
 		return err
 	}
-	c.stats.reset()
+	c.stats.reset(db.Stats())
 	if c.cache != nil {
 		c.cache.ResetStats()
 	}

@@ -75,10 +75,16 @@ const (
 type CacheStats = resultcache.Stats
 
 // Snapshot is a consistent copy of the statistics of one connector (one
-// *sql.DB). Durations marshal to JSON as integer nanoseconds, hence the _ns
-// suffix of their keys.
+// *sql.DB).
+//
+// Its JSON (StatsHandler serves it, WriteJSON writes it) is stable: keys in
+// snake_case; durations as integer nanoseconds, in keys ending in _ns;
+// times in RFC 3339, UTC; lists as [] when empty, never null; Cache omitted
+// when the cache is off. It decodes back into a Snapshot equal to the one
+// encoded (times are in UTC and carry no monotonic clock reading for that).
 type Snapshot struct {
-	// Since is when collection started, or when it was last reset.
+	// Since is when collection started, or when it was last reset: every
+	// count in the snapshot is since then.
 	Since time.Time `json:"since"`
 	// Taken is when the snapshot was taken.
 	Taken  time.Time `json:"taken"`
@@ -87,7 +93,8 @@ type Snapshot struct {
 	Statements []StatementStats `json:"statements"`
 	// Slowest lists the 10 fingerprints with the highest mean duration.
 	Slowest []StatementStats `json:"slowest"`
-	// SlowQueries holds the most recent slow samples, newest first.
+	// SlowQueries holds the most recent slow samples, newest first: a ring
+	// of WithSlowSamples (Totals.Slow counts them all).
 	SlowQueries []SlowQuery `json:"slow_queries"`
 	// EvictedFingerprints counts the fingerprints dropped, least recently
 	// seen first, to keep the number tracked bounded; their calls still
@@ -178,18 +185,27 @@ type SlowQuery struct {
 	TraceID string `json:"trace_id,omitempty"`
 }
 
-// PoolStats are the database/sql pool figures (sql.DBStats) together with the
+// PoolStats are the pool's figures: database/sql's (sql.DBStats) and the
 // connector's own counts of connection attempts and lifetimes.
+//
+// MaxOpenConnections, OpenConnections, InUse and Idle are the pool as the
+// snapshot was taken. Every other figure counts since Snapshot.Since, reset
+// included, so that OpenAtSince + Connects - Closes = OpenConnections, but
+// for connections being opened or closed as the snapshot is taken.
 type PoolStats struct {
-	MaxOpenConnections int           `json:"max_open_connections"`
-	OpenConnections    int           `json:"open_connections"`
-	InUse              int           `json:"in_use"`
-	Idle               int           `json:"idle"`
-	WaitCount          int64         `json:"wait_count"`
-	WaitDuration       time.Duration `json:"wait_duration_ns"`
-	MaxIdleClosed      int64         `json:"max_idle_closed"`
-	MaxIdleTimeClosed  int64         `json:"max_idle_time_closed"`
-	MaxLifetimeClosed  int64         `json:"max_lifetime_closed"`
+	MaxOpenConnections int `json:"max_open_connections"`
+	// OpenConnections are the connections open now, in use or idle.
+	OpenConnections int `json:"open_connections"`
+	InUse           int `json:"in_use"`
+	Idle            int `json:"idle"`
+	// OpenAtSince are the connections that were open at Since.
+	OpenAtSince int64 `json:"open_at_since"`
+
+	WaitCount         int64         `json:"wait_count"`
+	WaitDuration      time.Duration `json:"wait_duration_ns"`
+	MaxIdleClosed     int64         `json:"max_idle_closed"`
+	MaxIdleTimeClosed int64         `json:"max_idle_time_closed"`
+	MaxLifetimeClosed int64         `json:"max_lifetime_closed"`
 
 	Connects        int64 `json:"connects"`
 	ConnectFailures int64 `json:"connect_failures"`
@@ -295,7 +311,7 @@ func (e *statEntry) stats() StatementStats {
 		Max:           e.max,
 		Mean:          e.total / time.Duration(e.calls),
 		StdDev:        time.Duration(math.Sqrt(e.m2 / float64(e.calls))),
-		LastSeen:      e.lastSeen,
+		LastSeen:      e.lastSeen.UTC(),
 	}
 	// Nearest-rank percentiles in one pass; nothing lies below min's bucket.
 	ranks := [3]int64{(e.calls*50 + 99) / 100, (e.calls*95 + 99) / 100, (e.calls*99 + 99) / 100}
@@ -332,6 +348,12 @@ type collector struct {
 	connectTime               time.Duration
 	closes                    int64
 	lifetime                  time.Duration
+	// open counts the connections open (connects less closes) over the
+	// connector's life; openAtSince is what it was at the last reset.
+	open, openAtSince int64
+	// base is database/sql's pool figures at the last reset, whose
+	// counters (waits, closes by limit) it keeps from the pool's opening.
+	base sql.DBStats
 }
 
 var _ Observer = (*collector)(nil)
@@ -347,7 +369,7 @@ func newCollector(cfg statsConfig) *collector {
 	// every connector pays for from the start.
 	c := &collector{
 		cfg:     cfg,
-		since:   time.Now(),
+		since:   time.Now().UTC(),
 		entries: make(map[uint64]*statEntry, min(cfg.maxFingerprints, defaultMaxFingerprints)),
 		slow:    make([]SlowQuery, 0, min(cfg.maxSlowSamples, defaultMaxSlowSamples)),
 	}
@@ -471,7 +493,7 @@ func (c *collector) endSlow(ctx context.Context, ev *Event) {
 
 func (c *collector) slowQuery(ev *Event) SlowQuery {
 	sq := SlowQuery{
-		Time:     ev.Start,
+		Time:     ev.Start.UTC(),
 		Duration: ev.Duration,
 		Op:       ev.Op.String(),
 		Rows:     ev.Rows,
@@ -574,6 +596,7 @@ func (c *collector) connected(d time.Duration, err error) {
 	} else {
 		c.connects++
 		c.connectTime += d
+		c.open++
 	}
 	c.mu.Unlock()
 }
@@ -583,6 +606,7 @@ func (c *collector) closed(lifetime time.Duration) {
 	c.mu.Lock()
 	c.closes++
 	c.lifetime += lifetime
+	c.open--
 	c.mu.Unlock()
 }
 
@@ -590,9 +614,10 @@ func (c *collector) closed(lifetime time.Duration) {
 // it; pool is the *sql.DB's Stats().
 func (c *collector) snapshot(pool sql.DBStats) Snapshot {
 	c.mu.Lock()
+	b := c.base
 	s := Snapshot{
 		Since:               c.since,
-		Taken:               time.Now(),
+		Taken:               time.Now().UTC(),
 		Totals:              c.totals,
 		Statements:          make([]StatementStats, 0, len(c.entries)),
 		SlowQueries:         make([]SlowQuery, len(c.slow)),
@@ -602,14 +627,17 @@ func (c *collector) snapshot(pool sql.DBStats) Snapshot {
 			OpenConnections:    pool.OpenConnections,
 			InUse:              pool.InUse,
 			Idle:               pool.Idle,
-			WaitCount:          pool.WaitCount,
-			WaitDuration:       pool.WaitDuration,
-			MaxIdleClosed:      pool.MaxIdleClosed,
-			MaxIdleTimeClosed:  pool.MaxIdleTimeClosed,
-			MaxLifetimeClosed:  pool.MaxLifetimeClosed,
-			Connects:           c.connects,
-			ConnectFailures:    c.connectFailures,
-			Closes:             c.closes,
+			OpenAtSince:        c.openAtSince,
+			// A reset with the figures of another pool (or none) must not
+			// make a count negative.
+			WaitCount:         max(0, pool.WaitCount-b.WaitCount),
+			WaitDuration:      max(0, pool.WaitDuration-b.WaitDuration),
+			MaxIdleClosed:     max(0, pool.MaxIdleClosed-b.MaxIdleClosed),
+			MaxIdleTimeClosed: max(0, pool.MaxIdleTimeClosed-b.MaxIdleTimeClosed),
+			MaxLifetimeClosed: max(0, pool.MaxLifetimeClosed-b.MaxLifetimeClosed),
+			Connects:          c.connects,
+			ConnectFailures:   c.connectFailures,
+			Closes:            c.closes,
 		},
 	}
 	if c.connects > 0 {
@@ -643,11 +671,14 @@ func (c *collector) snapshot(pool sql.DBStats) Snapshot {
 	return s
 }
 
-// reset clears every statistic and sample, keeping the configuration.
-func (c *collector) reset() {
+// reset clears every statistic and sample, keeping the configuration; pool
+// is the *sql.DB's Stats() now, from which the pool's counters count again.
+func (c *collector) reset(pool sql.DBStats) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.since = time.Now()
+	c.since = time.Now().UTC()
+	c.base = pool
+	c.openAtSince = c.open
 	c.totals = Totals{}
 	clear(c.entries)
 	c.lru.next, c.lru.prev = &c.lru, &c.lru

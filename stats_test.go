@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -561,7 +562,7 @@ func TestReset(t *testing.T) {
 	c.closed(time.Hour)
 
 	before := time.Now()
-	c.reset()
+	c.reset(sql.DBStats{})
 	s := c.snapshot(sql.DBStats{})
 	if s.Since.Before(before) {
 		t.Errorf("Since = %v, before the reset at %v", s.Since, before)
@@ -832,4 +833,218 @@ func TestSlowQueryTraceID(t *testing.T) {
 func endEvent(c *collector, ctx context.Context, ev *Event) {
 	ev.Slow = c.cfg.isSlow(ev.Duration)
 	c.End(ctx, ev)
+}
+
+// TestResetPool: after a reset the pool's counters count again, its gauges
+// stay, and the connections open at the reset are reported apart, so that
+// those open now are the sum.
+func TestResetPool(t *testing.T) {
+	c := newCollector(statsTestConfig())
+	for range 3 {
+		c.connected(time.Millisecond, nil)
+	}
+	c.closed(time.Minute)
+	c.reset(sql.DBStats{WaitCount: 5, WaitDuration: time.Second, MaxIdleClosed: 2, MaxLifetimeClosed: 1})
+	c.connected(3*time.Millisecond, nil)
+	c.connected(time.Second, errors.New("refused"))
+	got := c.snapshot(sql.DBStats{MaxOpenConnections: 4, OpenConnections: 3, InUse: 1, Idle: 2,
+		WaitCount: 7, WaitDuration: 3 * time.Second, MaxIdleClosed: 2, MaxLifetimeClosed: 4}).Pool
+	want := PoolStats{MaxOpenConnections: 4, OpenConnections: 3, InUse: 1, Idle: 2, OpenAtSince: 2,
+		WaitCount: 2, WaitDuration: 2 * time.Second, MaxLifetimeClosed: 3,
+		Connects: 1, ConnectFailures: 1, MeanConnectTime: 3 * time.Millisecond}
+	if got != want {
+		t.Errorf("Pool = %+v\nwant   %+v", got, want)
+	}
+	if int64(got.OpenConnections) != got.OpenAtSince+got.Connects-got.Closes {
+		t.Errorf("open now %d != open at the reset %d + connects %d - closes %d", got.OpenConnections, got.OpenAtSince, got.Connects, got.Closes)
+	}
+}
+
+// TestResetPoolReal: on a real pool, the figures after ResetStats add up:
+// the connections open at the reset plus those connected since, less those
+// closed, are those open now; and a wait before the reset is not counted.
+func TestResetPoolReal(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, DriverName, WithMaxOpenConns(1))
+	c1, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error)
+	go func() {
+		c, err := db.Conn(ctx) // waits for c1
+		if err == nil {
+			err = c.Close()
+		}
+		waited <- err
+	}()
+	for db.Stats().WaitCount == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c1.Close()
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	if err := ResetStats(db); err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(4)
+	var conns []*sql.Conn
+	for range 3 { // one idle connection is reused, two are made
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PingContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	s, err := Stats(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.Pool
+	if p.OpenAtSince != 1 || p.Connects != 2 || p.Closes != 0 || p.OpenConnections != 3 || p.InUse != 3 || p.WaitCount != 0 || p.WaitDuration != 0 {
+		t.Errorf("pool after the reset: %+v; want 1 open at the reset, 2 connects, 3 open and in use, no wait", p)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// fullSnapshot is a snapshot with every field set (a cache's figures
+// included), from a collector fed by hand.
+func fullSnapshot(t *testing.T) Snapshot {
+	t.Helper()
+	cfg := statsTestConfig()
+	cfg.slowThreshold = time.Millisecond
+	cfg.logArgs = true
+	c := newCollector(cfg)
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(context.Background(),
+		trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
+	ev := statsEvent(OpQuery, statsStmt(1, "t"), time.Second)
+	ev.Start = time.Now() // a monotonic reading, in the local zone
+	ev.Args, ev.Err, ev.SQLState, ev.Rows, ev.Cache = []driver.NamedValue{{Value: int64(1)}}, errors.New("e"), "XX000", 3, CacheMiss
+	endEvent(c, ctx, ev)
+	c.connected(time.Millisecond, nil)
+	c.closed(time.Minute)
+	s := c.snapshot(sql.DBStats{MaxOpenConnections: 4, OpenConnections: 1, Idle: 1, WaitCount: 1, WaitDuration: time.Millisecond})
+	s.Cache = &CacheStats{Mode: "all", Hits: 3, Misses: 1, Bypasses: map[string]int64{"in a transaction": 2}, Fills: 1,
+		RejectedFills: 1, Evictions: 1, Invalidations: 1, UncachedInvalidations: 4, Entries: 1, HeldBytes: 120,
+		CapacityBytes: 1 << 19, MaxBytes: 100 << 20, HitRatio: 0.75}
+	return s
+}
+
+// TestSnapshotJSONRoundTrip: the JSON of a Snapshot decodes into an equal
+// Snapshot, durations are integer nanoseconds in keys ending in _ns, and an
+// empty snapshot has [] for its lists, never null.
+func TestSnapshotJSONRoundTrip(t *testing.T) {
+	s := fullSnapshot(t)
+	var buf bytes.Buffer
+	if err := s.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var back Snapshot
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(s, back) {
+		t.Errorf("round trip changed the snapshot:\n%+v\n%+v\n%s", s, back, buf.String())
+	}
+	if !strings.Contains(buf.String(), `"duration_ns": 1000000000`) {
+		t.Errorf("a duration of 1s is not 1000000000 under duration_ns:\n%s", buf.String())
+	}
+
+	// Every duration's key says its unit.
+	var check func(reflect.Type, string)
+	check = func(ty reflect.Type, path string) {
+		switch ty.Kind() {
+		case reflect.Pointer, reflect.Slice:
+			check(ty.Elem(), path)
+		case reflect.Struct:
+			if ty == reflect.TypeFor[time.Time]() {
+				return
+			}
+			for f := range ty.Fields() {
+				tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				if f.Type == reflect.TypeFor[time.Duration]() && !strings.HasSuffix(tag, "_ns") {
+					t.Errorf("%s.%s is a duration under the key %q, without _ns", path, f.Name, tag)
+				}
+				check(f.Type, path+"."+f.Name)
+			}
+		}
+	}
+	check(reflect.TypeFor[Snapshot](), "Snapshot")
+
+	empty, err := json.Marshal(newCollector(statsTestConfig()).snapshot(sql.DBStats{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(empty, []byte("null")) || !bytes.Contains(empty, []byte(`"statements":[]`)) || !bytes.Contains(empty, []byte(`"slowest":[]`)) {
+		t.Errorf("empty snapshot: %s", empty)
+	}
+}
+
+// TestCacheStatsCount: on a real server, a write to a table nothing was
+// cached from is not an invalidation; a write that makes a cached result
+// stale is, once; the bytes held are the entries', apart from the store's
+// allocation and the configured size.
+func TestCacheStatsCount(t *testing.T) {
+	ctx := context.Background()
+	db := cacheDB(t, "cstats_cached", WithCacheSize(8<<20))
+	mustExec(t, db, `DROP TABLE IF EXISTS cstats_other`)
+	mustExec(t, db, `CREATE TABLE cstats_other (id int PRIMARY KEY, v text)`)
+	if err := ResetStats(db); err != nil {
+		t.Fatal(err)
+	}
+	if s := cacheStats(t, db); s.Entries != 0 || s.HeldBytes != 0 || s.MaxBytes != 8<<20 || s.CapacityBytes <= 0 {
+		t.Fatalf("before any read: %+v; want nothing held, 8 MB at most, some allocated", s)
+	}
+	readV(t, db, ctx, "cstats_cached", 1)
+	s := cacheStats(t, db)
+	if s.Fills != 1 || s.Entries != 1 || s.HeldBytes <= 0 || s.HeldBytes > int64(s.CapacityBytes) {
+		t.Fatalf("after one read: %+v; want one entry and its bytes, within the allocation", s)
+	}
+	held := s.HeldBytes
+
+	for i := range 5 {
+		mustExec(t, db, fmt.Sprintf(`INSERT INTO cstats_other VALUES (%d, 'x')`, i))
+	}
+	if s := cacheStats(t, db); s.Invalidations != 0 || s.UncachedInvalidations != 5 {
+		t.Fatalf("after 5 writes to a table nothing was cached from: %d invalidations, %d of nothing cached; want 0, 5",
+			s.Invalidations, s.UncachedInvalidations)
+	}
+	mustExec(t, db, `UPDATE cstats_cached SET v = 'uno' WHERE id = 1`)
+	mustExec(t, db, `UPDATE cstats_cached SET v = 'eins' WHERE id = 1`) // the entry is stale already
+	if s := cacheStats(t, db); s.Invalidations != 1 || s.UncachedInvalidations != 6 {
+		t.Fatalf("after 2 writes to the cached table: %d invalidations, %d of nothing cached; want 1, 6",
+			s.Invalidations, s.UncachedInvalidations)
+	}
+	// The stale entry stays until its space is needed; one of the same
+	// size is stored beside it.
+	readV(t, db, ctx, "cstats_cached", 2)
+	if s := cacheStats(t, db); s.Entries != 2 || s.HeldBytes != 2*held {
+		t.Fatalf("after a second fill: %d entries, %d bytes; want 2, %d", s.Entries, s.HeldBytes, 2*held)
+	}
+
+	// Invalidating everything counts once while something is cached.
+	for range 2 {
+		if err := Invalidate(db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := cacheStats(t, db); s.Invalidations != 2 || s.UncachedInvalidations != 7 {
+		t.Fatalf("after 2 invalidations of everything: %d invalidations, %d of nothing cached; want 2, 7",
+			s.Invalidations, s.UncachedInvalidations)
+	}
+	// A reset keeps what is held.
+	if err := ResetStats(db); err != nil {
+		t.Fatal(err)
+	}
+	if s := cacheStats(t, db); s.Invalidations != 0 || s.UncachedInvalidations != 0 || s.Entries != 2 || s.HeldBytes != 2*held {
+		t.Fatalf("after a reset: %+v; want the counters at 0 and the 2 entries still held", s)
+	}
 }

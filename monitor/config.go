@@ -14,13 +14,14 @@ import (
 // ConfigReport is configuration advice. Nothing is applied: each advice
 // carries the ALTER SYSTEM statement for the operator to run.
 type ConfigReport struct {
-	// Memory is the machine memory the advice assumes, in bytes;
-	// MemorySource says where it came from.
+	// Memory is the machine memory the advice assumes, in bytes (0:
+	// unknown, and memory settings are not advised); MemorySource says
+	// where it came from: "given" (WithMemory) or /proc/meminfo.
 	Memory        int64    `json:"memory_bytes"`
 	MemorySource  string   `json:"memory_source"`
 	DatabaseBytes int64    `json:"database_bytes"`
 	Advice        []Advice `json:"advice"`
-	Notes         []string `json:"notes,omitempty"`
+	Notes         []string `json:"notes"`
 }
 
 // Advice is one setting: its current value (with the unit pg_settings
@@ -52,7 +53,7 @@ const configSettings = `'shared_buffers', 'effective_cache_size', 'work_mem', 'm
 // (WithMemory, else /proc/meminfo) and the database size, and suggests
 // values in the manner of PGTune for a mixed workload on SSD storage.
 func (m *Monitor) ConfigAdvice(ctx context.Context) (*ConfigReport, error) {
-	r := &ConfigReport{}
+	r := &ConfigReport{Advice: []Advice{}, Notes: []string{}}
 	settings := map[string]setting{}
 	err := m.queryRows(ctx, "settings", `SELECT name, setting, coalesce(unit, ''), context FROM pg_settings WHERE name IN (`+configSettings+`)`,
 		func(row scanner) error {
@@ -81,11 +82,11 @@ func (m *Monitor) ConfigAdvice(ctx context.Context) (*ConfigReport, error) {
 	if err := m.q.QueryRowContext(ctx, `SELECT pg_database_size(current_database())`).Scan(&r.DatabaseBytes); err != nil {
 		return nil, fmt.Errorf("monitor: database size: %w", err)
 	}
-	r.Memory, r.MemorySource = m.memory, "option"
+	r.Memory, r.MemorySource = m.memory, "given"
 	if r.Memory <= 0 {
 		mem, err := readMemTotal("/proc/meminfo")
 		if err != nil {
-			r.Notes = append(r.Notes, "machine memory unknown ("+err.Error()+"): memory settings not advised; pass the server's memory as an option (--memory)")
+			r.Notes = append(r.Notes, "machine memory unknown ("+err.Error()+"): memory settings not advised")
 		} else {
 			r.Memory, r.MemorySource = mem, "/proc/meminfo of the machine running the monitor: right only if the server runs here too"
 		}

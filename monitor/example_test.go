@@ -212,7 +212,7 @@ func ExampleMonitor_Tables() {
 		log.Fatal(err)
 	}
 	for _, t := range tables {
-		fmt.Println(t.Schema, t.Table, t.DeadRatio, t.LastAnalyzed())
+		fmt.Println(t.Table, t.DeadRatio, t.LastAnalyzed()) // "public"."audit_log"
 	}
 	seqs, _ := m.Sequences(ctx)
 	w, _ := m.Wraparound(ctx)

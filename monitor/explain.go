@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/pgerr"
 	"github.com/auditpg/auditpg/internal/sqlclass"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ExplainOptions control Explain.
@@ -26,9 +28,14 @@ type ExplainOptions struct {
 	// missed, and a statement calling a volatile function is refused.
 	AllowWrites bool
 	// Timeout is the statement_timeout set for the EXPLAIN (SET LOCAL);
-	// default 30 s.
+	// 0 means the default, 30 s. A negative one is refused.
 	Timeout time.Duration
-	// Args are the values of the statement's $n parameters.
+	// Args are the values of the statement's $n parameters, one for each,
+	// in order (else ErrArgCount). A string is sent as text and the server
+	// converts it to the type it infers for the parameter, as it would a
+	// quoted literal. Without Args a statement with parameters (a
+	// pg_stat_statements fingerprint, say) is explained as its generic
+	// plan: planned for any values and not executed (Plan.Generic).
 	Args []any
 	// Settings are set with SET LOCAL before the EXPLAIN, to see a plan
 	// under another work_mem, say. Names and values are bound parameters.
@@ -37,55 +44,63 @@ type ExplainOptions struct {
 
 // Plan is an EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) output, parsed.
 type Plan struct {
-	Root          *PlanNode     `json:"plan"`
+	Root *PlanNode `json:"plan"`
+	// Generic: the statement has parameters and no values were given, so
+	// the plan is its generic plan, estimated without running the
+	// statement: no actual rows, times or buffers, and no recommendations
+	// from them.
+	Generic       bool          `json:"generic"`
 	PlanningTime  time.Duration `json:"planning_time_ns"`
 	ExecutionTime time.Duration `json:"execution_time_ns"`
 	// Recommendations come from the plan's nodes, worst first.
 	Recommendations []Recommendation `json:"recommendations"`
-	// Raw is the server's JSON, untouched.
-	Raw json.RawMessage `json:"raw"`
+	// Raw is the server's JSON, untouched (PostgreSQL's field names): not
+	// part of the Plan's own JSON, whose tree carries the fields read.
+	Raw json.RawMessage `json:"-"`
 }
 
-// PlanNode is one node of a plan, with PostgreSQL's JSON field names. Times
-// are milliseconds per loop, rows are per loop, as EXPLAIN prints them.
+// PlanNode is one node of a plan: PostgreSQL's fields, under its JSON names
+// in snake_case ("Node Type" is node_type). Times are milliseconds per
+// loop, rows are per loop, as EXPLAIN prints them; the actual figures are 0
+// in a generic plan, which is not executed.
 type PlanNode struct {
-	NodeType             string      `json:"Node Type"`
-	ParentRelationship   string      `json:"Parent Relationship,omitempty"`
-	ParallelAware        bool        `json:"Parallel Aware,omitempty"`
-	JoinType             string      `json:"Join Type,omitempty"`
-	RelationName         string      `json:"Relation Name,omitempty"`
-	Alias                string      `json:"Alias,omitempty"`
-	IndexName            string      `json:"Index Name,omitempty"`
-	StartupCost          float64     `json:"Startup Cost"`
-	TotalCost            float64     `json:"Total Cost"`
-	PlanRows             float64     `json:"Plan Rows"`
-	ActualStartupTime    float64     `json:"Actual Startup Time"`
-	ActualTotalTime      float64     `json:"Actual Total Time"`
-	ActualRows           float64     `json:"Actual Rows"`
-	ActualLoops          float64     `json:"Actual Loops"`
-	Filter               string      `json:"Filter,omitempty"`
-	RowsRemovedByFilter  float64     `json:"Rows Removed by Filter,omitempty"`
-	IndexCond            string      `json:"Index Cond,omitempty"`
-	RecheckCond          string      `json:"Recheck Cond,omitempty"`
-	RowsRemovedByRecheck float64     `json:"Rows Removed by Index Recheck,omitempty"`
-	ExactHeapBlocks      float64     `json:"Exact Heap Blocks,omitempty"`
-	LossyHeapBlocks      float64     `json:"Lossy Heap Blocks,omitempty"`
-	HashCond             string      `json:"Hash Cond,omitempty"`
-	JoinFilter           string      `json:"Join Filter,omitempty"`
-	SortKey              []string    `json:"Sort Key,omitempty"`
-	SortMethod           string      `json:"Sort Method,omitempty"`
-	SortSpaceUsed        float64     `json:"Sort Space Used,omitempty"`
-	SortSpaceType        string      `json:"Sort Space Type,omitempty"`
-	HashBatches          float64     `json:"Hash Batches,omitempty"`
-	OriginalHashBatches  float64     `json:"Original Hash Batches,omitempty"`
-	PeakMemoryUsage      float64     `json:"Peak Memory Usage,omitempty"`
-	SharedHitBlocks      float64     `json:"Shared Hit Blocks"`
-	SharedReadBlocks     float64     `json:"Shared Read Blocks"`
-	TempReadBlocks       float64     `json:"Temp Read Blocks"`
-	TempWrittenBlocks    float64     `json:"Temp Written Blocks"`
-	WorkersPlanned       float64     `json:"Workers Planned,omitempty"`
-	WorkersLaunched      float64     `json:"Workers Launched,omitempty"`
-	Plans                []*PlanNode `json:"Plans,omitempty"`
+	NodeType             string      `json:"node_type"`
+	ParentRelationship   string      `json:"parent_relationship,omitempty"`
+	ParallelAware        bool        `json:"parallel_aware,omitempty"`
+	JoinType             string      `json:"join_type,omitempty"`
+	RelationName         string      `json:"relation_name,omitempty"`
+	Alias                string      `json:"alias,omitempty"`
+	IndexName            string      `json:"index_name,omitempty"`
+	StartupCost          float64     `json:"startup_cost"`
+	TotalCost            float64     `json:"total_cost"`
+	PlanRows             float64     `json:"plan_rows"`
+	ActualStartupTime    float64     `json:"actual_startup_time"`
+	ActualTotalTime      float64     `json:"actual_total_time"`
+	ActualRows           float64     `json:"actual_rows"`
+	ActualLoops          float64     `json:"actual_loops"`
+	Filter               string      `json:"filter,omitempty"`
+	RowsRemovedByFilter  float64     `json:"rows_removed_by_filter,omitempty"`
+	IndexCond            string      `json:"index_cond,omitempty"`
+	RecheckCond          string      `json:"recheck_cond,omitempty"`
+	RowsRemovedByRecheck float64     `json:"rows_removed_by_index_recheck,omitempty"`
+	ExactHeapBlocks      float64     `json:"exact_heap_blocks,omitempty"`
+	LossyHeapBlocks      float64     `json:"lossy_heap_blocks,omitempty"`
+	HashCond             string      `json:"hash_cond,omitempty"`
+	JoinFilter           string      `json:"join_filter,omitempty"`
+	SortKey              []string    `json:"sort_key,omitempty"`
+	SortMethod           string      `json:"sort_method,omitempty"`
+	SortSpaceUsed        float64     `json:"sort_space_used,omitempty"`
+	SortSpaceType        string      `json:"sort_space_type,omitempty"`
+	HashBatches          float64     `json:"hash_batches,omitempty"`
+	OriginalHashBatches  float64     `json:"original_hash_batches,omitempty"`
+	PeakMemoryUsage      float64     `json:"peak_memory_usage,omitempty"`
+	SharedHitBlocks      float64     `json:"shared_hit_blocks"`
+	SharedReadBlocks     float64     `json:"shared_read_blocks"`
+	TempReadBlocks       float64     `json:"temp_read_blocks"`
+	TempWrittenBlocks    float64     `json:"temp_written_blocks"`
+	WorkersPlanned       float64     `json:"workers_planned,omitempty"`
+	WorkersLaunched      float64     `json:"workers_launched,omitempty"`
+	Plans                []*PlanNode `json:"plans,omitempty"`
 }
 
 // Label names a node for messages: "Seq Scan on audit_log".
@@ -128,8 +143,17 @@ type Recommendation struct {
 // Explain runs EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) on one statement in
 // a transaction that is always rolled back, under a statement_timeout, and
 // analyzes the plan. More than one statement is refused
-// (ErrMultipleStatements); a statement that may modify data, or that calls
-// a volatile function, needs AllowWrites (ErrWritesNotAllowed).
+// (ErrMultipleStatements); a statement the server cannot parse is
+// ErrSyntax, with the server's message and position; a statement that may
+// modify data, or that calls a volatile function, needs AllowWrites
+// (ErrWritesNotAllowed, as a *WriteError). A statement with $n parameters
+// takes one value for each in Args, or, without Args, is explained as its
+// generic plan without being run: a PREPARE with the parameter types the
+// server infers, then EXPLAIN EXECUTE with NULLs under plan_cache_mode =
+// force_generic_plan, which plans for any values (EXPLAIN (GENERIC_PLAN) of
+// PostgreSQL 16 accepts parameters only in a text sent without a Parse, and
+// every text here is prepared, so that the server checks it is one
+// statement).
 //
 // The classifier's verdict is only the first of these guards, since a lexer
 // that reads the text differently from the server could let a second
@@ -162,17 +186,11 @@ func (m *Monitor) Explain(ctx context.Context, query string, o ExplainOptions) (
 		// read less than was checked.
 		return nil, errors.New("monitor: explain: the statement holds a NUL byte")
 	}
-	// A read whose only doubt is functions the classifier does not know
-	// goes on: pg_proc decides below.
-	if !st.ReadOnly && !st.UserFunctionsOnly && !o.AllowWrites {
-		what := st.Operation
-		if len(st.Functions) > 0 {
-			what += "; functions called: " + strings.Join(st.Functions, ", ")
-		}
-		return nil, fmt.Errorf("%w (%s)", ErrWritesNotAllowed, what)
+	if o.Timeout < 0 {
+		return nil, fmt.Errorf("monitor: explain: ExplainOptions.Timeout %v: want a positive duration, or 0 for the default 30s", o.Timeout)
 	}
 	timeout := o.Timeout
-	if timeout <= 0 {
+	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
 	tx, err := m.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: !o.AllowWrites})
@@ -200,13 +218,45 @@ func (m *Monitor) Explain(ctx context.Context, query string, o ExplainOptions) (
 			return nil, fmt.Errorf("monitor: explain: read transaction_read_only: %w", err)
 		}
 		if ro != "on" {
-			return nil, errors.New("monitor: explain: the transaction is not READ ONLY (the driver ignored sql.TxOptions.ReadOnly, or a setting changed it): refused without AllowWrites")
+			return nil, &WriteError{Reason: "the transaction is not READ ONLY (a setting turned it off, or the driver ignored the read-only option)"}
 		}
-		if err := refuseVolatile(ctx, tx, query, o.Args); err != nil {
+	}
+	// The server parses the text before the classifier's verdict refuses
+	// it: a text that does not parse is said to be so, not a write.
+	params, err := parseOne(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	// A read whose only doubt is functions the classifier does not know
+	// goes on: pg_proc decides below.
+	if !st.ReadOnly && !st.UserFunctionsOnly && !o.AllowWrites {
+		reason := "the statement may modify data (" + st.Operation
+		if len(st.Functions) > 0 {
+			reason += "; functions called: " + strings.Join(st.Functions, ", ")
+		}
+		return nil, &WriteError{Reason: reason + ")"}
+	}
+	if len(o.Args) > 0 && len(o.Args) != len(params) {
+		return nil, fmt.Errorf("%w: the statement has %d parameter(s) and %d value(s) were given", ErrArgCount, len(params), len(o.Args))
+	}
+	e := &explainer{tx: tx, query: query, args: o.Args, params: params, generic: len(params) > 0 && len(o.Args) == 0}
+	if e.generic {
+		done, err := e.prepareGeneric(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+	}
+	if !o.AllowWrites {
+		if err := refuseVolatile(ctx, tx, e); err != nil {
 			return nil, err
 		}
 	}
-	raw, err := explainOne(ctx, tx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+query, o.Args)
+	options := "ANALYZE, BUFFERS, FORMAT JSON"
+	if e.generic {
+		options = "FORMAT JSON" // never run with the NULLs bound for the plan
+	}
+	raw, err := e.explain(ctx, options)
 	if err != nil {
 		return nil, err
 	}
@@ -214,35 +264,188 @@ func (m *Monitor) Explain(ctx context.Context, query string, o ExplainOptions) (
 	if err != nil {
 		return nil, err
 	}
+	p.Generic = e.generic
 	p.Recommendations = analyzePlan(p.Root, m.th)
 	return p, nil
 }
 
-// explainOne runs text, an EXPLAIN of one statement, with args and returns
-// its one value. The text is prepared first, so that the server's parser,
-// not the classifier, says it is one statement (the extended protocol's Parse
-// refuses more), and the prepared statement is looked for in
-// pg_prepared_statements: a driver that prepares on the client, and would
-// send the text unchecked, is refused.
-func explainOne(ctx context.Context, tx *sql.Tx, text string, args []any) ([]byte, error) {
+// WriteError refuses a statement that may modify data, or that calls a
+// volatile function, for want of ExplainOptions.AllowWrites; it is
+// ErrWritesNotAllowed for errors.Is.
+type WriteError struct {
+	// Reason says what may write: the classifier's reading of the
+	// statement, or the volatile functions pg_proc names.
+	Reason string
+}
+
+func (e *WriteError) Error() string {
+	return "monitor: " + e.Reason + "; set ExplainOptions.AllowWrites to explain it (the transaction is rolled back all the same)"
+}
+
+func (e *WriteError) Is(target error) bool { return target == ErrWritesNotAllowed }
+
+// genericName is the SQL-level prepared statement of a generic plan.
+const genericName = "auditpg_monitor_explain"
+
+// explainer runs the EXPLAINs of one statement: with its values, or, when
+// it has parameters and no values were given, for its generic plan.
+type explainer struct {
+	tx      *sql.Tx
+	query   string
+	args    []any
+	params  []string // the types the server infers for $1, $2...
+	generic bool
+}
+
+// prepareGeneric readies a generic plan: the statement is prepared with the
+// parameter types the server inferred (the PREPARE itself prepared through
+// the protocol, so that it is one statement), and plan_cache_mode makes
+// EXECUTE plan it for any values, not for the NULLs it is given. done
+// deallocates it: a prepared statement outlives the transaction, and would
+// stay on the pooled connection.
+func (e *explainer) prepareGeneric(ctx context.Context) (done func(), err error) {
+	if _, err := e.tx.ExecContext(ctx, `SELECT pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)`); err != nil {
+		return nil, fmt.Errorf("monitor: explain: SET LOCAL plan_cache_mode: %w", err)
+	}
+	// One left by an earlier call whose clean-up failed (a lost connection).
+	var left bool
+	if err := e.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_catalog.pg_prepared_statements WHERE name = $1)`, genericName).Scan(&left); err != nil {
+		return nil, fmt.Errorf("monitor: explain: read pg_prepared_statements: %w", err)
+	}
+	if left {
+		if _, err := e.tx.ExecContext(ctx, `DEALLOCATE `+genericName); err != nil {
+			return nil, fmt.Errorf("monitor: explain: DEALLOCATE: %w", err)
+		}
+	}
+	if _, err := e.tx.ExecContext(ctx, `SAVEPOINT auditpg_monitor_generic`); err != nil {
+		return nil, fmt.Errorf("monitor: explain: %w", err)
+	}
+	stmt, err := prepareOne(ctx, e.tx, "PREPARE "+genericName+"("+strings.Join(e.params, ", ")+") AS "+e.query)
+	if err != nil {
+		return nil, err
+	}
+	defer stmt.Close()
+	if _, err := stmt.ExecContext(ctx); err != nil {
+		return nil, fmt.Errorf("monitor: explain: PREPARE: %w", err)
+	}
+	return func() {
+		// Back to the savepoint first: an EXPLAIN that failed left the
+		// transaction aborted, where DEALLOCATE would fail too.
+		_, _ = e.tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT auditpg_monitor_generic`)
+		_, _ = e.tx.ExecContext(ctx, `DEALLOCATE `+genericName)
+	}, nil
+}
+
+// explain runs EXPLAIN (options) on the statement and returns its JSON.
+func (e *explainer) explain(ctx context.Context, options string) ([]byte, error) {
+	if !e.generic {
+		return explainOne(ctx, e.tx, "EXPLAIN ("+options+") "+e.query, e.args)
+	}
+	nulls := strings.TrimSuffix(strings.Repeat("NULL, ", len(e.params)), ", ")
+	return explainOne(ctx, e.tx, "EXPLAIN ("+options+") EXECUTE "+genericName+"("+nulls+")", nil)
+}
+
+// prepareOne prepares text on the server through database/sql, so that the
+// server's parser, not the classifier, says it is one statement (the
+// extended protocol's Parse refuses more), and checks that the prepared
+// statement is in pg_prepared_statements: a driver that prepares on the
+// client, and would send the text unchecked, is refused.
+func prepareOne(ctx context.Context, tx *sql.Tx, text string) (*sql.Stmt, error) {
 	stmt, err := tx.PrepareContext(ctx, text)
 	if err != nil {
 		if strings.Contains(err.Error(), "multiple commands") { // cannot insert multiple commands into a prepared statement
 			return nil, fmt.Errorf("%w: the server read more than one: %w", ErrMultipleStatements, err)
 		}
-		return nil, fmt.Errorf("monitor: explain: %w", err)
+		return nil, err
 	}
-	defer stmt.Close()
 	// starts_with: a driver's query rewriter (sqlcommenter) may append a
 	// comment, which does not make one statement more.
 	var prepared bool
 	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_catalog.pg_prepared_statements
 		WHERE NOT from_sql AND pg_catalog.starts_with(statement, $1))`, text).Scan(&prepared); err != nil {
+		stmt.Close()
 		return nil, fmt.Errorf("monitor: explain: read pg_prepared_statements: %w", err)
 	}
 	if !prepared {
+		stmt.Close()
 		return nil, errors.New("monitor: explain: the driver did not prepare the statement on the server, so the server cannot check it is one statement: refused")
 	}
+	return stmt, nil
+}
+
+// parseOne has the server parse and analyze the statement (prepare it:
+// nothing runs) and returns the types it infers for its parameters. A text
+// it cannot parse is ErrSyntax, saying where.
+func parseOne(ctx context.Context, tx *sql.Tx, query string) ([]string, error) {
+	stmt, err := prepareOne(ctx, tx, query)
+	if err != nil {
+		return nil, statementError(query, err)
+	}
+	defer stmt.Close()
+	var types string
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(pg_catalog.array_to_json(parameter_types::text[])::text, '[]')
+		  FROM pg_catalog.pg_prepared_statements
+		 WHERE NOT from_sql AND pg_catalog.starts_with(statement, $1)
+		 ORDER BY statement = $1 DESC, prepare_time DESC LIMIT 1`, query).Scan(&types); err != nil {
+		return nil, fmt.Errorf("monitor: explain: read the parameter types: %w", err)
+	}
+	params := []string{}
+	if err := json.Unmarshal([]byte(types), &params); err != nil {
+		return nil, fmt.Errorf("monitor: explain: parameter types %s: %w", types, err)
+	}
+	return params, nil
+}
+
+// syntaxError is a statement the server could not parse: ErrSyntax and the
+// server's error for errors.Is and As.
+type syntaxError struct {
+	msg string
+	err error
+}
+
+func (e *syntaxError) Error() string   { return e.msg }
+func (e *syntaxError) Unwrap() []error { return []error{ErrSyntax, e.err} }
+
+// statementError words what the server said of the statement it was asked
+// to prepare: a syntax error as ErrSyntax, any other with the place in the
+// statement it points at.
+func statementError(query string, err error) error {
+	var pe *pgconn.PgError
+	if errors.Is(err, ErrMultipleStatements) || !errors.As(err, &pe) {
+		return fmt.Errorf("monitor: explain: %w", err)
+	}
+	where := ""
+	if pe.Position > 0 {
+		r := []rune(query)
+		at := min(int(pe.Position)-1, len(r))
+		near := strings.Join(strings.Fields(string(r[at:min(at+30, len(r))])), " ")
+		where = fmt.Sprintf(" at character %d", pe.Position)
+		if near != "" {
+			where += fmt.Sprintf(" (%q)", near)
+		}
+	}
+	if pe.Code == "42601" { // syntax_error
+		return &syntaxError{msg: fmt.Sprintf("%s: %s%s", ErrSyntax, pe.Message, where), err: err}
+	}
+	return fmt.Errorf("monitor: explain: %w%s", err, where)
+}
+
+// explainOne runs text, an EXPLAIN of one statement, with args and returns
+// its one value, the text prepared by prepareOne first. The statement parsed
+// already: a syntax error here is EXPLAIN's, which takes only some kinds of
+// statement.
+func explainOne(ctx context.Context, tx *sql.Tx, text string, args []any) ([]byte, error) {
+	stmt, err := prepareOne(ctx, tx, text)
+	if err != nil {
+		if errors.Is(err, ErrMultipleStatements) {
+			return nil, err
+		}
+		if pgerr.SQLState(err) == "42601" {
+			return nil, fmt.Errorf("monitor: explain: EXPLAIN takes only SELECT, INSERT, UPDATE, DELETE, MERGE, VALUES, EXECUTE, DECLARE, CREATE TABLE AS and CREATE MATERIALIZED VIEW statements: %w", err)
+		}
+		return nil, fmt.Errorf("monitor: explain: %w", err)
+	}
+	defer stmt.Close()
 	var raw []byte
 	if err := stmt.QueryRowContext(ctx, args...).Scan(&raw); err != nil {
 		return nil, fmt.Errorf("monitor: explain: %w", err)
@@ -261,11 +464,12 @@ func explainOne(ctx context.Context, tx *sql.Tx, text string, args []any) ([]byt
 // added. A volatile function behind an operator is found by the operator's
 // name in either. Names are matched in every schema: a false refusal costs
 // an AllowWrites, a miss a side effect.
-func refuseVolatile(ctx context.Context, tx *sql.Tx, query string, args []any) error {
+func refuseVolatile(ctx context.Context, tx *sql.Tx, e *explainer) error {
+	query := e.query
 	if strings.Contains(strings.ToUpper(query), `U&"`) {
-		return fmt.Errorf(`%w: its text holds a Unicode-escaped identifier (U&"..."), which hides the functions it calls`, ErrWritesNotAllowed)
+		return &WriteError{Reason: `the statement's text holds a Unicode-escaped identifier (U&"..."), which hides the functions it calls`}
 	}
-	raw, err := explainOne(ctx, tx, "EXPLAIN (VERBOSE, FORMAT JSON) "+query, args)
+	raw, err := e.explain(ctx, "VERBOSE, FORMAT JSON")
 	if err != nil {
 		return err
 	}
@@ -314,21 +518,11 @@ func refuseVolatile(ctx context.Context, tx *sql.Tx, query string, args []any) e
 	}
 	if len(found) > 0 {
 		slices.Sort(found)
-		return &volatileError{funcs: slices.Compact(found)}
+		return &WriteError{Reason: "the statement calls the volatile function(s) " + strings.Join(slices.Compact(found), ", ") +
+			", which may act outside the transaction (end a backend, write a file, run a program), where the rollback undoes nothing"}
 	}
 	return nil
 }
-
-// volatileError refuses a statement that calls volatile functions; it is
-// ErrWritesNotAllowed for errors.Is.
-type volatileError struct{ funcs []string }
-
-func (e *volatileError) Error() string {
-	return "monitor: the statement calls the volatile function(s) " + strings.Join(e.funcs, ", ") +
-		", which may act outside the transaction (end a backend, write a file, run a program), where the rollback undoes nothing; set AllowWrites to explain it"
-}
-
-func (e *volatileError) Is(target error) bool { return target == ErrWritesNotAllowed }
 
 // walkStrings calls fn with every string value in a decoded JSON document.
 func walkStrings(v any, fn func(string)) {
@@ -450,12 +644,20 @@ func isIdentChar(c byte) bool { return isIdentStart(c) || c >= '0' && c <= '9' |
 // ParsePlan parses the output of EXPLAIN (FORMAT JSON), with or without
 // ANALYZE, into a tree.
 func ParsePlan(raw []byte) (*Plan, error) {
-	var doc []struct {
-		Plan          *PlanNode `json:"Plan"`
-		PlanningTime  float64   `json:"Planning Time"`
-		ExecutionTime float64   `json:"Execution Time"`
+	var server any
+	if err := json.Unmarshal(raw, &server); err != nil {
+		return nil, fmt.Errorf("monitor: parse EXPLAIN JSON: %w", err)
 	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
+	snake, err := json.Marshal(snakeKeys(server))
+	if err != nil {
+		return nil, fmt.Errorf("monitor: parse EXPLAIN JSON: %w", err)
+	}
+	var doc []struct {
+		Plan          *PlanNode `json:"plan"`
+		PlanningTime  float64   `json:"planning_time"`
+		ExecutionTime float64   `json:"execution_time"`
+	}
+	if err := json.Unmarshal(snake, &doc); err != nil {
 		return nil, fmt.Errorf("monitor: parse EXPLAIN JSON: %w", err)
 	}
 	if len(doc) != 1 || doc[0].Plan == nil {
@@ -465,9 +667,28 @@ func ParsePlan(raw []byte) (*Plan, error) {
 		Raw: json.RawMessage(raw)}, nil
 }
 
+// snakeKeys returns v, decoded JSON, with the keys of its objects as
+// PlanNode's tags write them: "Rows Removed by Filter" is
+// rows_removed_by_filter.
+func snakeKeys(v any) any {
+	switch v := v.(type) {
+	case []any:
+		for i, e := range v {
+			v[i] = snakeKeys(e)
+		}
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[strings.ReplaceAll(strings.ToLower(k), " ", "_")] = snakeKeys(e)
+		}
+		return out
+	}
+	return v
+}
+
 // analyzePlan walks the plan and returns its recommendations, heaviest first.
 func analyzePlan(root *PlanNode, th Thresholds) []Recommendation {
-	var out []Recommendation
+	out := []Recommendation{}
 	add := func(kind string, n *PlanNode, format string, args ...any) {
 		out = append(out, Recommendation{Kind: kind, Node: n.Label(), Message: fmt.Sprintf(format, args...),
 			Weight: n.ActualTotalTime * n.ActualLoops})

@@ -145,3 +145,97 @@ func TestParsePlan(t *testing.T) {
 		t.Error("ParsePlan accepted an object instead of an array")
 	}
 }
+
+// TestExplainSyntaxAndParameters: a text the server cannot parse is said to
+// be so (not a write), with the server's message and position; a statement
+// with parameters takes one value for each, as text, or is explained as its
+// generic plan without running.
+func TestExplainSyntaxAndParameters(t *testing.T) {
+	ctx := context.Background()
+	m := explainFixture(t)
+
+	for _, q := range []string{`selec 1`, `SELECT * FROM mon_plan WHERE`, `DELETE FRM mon_plan`} {
+		_, err := m.Explain(ctx, q, ExplainOptions{})
+		if !errors.Is(err, ErrSyntax) || errors.Is(err, ErrWritesNotAllowed) || !strings.Contains(err.Error(), "syntax error") ||
+			!strings.Contains(err.Error(), "at character") {
+			t.Errorf("%q: err = %v, want ErrSyntax with the server's message and position", q, err)
+		}
+	}
+	if _, err := m.Explain(ctx, `selec 1`, ExplainOptions{}); err == nil || !strings.Contains(err.Error(), `at character 1 ("selec 1")`) {
+		t.Errorf("selec 1: err = %v, want the position and the text there", err)
+	}
+	// Parsed but refused by the server's analysis: its own words, not a write.
+	if _, err := m.Explain(ctx, `SELECT * FROM mon_no_such_table`, ExplainOptions{}); err == nil || errors.Is(err, ErrWritesNotAllowed) ||
+		!strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "at character 15") {
+		t.Errorf("unknown table: err = %v, want the server's error and position", err)
+	}
+	// A parsed write is still refused as one.
+	if _, err := m.Explain(ctx, `DELETE FROM mon_plan`, ExplainOptions{}); !errors.Is(err, ErrWritesNotAllowed) {
+		t.Errorf("DELETE: err = %v, want ErrWritesNotAllowed", err)
+	}
+	var we *WriteError
+	if _, err := m.Explain(ctx, `DELETE FROM mon_plan`, ExplainOptions{}); !errors.As(err, &we) || !strings.Contains(we.Reason, "DELETE") {
+		t.Errorf("DELETE: err = %#v, want a *WriteError saying DELETE", err)
+	}
+
+	// Values as text: the server converts them to the types it infers.
+	p, err := m.Explain(ctx, `SELECT * FROM mon_plan WHERE id = $1 AND pad <> $2`, ExplainOptions{Args: []any{"7", "y"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Generic || p.Root.ActualLoops != 1 || p.Root.ActualRows != 1 {
+		t.Errorf("with values: generic %v, root %+v; want an executed plan finding 1 row", p.Generic, p.Root)
+	}
+	for _, args := range [][]any{{"7"}, {"7", "y", "z"}} {
+		if _, err := m.Explain(ctx, `SELECT * FROM mon_plan WHERE id = $1 AND pad <> $2`, ExplainOptions{Args: args}); !errors.Is(err, ErrArgCount) ||
+			!strings.Contains(err.Error(), "2 parameter(s)") {
+			t.Errorf("%d values for 2 parameters: err = %v, want ErrArgCount", len(args), err)
+		}
+	}
+	if _, err := m.Explain(ctx, `SELECT * FROM mon_plan WHERE id = $1`, ExplainOptions{Args: []any{"seven"}}); err == nil || !strings.Contains(err.Error(), "invalid input syntax for type integer") {
+		t.Errorf("a value the parameter's type refuses: err = %v, want the server's conversion error", err)
+	}
+
+	// No values: the generic plan, planned for any value, not executed.
+	// A fingerprint as pg_stat_statements writes it, a text parameter included.
+	q := `SELECT count(*) FROM mon_plan WHERE a = $1 AND pad LIKE $2`
+	one := openDB(t)
+	one.SetMaxOpenConns(1)
+	m1 := newMonitor(t, one)
+	for range 2 { // twice on a one-connection pool: nothing is left prepared
+		p, err = m1.Explain(ctx, q, ExplainOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.Generic || p.ExecutionTime != 0 || p.Root.ActualLoops != 0 || p.Root.TotalCost <= 0 || len(p.Recommendations) != 0 {
+			t.Errorf("generic plan = %+v (root %+v), want estimates only", p, p.Root)
+		}
+	}
+	if !strings.Contains(string(p.Raw), "$1") {
+		t.Errorf("generic plan does not show the parameter $1 (planned for NULL?): %s", p.Raw)
+	}
+	var prepared int
+	if err := one.QueryRowContext(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE name = 'auditpg_monitor_explain'`).Scan(&prepared); err != nil || prepared != 0 {
+		t.Errorf("prepared statements left: %d (%v)", prepared, err)
+	}
+	// The guard holds for a generic plan: writes and volatile functions.
+	if _, err := m.Explain(ctx, `DELETE FROM mon_plan WHERE id = $1`, ExplainOptions{}); !errors.Is(err, ErrWritesNotAllowed) {
+		t.Errorf("generic DELETE: err = %v, want ErrWritesNotAllowed", err)
+	}
+	if _, err := m.Explain(ctx, `SELECT pg_terminate_backend($1)`, ExplainOptions{}); !errors.Is(err, ErrWritesNotAllowed) ||
+		!strings.Contains(err.Error(), "pg_terminate_backend") {
+		t.Errorf("generic volatile call: err = %v, want ErrWritesNotAllowed naming it", err)
+	}
+	// With AllowWrites a generic plan is still not run: the rows stay.
+	if p, err = m.Explain(ctx, `DELETE FROM mon_plan WHERE id > $1`, ExplainOptions{AllowWrites: true}); err != nil || !p.Generic {
+		t.Fatalf("generic DELETE with AllowWrites: %+v, %v", p, err)
+	}
+	var n int
+	if err := m.db.QueryRowContext(ctx, `SELECT count(*) FROM mon_plan`).Scan(&n); err != nil || n != 50000 {
+		t.Errorf("rows after a generic DELETE plan: %d (%v), want 50000", n, err)
+	}
+	// An unusable timeout is refused, not replaced.
+	if _, err := m.Explain(ctx, `SELECT 1`, ExplainOptions{Timeout: -time.Second}); err == nil || !strings.Contains(err.Error(), "-1s") {
+		t.Errorf("negative timeout: err = %v, want it refused", err)
+	}
+}

@@ -261,7 +261,7 @@ func TestRedundantIndexes(t *testing.T) {
 		}
 		out := map[string]RedundantIndex{}
 		for _, x := range r {
-			if x.Table == "mon_dup" {
+			if x.Table.Name == "mon_dup" {
 				out[x.Index] = x
 			}
 		}
@@ -307,7 +307,7 @@ func TestSeqScanTables(t *testing.T) {
 	f.flush()
 	listed := func() (bool, error) {
 		s, err := m.SeqScanTables(ctx)
-		return has(s, func(x SeqScanTable) bool { return x.Table == "mon_seq" }), err
+		return has(s, func(x SeqScanTable) bool { return x.Table.Name == "mon_seq" }), err
 	}
 	eventually(t, "mon_seq listed as read by sequential scans", listed)
 	f.exec(`CREATE INDEX mon_seq_v ON mon_seq (v)`)
@@ -342,8 +342,12 @@ func TestMaintenanceVacuumAnalyzeReindex(t *testing.T) {
 	ours := func(actions []MaintenanceAction) map[string]MaintenanceAction {
 		out := map[string]MaintenanceAction{}
 		for _, a := range actions {
-			if strings.HasPrefix(a.Object, "mon_dead") || strings.HasPrefix(a.Object, "mon_never") || strings.HasPrefix(a.Object, "mon_inv") {
-				out[a.Object] = a
+			obj := a.Table.Name
+			if a.Index != "" {
+				obj = a.Index
+			}
+			if strings.HasPrefix(obj, "mon_dead") || strings.HasPrefix(obj, "mon_never") || strings.HasPrefix(obj, "mon_inv") {
+				out[obj] = a
 			}
 		}
 		return out
@@ -395,7 +399,7 @@ func TestMaintenanceVacuumAnalyzeReindex(t *testing.T) {
 	if _, err := m.RunMaintenance(ctx, []MaintenanceAction{leftover}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.RunMaintenance(ctx, []MaintenanceAction{{Kind: ActionDropLeftover, Schema: "public", Object: "mon_inv_id"}}, nil); err == nil {
+	if _, err := m.RunMaintenance(ctx, []MaintenanceAction{{Kind: ActionDropLeftover, Table: Table{Schema: "public", Name: "mon_inv"}, Index: "mon_inv_id"}}, nil); err == nil {
 		t.Error("drop_leftover dropped an index that is not a REINDEX leftover")
 	}
 	eventually(t, "plan empty once fixed", func() (bool, error) {
@@ -406,7 +410,7 @@ func TestMaintenanceVacuumAnalyzeReindex(t *testing.T) {
 		t.Error("mon_inv_v still invalid after REINDEX")
 	}
 	// RunMaintenance builds its statements itself: a tampered SQL field is ignored.
-	if _, err := m.RunMaintenance(ctx, []MaintenanceAction{{Kind: "drop", Schema: "public", Object: "mon_inv", SQL: "DROP TABLE mon_inv"}}, nil); err == nil {
+	if _, err := m.RunMaintenance(ctx, []MaintenanceAction{{Kind: "drop", Table: Table{Schema: "public", Name: "mon_inv"}, SQL: "DROP TABLE mon_inv"}}, nil); err == nil {
 		t.Error("an unknown action kind ran")
 	}
 }
@@ -428,7 +432,7 @@ func TestSequences(t *testing.T) {
 		}
 		out := map[string]SequenceUsage{}
 		for _, x := range s {
-			out[x.Sequence] = x
+			out[x.Sequence.Name] = x
 		}
 		return out
 	}
@@ -436,7 +440,7 @@ func TestSequences(t *testing.T) {
 	if s := got["mon_seq_small"]; s.Limit != 100 || s.Used < 0.94 || s.Used > 0.96 {
 		t.Errorf("mon_seq_small = %+v, want 95%% of 100", s)
 	}
-	if s := got["mon_seq_big"]; s.Limit != 2147483647 || s.Column != "mon_seq_owner.id" || s.Used < 0.9 {
+	if s := got["mon_seq_big"]; s.Limit != 2147483647 || s.Table == nil || *s.Table != (Table{Schema: "public", Name: "mon_seq_owner"}) || s.Column != "id" || s.Used < 0.9 {
 		t.Errorf("mon_seq_big = %+v, want limited by its integer column", s)
 	}
 	s, err := m.Summary(ctx)

@@ -49,6 +49,18 @@ func (b *componentBuilder) flag(s Status, format string, args ...any) {
 	b.c.Reasons = append(b.c.Reasons, fmt.Sprintf(format, args...))
 }
 
+// manyPartitions: more leaf partitions than this make the partitions
+// component a warning, as partition analyze judges them.
+const manyPartitions = 1000
+
+// dotted names a table for a message: schema.name, unquoted.
+func dotted(t Table) string {
+	if t.Schema == "" {
+		return t.Name
+	}
+	return t.Schema + "." + t.Name
+}
+
 // Health runs the summary and returns its health status.
 func (m *Monitor) Health(ctx context.Context) (Health, error) {
 	s, err := m.Summary(ctx)
@@ -120,26 +132,26 @@ func (m *Monitor) health(s *Summary) Health {
 	add("indexes", func(b *componentBuilder) {
 		ix := s.Indexes
 		for _, v := range ix.Invalid {
-			b.flag(Warning, "invalid index %s.%s: %s", v.Schema, v.Index, v.ReindexSQL)
+			b.flag(Warning, "invalid index %s: %s", dotted(v.Table.Sibling(v.Index)), v.ReindexSQL)
 		}
-		since := ""
+		since := " since the statistics began (never reset)"
 		if r := s.Server.StatsReset; r != nil {
 			since = " since the statistics were reset on " + r.UTC().Format(time.DateTime) + " UTC"
 		}
 		for _, u := range ix.Unused {
-			b.flag(Warning, "unused index %s.%s (%s, %d scans%s)", u.Schema, u.Index, formatBytes(roundMB(float64(u.Bytes))), u.Scans, since)
+			b.flag(Warning, "unused index %s on %s (%s, %d scans%s)", u.Index, dotted(u.Table), formatBytes(roundMB(float64(u.Bytes))), u.Scans, since)
 		}
 		for _, r := range ix.Redundant {
-			b.flag(Warning, "index %s.%s is covered by %s", r.Schema, r.Index, r.CoveredBy)
+			b.flag(Warning, "index %s is covered by %s", dotted(r.Table.Sibling(r.Index)), r.CoveredBy)
 		}
 		for _, t := range ix.SeqScans {
-			b.flag(Warning, "table %s.%s (%d rows) is read by sequential scans %.0f%% of the time", t.Schema, t.Table, t.LiveRows, 100*(1-t.IndexShare))
+			b.flag(Warning, "table %s (%d rows) is read by sequential scans %.0f%% of the time", dotted(t.Table), t.LiveRows, 100*(1-t.IndexShare))
 		}
 	})
 	add("tables", func(b *componentBuilder) {
 		for _, a := range s.Maintenance {
-			if a.Kind != ActionReindex {
-				b.flag(Warning, "%s.%s needs %s: %s", a.Schema, a.Object, a.Kind, a.Reason)
+			if a.Kind == ActionVacuum || a.Kind == ActionAnalyze { // indexes are judged above
+				b.flag(Warning, "%s needs %s: %s", dotted(a.Table), a.Kind, a.Reason)
 			}
 		}
 	})
@@ -163,9 +175,9 @@ func (m *Monitor) health(s *Summary) Health {
 		for _, q := range s.Sequences {
 			switch {
 			case q.Used >= th.SequenceCritical:
-				b.flag(Critical, "sequence %s.%s has used %.1f%% of its range (limit %d)", q.Schema, q.Sequence, 100*q.Used, q.Limit)
+				b.flag(Critical, "sequence %s has used %.1f%% of its range (limit %d)", dotted(q.Sequence), 100*q.Used, q.Limit)
 			case q.Used >= th.SequenceWarning:
-				b.flag(Warning, "sequence %s.%s has used %.1f%% of its range (limit %d)", q.Schema, q.Sequence, 100*q.Used, q.Limit)
+				b.flag(Warning, "sequence %s has used %.1f%% of its range (limit %d)", dotted(q.Sequence), 100*q.Used, q.Limit)
 			}
 		}
 	})
@@ -183,10 +195,17 @@ func (m *Monitor) health(s *Summary) Health {
 	if len(s.Partitions) > 0 {
 		add("partitions", func(b *componentBuilder) {
 			for _, p := range s.Partitions {
+				healthy := true
 				if p.DefaultRows > 0 {
-					b.flag(Warning, "%s.%s: %d rows in the default partition %s: create the partitions for their range", p.Schema, p.Table, p.DefaultRows, p.Default)
-				} else {
-					b.flag(Healthy, "%s.%s: %d partitions", p.Schema, p.Table, p.Partitions)
+					healthy = false
+					b.flag(Warning, "%s: %d rows in the default partition %s: create the partitions for their range", dotted(p.Table), p.DefaultRows, dotted(*p.Default))
+				}
+				if p.Partitions > manyPartitions {
+					healthy = false
+					b.flag(Warning, "%s: %d partitions (more than %d): planning and locking slow down with each one; use a coarser interval or a shorter retention", dotted(p.Table), p.Partitions, manyPartitions)
+				}
+				if healthy {
+					b.flag(Healthy, "%s: %d partitions", dotted(p.Table), p.Partitions)
 				}
 			}
 		})

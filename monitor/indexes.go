@@ -13,8 +13,9 @@ import (
 // partitioned table are rolled up into their partitioned parent index: its
 // scans and size are the sums over its partitions (Partitions counts them).
 type IndexUsage struct {
-	Schema     string `json:"schema"`
-	Table      string `json:"table"`
+	// Table is the indexed table; Index the index's name, in the table's
+	// schema.
+	Table      Table  `json:"table"`
 	Index      string `json:"index"`
 	Scans      int64  `json:"scans"`
 	TuplesRead int64  `json:"tuples_read"`
@@ -57,13 +58,13 @@ SELECT n.nspname::text, t.relname::text, c.relname::text, r.scans, r.tup_read, r
   JOIN pg_class t ON t.oid = i.indrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
  ORDER BY r.scans DESC, r.bytes DESC, 1, 2, 3`, func(r scanner, u *IndexUsage) error {
-		return r.Scan(&u.Schema, &u.Table, &u.Index, &u.Scans, &u.TuplesRead, &u.Bytes, &u.Partitions,
+		return r.Scan(&u.Table.Schema, &u.Table.Name, &u.Index, &u.Scans, &u.TuplesRead, &u.Bytes, &u.Partitions,
 			&u.Unique, &u.Primary, &u.Constraint, &u.Valid, &u.Definition)
 	})
 }
 
 // UnusedIndex is an index scanned at most Thresholds.UnusedIndexMaxScans
-// times since the statistics were reset. Unique and primary indexes,
+// times (default: never) since the statistics were reset. Unique and primary indexes,
 // indexes backing constraints, invalid indexes and indexes smaller than
 // Thresholds.UnusedIndexMinBytes are never reported. Dropping one is the
 // operator's decision: DropSQL is a suggestion, never run by this package.
@@ -82,13 +83,13 @@ func (m *Monitor) UnusedIndexes(ctx context.Context) ([]UnusedIndex, error) {
 }
 
 func (m *Monitor) unused(usage []IndexUsage) []UnusedIndex {
-	var out []UnusedIndex
+	out := []UnusedIndex{}
 	for _, u := range usage {
 		if u.Unique || u.Primary || u.Constraint || !u.Valid ||
 			u.Bytes < m.th.UnusedIndexMinBytes || u.Scans > m.th.UnusedIndexMaxScans {
 			continue
 		}
-		out = append(out, UnusedIndex{IndexUsage: u, DropSQL: dropIndexSQL(u.Schema, u.Index, u.Partitions > 0)})
+		out = append(out, UnusedIndex{IndexUsage: u, DropSQL: dropIndexSQL(u.Table.Schema, u.Index, u.Partitions > 0)})
 	}
 	slices.SortStableFunc(out, func(a, b UnusedIndex) int { return int(b.Bytes - a.Bytes) })
 	return out
@@ -108,8 +109,7 @@ func dropIndexSQL(schema, index string, partitioned bool) string {
 // every write still maintains it. Indexes being built right now are not
 // reported.
 type InvalidIndex struct {
-	Schema     string `json:"schema"`
-	Table      string `json:"table"`
+	Table      Table  `json:"table"`
 	Index      string `json:"index"`
 	Unique     bool   `json:"unique"`
 	Bytes      int64  `json:"bytes"`
@@ -133,11 +133,11 @@ SELECT n.nspname::text, t.relname::text, c.relname::text, i.indisunique,
    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
    AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)
  ORDER BY 1, 2, 3`, func(r scanner, v *InvalidIndex) error {
-		if err := r.Scan(&v.Schema, &v.Table, &v.Index, &v.Unique, &v.Bytes, &v.Definition); err != nil {
+		if err := r.Scan(&v.Table.Schema, &v.Table.Name, &v.Index, &v.Unique, &v.Bytes, &v.Definition); err != nil {
 			return err
 		}
-		v.ReindexSQL = "REINDEX INDEX CONCURRENTLY " + pgx.Identifier{v.Schema, v.Index}.Sanitize() + ";"
-		v.DropSQL = dropIndexSQL(v.Schema, v.Index, false)
+		v.ReindexSQL = "REINDEX INDEX CONCURRENTLY " + v.Table.Sibling(v.Index).String() + ";"
+		v.DropSQL = dropIndexSQL(v.Table.Schema, v.Index, false)
 		return nil
 	})
 }
@@ -147,8 +147,7 @@ SELECT n.nspname::text, t.relname::text, c.relname::text, i.indisunique,
 // columns are the leading key columns of the other (an exact duplicate when
 // they are all of them).
 type RedundantIndex struct {
-	Schema     string `json:"schema"`
-	Table      string `json:"table"`
+	Table      Table  `json:"table"`
 	Index      string `json:"index"`
 	Definition string `json:"definition"`
 	Bytes      int64  `json:"bytes"`
@@ -206,7 +205,7 @@ SELECT c.oid::int8, n.nspname::text, t.relname::text, c.relname::text, pg_get_in
 	if err != nil {
 		return nil, err
 	}
-	var out []RedundantIndex
+	out := []RedundantIndex{}
 	for _, a := range all {
 		for _, b := range all {
 			if a.oid == b.oid || a.tableOID != b.tableOID || !covers(b, a) {
@@ -216,7 +215,7 @@ SELECT c.oid::int8, n.nspname::text, t.relname::text, c.relname::text, pg_get_in
 			if exact && !droppableDuplicate(a, b) || !exact && (a.unique || a.constraint) {
 				continue
 			}
-			out = append(out, RedundantIndex{Schema: a.schema, Table: a.table, Index: a.index, Definition: a.def,
+			out = append(out, RedundantIndex{Table: Table{Schema: a.schema, Name: a.table}, Index: a.index, Definition: a.def,
 				Bytes: a.bytes, CoveredBy: b.index, CoveredByDefinition: b.def, Duplicate: exact,
 				DropSQL: dropIndexSQL(a.schema, a.index, a.partitioned)})
 			break
@@ -265,8 +264,7 @@ func firstN(s []string, n int) []string {
 
 // SeqScanTable is a large table read mostly by sequential scans.
 type SeqScanTable struct {
-	Schema     string  `json:"schema"`
-	Table      string  `json:"table"`
+	Table      Table   `json:"table"`
 	SeqScans   int64   `json:"seq_scans"`
 	IdxScans   int64   `json:"idx_scans"`
 	SeqTupRead int64   `json:"seq_tup_read"`
@@ -286,7 +284,7 @@ SELECT schemaname::text, relname::text, seq_scan, coalesce(idx_scan, 0), seq_tup
  WHERE n_live_tup >= $1 AND seq_scan > 0
    AND coalesce(idx_scan, 0)::float8 / (seq_scan + coalesce(idx_scan, 0)) < $2
  ORDER BY seq_tup_read DESC, 1, 2`, func(r scanner, s *SeqScanTable) error {
-		return r.Scan(&s.Schema, &s.Table, &s.SeqScans, &s.IdxScans, &s.SeqTupRead, &s.LiveRows, &s.Bytes, &s.IndexShare)
+		return r.Scan(&s.Table.Schema, &s.Table.Name, &s.SeqScans, &s.IdxScans, &s.SeqTupRead, &s.LiveRows, &s.Bytes, &s.IndexShare)
 	}, m.th.SeqScanMinRows, m.th.SeqScanMaxIndexShare)
 }
 

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Maintenance action kinds.
@@ -29,10 +27,12 @@ var reindexLeftover = regexp.MustCompile(`_cc(new|old)[0-9]*$`)
 // MaintenanceAction is one statement the maintenance plan calls for. Only
 // invalid indexes are ever reindexed; unused ones are reported, not touched.
 type MaintenanceAction struct {
-	Kind   string `json:"kind"`
-	Schema string `json:"schema"`
-	// Object is the table (vacuum, analyze) or index (reindex).
-	Object string `json:"object"`
+	Kind string `json:"kind"`
+	// Table is the table vacuumed or analyzed, or the table of the index.
+	Table Table `json:"table"`
+	// Index is the index reindexed or dropped (in the table's schema), ""
+	// for a vacuum or analyze.
+	Index  string `json:"index,omitempty"`
 	SQL    string `json:"sql"`
 	Reason string `json:"reason"`
 }
@@ -40,21 +40,34 @@ type MaintenanceAction struct {
 // statement rebuilds the action's SQL from its kind and names, so that
 // RunMaintenance never executes text it did not build.
 func (a MaintenanceAction) statement() (string, error) {
-	name := pgx.Identifier{a.Schema, a.Object}.Sanitize()
+	if a.Table.Name == "" {
+		return "", fmt.Errorf("monitor: %s action without a table", a.Kind)
+	}
+	table, index := a.Table.String(), a.Table.Sibling(a.Index).String()
+	switch a.Kind {
+	case ActionVacuum, ActionAnalyze:
+		if a.Index != "" {
+			return "", fmt.Errorf("monitor: a %s action names a table, not the index %s", a.Kind, index)
+		}
+	case ActionReindex, ActionDropLeftover:
+		if a.Index == "" {
+			return "", fmt.Errorf("monitor: a %s action names an index: none given for %s", a.Kind, table)
+		}
+	}
 	switch a.Kind {
 	case ActionVacuum:
-		return "VACUUM (ANALYZE) " + name, nil
+		return "VACUUM (ANALYZE) " + table, nil
 	case ActionAnalyze:
-		return "ANALYZE " + name, nil
+		return "ANALYZE " + table, nil
 	case ActionReindex:
-		return "REINDEX INDEX CONCURRENTLY " + name, nil
+		return "REINDEX INDEX CONCURRENTLY " + index, nil
 	case ActionDropLeftover:
-		if !reindexLeftover.MatchString(a.Object) {
-			return "", fmt.Errorf("monitor: %s is not a REINDEX CONCURRENTLY leftover (_ccnew, _ccold): not dropped", name)
+		if !reindexLeftover.MatchString(a.Index) {
+			return "", fmt.Errorf("monitor: %s is not a REINDEX CONCURRENTLY leftover (_ccnew, _ccold): not dropped", index)
 		}
-		return "DROP INDEX CONCURRENTLY " + name, nil
+		return "DROP INDEX CONCURRENTLY " + index, nil
 	}
-	return "", fmt.Errorf("monitor: unknown maintenance action kind %q (want vacuum, analyze or reindex)", a.Kind)
+	return "", fmt.Errorf("monitor: unknown maintenance action kind %q (want vacuum, analyze, reindex or drop_leftover)", a.Kind)
 }
 
 // PlanMaintenance returns the maintenance the database needs, without
@@ -70,34 +83,34 @@ func (m *Monitor) PlanMaintenance(ctx context.Context) ([]MaintenanceAction, err
 		if err != nil {
 			return nil, err
 		}
-		return m.planMaintenance(tables, invalid, time.Now()), nil
+		return m.planMaintenance(tables, invalid), nil
 	})
 }
 
-func (m *Monitor) planMaintenance(tables []TableStats, invalid []InvalidIndex, now time.Time) []MaintenanceAction {
-	var out []MaintenanceAction
+func (m *Monitor) planMaintenance(tables []TableStats, invalid []InvalidIndex) []MaintenanceAction {
+	out := []MaintenanceAction{}
 	add := func(a MaintenanceAction) {
 		a.SQL, _ = a.statement()
 		a.SQL += ";"
 		out = append(out, a)
 	}
 	for _, t := range tables {
-		last := t.LastAnalyzed()
 		switch {
-		case t.DeadRows >= m.th.DeadTupleMin && t.DeadRatio >= m.th.DeadTupleRatio:
-			add(MaintenanceAction{Kind: ActionVacuum, Schema: t.Schema, Object: t.Table,
-				Reason: fmt.Sprintf("%d dead tuples, %.0f%% of the table (threshold %.0f%%)", t.DeadRows, 100*t.DeadRatio, 100*m.th.DeadTupleRatio)})
-		case last == nil && t.LiveRows+t.ModifiedSinceAnal > 0:
-			add(MaintenanceAction{Kind: ActionAnalyze, Schema: t.Schema, Object: t.Table,
-				Reason: fmt.Sprintf("never analyzed (manually or by autovacuum); %d rows, %d modified", t.LiveRows, t.ModifiedSinceAnal)})
-		case last != nil && t.ModifiedSinceAnal > 0 && now.Sub(*last) > m.th.AnalyzeMaxAge:
-			add(MaintenanceAction{Kind: ActionAnalyze, Schema: t.Schema, Object: t.Table,
-				Reason: fmt.Sprintf("last analyzed %s ago (threshold %s) and %d rows modified since", now.Sub(*last).Round(time.Minute), m.th.AnalyzeMaxAge, t.ModifiedSinceAnal)})
+		case m.due(t, t.DeadRows, t.VacuumThreshold):
+			add(MaintenanceAction{Kind: ActionVacuum, Table: t.Table,
+				Reason: fmt.Sprintf("%d dead tuples (%.0f%% of the table), %s", t.DeadRows, 100*t.DeadRatio, m.dueWhy(t, t.VacuumThreshold, "vacuum"))})
+		case m.due(t, t.ModifiedSinceAnal, t.AnalyzeThreshold):
+			since := "since the last analyze"
+			if t.LastAnalyzed() == nil {
+				since = "and never analyzed"
+			}
+			add(MaintenanceAction{Kind: ActionAnalyze, Table: t.Table,
+				Reason: fmt.Sprintf("%d rows modified %s, %s", t.ModifiedSinceAnal, since, m.dueWhy(t, t.AnalyzeThreshold, "analyze"))})
 		}
 	}
 	for _, ix := range invalid {
 		if reindexLeftover.MatchString(ix.Index) {
-			add(MaintenanceAction{Kind: ActionDropLeftover, Schema: ix.Schema, Object: ix.Index,
+			add(MaintenanceAction{Kind: ActionDropLeftover, Table: ix.Table, Index: ix.Index,
 				Reason: "invalid transient index left by a failed REINDEX CONCURRENTLY: drop it (then reindex the original again if it is invalid too)"})
 			continue
 		}
@@ -105,9 +118,29 @@ func (m *Monitor) planMaintenance(tables []TableStats, invalid []InvalidIndex, n
 		if ix.Unique {
 			reason += "; unique: the rebuild fails again while duplicate values remain, remove them first or drop the index"
 		}
-		add(MaintenanceAction{Kind: ActionReindex, Schema: ix.Schema, Object: ix.Index, Reason: reason})
+		add(MaintenanceAction{Kind: ActionReindex, Table: ix.Table, Index: ix.Index, Reason: reason})
 	}
 	return out
+}
+
+// due reports whether count (dead tuples, or rows modified since the last
+// analyze) calls for maintenance: past autovacuum's threshold for the table
+// when autovacuum does not process it, past Thresholds.AutovacuumLag times
+// the threshold when it does (autovacuum is behind).
+func (m *Monitor) due(t TableStats, count, threshold int64) bool {
+	limit := float64(threshold)
+	if t.Autovacuum {
+		limit *= m.th.AutovacuumLag
+	}
+	return count > 0 && float64(count) > limit
+}
+
+// dueWhy says which threshold a due table passed.
+func (m *Monitor) dueWhy(t TableStats, threshold int64, what string) string {
+	if !t.Autovacuum {
+		return fmt.Sprintf("past autovacuum's %s threshold of %d for this table, and autovacuum is off for it", what, threshold)
+	}
+	return fmt.Sprintf("more than %g times autovacuum's %s threshold of %d for this table: autovacuum is behind", m.th.AutovacuumLag, what, threshold)
 }
 
 // MaintenanceResult is the outcome of one action.
@@ -122,7 +155,7 @@ type MaintenanceResult struct {
 // on after a failure. progress, if not nil, is called before each action.
 // The error joins the failures.
 func (m *Monitor) RunMaintenance(ctx context.Context, actions []MaintenanceAction, progress func(i int, a MaintenanceAction)) ([]MaintenanceResult, error) {
-	var results []MaintenanceResult
+	results := []MaintenanceResult{}
 	var errs []error
 	for i, a := range actions {
 		stmt, err := a.statement()
@@ -138,7 +171,7 @@ func (m *Monitor) RunMaintenance(ctx context.Context, actions []MaintenanceActio
 		if err != nil {
 			r.Err = err.Error()
 			errs = append(errs, fmt.Errorf("monitor: %s: %w", stmt, err))
-			m.log.WarnContext(ctx, "monitor: maintenance action failed", "kind", a.Kind, "schema", a.Schema, "object", a.Object, "err", err)
+			m.log.WarnContext(ctx, "monitor: maintenance action failed", "kind", a.Kind, "table", a.Table.String(), "index", a.Index, "err", err)
 		}
 		results = append(results, r)
 		if ctx.Err() != nil {

@@ -10,7 +10,13 @@ import (
 	"time"
 
 	"github.com/auditpg/auditpg/internal/pgerr"
+	"github.com/auditpg/auditpg/internal/pgident"
 )
+
+// Table names a table (or another relation: a sequence, an index's table):
+// in JSON {"schema": ..., "name": ...}, the one form every auditpg package
+// uses.
+type Table = pgident.Table
 
 // Errors callers can test with errors.Is.
 var (
@@ -21,7 +27,17 @@ var (
 	ErrMultipleStatements = errors.New("monitor: explain takes exactly one statement")
 	// ErrWritesNotAllowed: Explain was given a statement that may write, or
 	// that calls a volatile function, without ExplainOptions.AllowWrites.
-	ErrWritesNotAllowed = errors.New("monitor: the statement may modify data; set AllowWrites to explain it (it is rolled back all the same)")
+	// The error is a *WriteError, which says why.
+	ErrWritesNotAllowed = errors.New("monitor: the statement may modify data")
+	// ErrSyntax: the server cannot parse the statement given to Explain; the
+	// error carries the server's message and the position it points at.
+	ErrSyntax = errors.New("monitor: the statement does not parse")
+	// ErrArgCount: Explain was given values (ExplainOptions.Args), but not
+	// one for each of the statement's parameters.
+	ErrArgCount = errors.New("monitor: explain: the values given do not match the statement's parameters")
+	// ErrLocked: a report waited for a lock longer than the lock timeout
+	// (WithLockTimeout).
+	ErrLocked = errors.New("monitor: a relation the report reads is locked by another session")
 )
 
 // Monitor reads diagnostics from one database. It holds no state besides its
@@ -125,7 +141,7 @@ func inReadTx[T any](ctx context.Context, m *Monitor, fn func(*Monitor) (T, erro
 	mt.q, mt.tx = tx, tx
 	v, err := fn(&mt)
 	if pgerr.SQLState(err) == "55P03" { // lock_not_available
-		err = fmt.Errorf("%w (a relation the report reads is locked by another session for longer than %s: Activity shows the blocker; WithLockTimeout waits longer)", err, m.lockTimeout)
+		err = fmt.Errorf("%w for longer than the lock timeout (%s; pg_stat_activity shows the blocker): %w", ErrLocked, m.lockTimeout, err)
 	}
 	return v, err
 }
@@ -146,8 +162,11 @@ type Thresholds struct {
 
 	// UnusedIndexMinBytes: smaller indexes are never reported unused.
 	UnusedIndexMinBytes int64 `json:"unused_index_min_bytes"`
-	// UnusedIndexMaxScans: an index scanned at most this often (summed
-	// over the partitions of a partitioned index) is unused. PgHero: 50.
+	// UnusedIndexMaxScans: an index scanned at most this often since the
+	// statistics were reset (summed over the partitions of a partitioned
+	// index) is unused. Default 0: an index scanned at all is used, however
+	// rarely; a low count means only that the statistics are young, and
+	// the report says since when they count.
 	UnusedIndexMaxScans int64 `json:"unused_index_max_scans"`
 	// SeqScanMinRows: a table with fewer live rows is never a missing-index
 	// candidate. PgHero: 10000.
@@ -156,14 +175,17 @@ type Thresholds struct {
 	// below this is read mostly by sequential scans. PgHero: 0.95.
 	SeqScanMaxIndexShare float64 `json:"seq_scan_max_index_share"`
 
-	// DeadTupleRatio: dead/(live+dead) at or above it calls for VACUUM,
-	// provided there are at least DeadTupleMin dead tuples.
-	DeadTupleRatio float64 `json:"dead_tuple_ratio"`
-	DeadTupleMin   int64   `json:"dead_tuple_min"`
-	// AnalyzeMaxAge: a table with rows modified since its last analyze
-	// (manual or automatic) that is older than this, or never analyzed,
-	// calls for ANALYZE.
-	AnalyzeMaxAge time.Duration `json:"analyze_max_age_ns"`
+	// AutovacuumLag: VACUUM and ANALYZE are called for by autovacuum's own
+	// rule, with the server's settings and the table's storage parameters
+	// (dead tuples above autovacuum_vacuum_threshold +
+	// autovacuum_vacuum_scale_factor x rows; rows modified since the last
+	// analyze above autovacuum_analyze_threshold +
+	// autovacuum_analyze_scale_factor x rows), so that the thresholds
+	// scale with the table. Where autovacuum is off (for the server or the
+	// table) past the threshold is enough; where it is on, autovacuum takes
+	// the table on its next round, and the report calls for it only past
+	// AutovacuumLag times the threshold: autovacuum is behind. Default 2.
+	AutovacuumLag float64 `json:"autovacuum_lag"`
 
 	// CacheHitWarning and CacheHitCritical bound the buffer cache hit ratio
 	// (tables and indexes). PgHero: 0.99.
@@ -206,12 +228,10 @@ func DefaultThresholds() Thresholds {
 		SlowQueryMinCalls:     1,
 		SlowQueriesWarning:    5,
 		UnusedIndexMinBytes:   1 << 20,
-		UnusedIndexMaxScans:   50,
+		UnusedIndexMaxScans:   0,
 		SeqScanMinRows:        10000,
 		SeqScanMaxIndexShare:  0.95,
-		DeadTupleRatio:        0.2,
-		DeadTupleMin:          1000,
-		AnalyzeMaxAge:         7 * 24 * time.Hour,
+		AutovacuumLag:         2,
 		CacheHitWarning:       0.99,
 		CacheHitCritical:      0.90,
 		ResultCacheHitWarning: 0.5,
@@ -256,7 +276,7 @@ func (m *Monitor) queryRows(ctx context.Context, what, query string, scan func(s
 // row, each filled in by scan.
 func list[T any](ctx context.Context, m *Monitor, what, query string, scan func(r scanner, v *T) error, args ...any) ([]T, error) {
 	return inReadTx(ctx, m, func(m *Monitor) ([]T, error) {
-		var out []T
+		out := []T{} // JSON [], not null
 		err := m.queryRows(ctx, what, query, func(r scanner) error {
 			var v T
 			if err := scan(r, &v); err != nil {

@@ -29,8 +29,9 @@ type StatementsStatus struct {
 	SharedPreloadLibraries string `json:"shared_preload_libraries"`
 	// Ready: statistics can be read.
 	Ready bool `json:"ready"`
-	// Advice lists the changes to make, in order, when not Ready.
-	Advice []string `json:"advice,omitempty"`
+	// Advice lists the changes to make, in order, when not Ready (empty
+	// when Ready).
+	Advice []string `json:"advice"`
 }
 
 // StatementsStatus checks pg_stat_statements without touching its statistics.
@@ -60,7 +61,7 @@ SELECT current_setting('shared_preload_libraries'),
 
 // advise fills Advice and Ready from what was found.
 func (st *StatementsStatus) advise() {
-	st.Advice = nil
+	st.Advice = []string{}
 	if !st.Available {
 		st.Advice = append(st.Advice, "install the server's contrib modules (Debian: postgresql-contrib or postgresql-NN; RPM: postgresqlNN-contrib), which provide pg_stat_statements")
 	}
@@ -197,7 +198,7 @@ SELECT queryid, query, toplevel, calls, rows, total_ms, plan_ms, total_ms / call
  WHERE calls >= $1 AND total_ms / calls >= $2 AND total_ms >= $3
  ORDER BY ` + order + ` DESC
  LIMIT $4`
-	var out []SlowQuery
+	out := []SlowQuery{}
 	err := m.queryRows(ctx, "pg_stat_statements", q, func(r scanner) error {
 		var s SlowQuery
 		var totalMS, planMS, meanMS, readMS float64

@@ -39,8 +39,7 @@ type IndexSuggestions struct {
 // more single-table statements call for: equality columns first, most
 // selective first, then one range or the ORDER BY columns.
 type IndexSuggestion struct {
-	Schema    string          `json:"schema"`
-	Table     string          `json:"table"`
+	Table     Table           `json:"table"`
 	Columns   []ColumnStats   `json:"columns"`
 	CreateSQL string          `json:"create_sql"`
 	Queries   []SuggestionFor `json:"queries"`
@@ -126,7 +125,7 @@ func (m *Monitor) suggestIndexes(ctx context.Context, v *stmtView, o SuggestOpti
 		key := t.schema + "." + t.table + "(" + strings.Join(cols, ",") + ")"
 		s := byKey[key]
 		if s == nil {
-			s = &IndexSuggestion{Schema: t.schema, Table: t.table, CreateSQL: createIndexSQL(t.schema, t.table, cols, true)}
+			s = &IndexSuggestion{Table: Table{Schema: t.schema, Name: t.table}, CreateSQL: createIndexSQL(t.schema, t.table, cols, true)}
 			for _, c := range cols {
 				s.Columns = append(s.Columns, t.columns[c])
 			}
@@ -135,7 +134,7 @@ func (m *Monitor) suggestIndexes(ctx context.Context, v *stmtView, o SuggestOpti
 		}
 		s.Queries = append(s.Queries, SuggestionFor{QueryID: q.QueryID, Query: q.Query, Calls: q.Calls, TotalMS: float64(q.Total.Microseconds()) / 1000})
 	}
-	out := &IndexSuggestions{}
+	out := &IndexSuggestions{Suggestions: []IndexSuggestion{}}
 	for _, k := range order {
 		out.Suggestions = append(out.Suggestions, *byKey[k])
 	}
@@ -331,7 +330,7 @@ func (m *Monitor) hypoCheck(ctx context.Context, tx *sql.Tx, fn string, version 
 		cols[i] = c.Name
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT indexname FROM `+fn+`hypopg_create_index($1)`,
-		createIndexSQL(s.Schema, s.Table, cols, false)).Scan(&name); err != nil {
+		createIndexSQL(s.Table.Schema, s.Table.Name, cols, false)).Scan(&name); err != nil {
 		return fmt.Errorf("hypopg_create_index: %w", err)
 	}
 	after, err := m.estimate(ctx, tx, version, q.Query)

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Summary is the whole picture in one report.
@@ -26,8 +24,8 @@ type Summary struct {
 	Sequences   []SequenceUsage     `json:"sequences"`
 	Wraparound  Wraparound          `json:"wraparound"`
 	Activity    Activity            `json:"activity"`
-	// Partitions lists the partitioned tables, when there are any.
-	Partitions []PartitionedTable `json:"partitions,omitempty"`
+	// Partitions lists the partitioned tables.
+	Partitions []PartitionedTable `json:"partitions"`
 	// Driver holds the database driver's own statistics, when a
 	// WithDriverStats option read them; it is marshalled as it is.
 	Driver DriverStats `json:"driver,omitempty"`
@@ -83,15 +81,14 @@ type ServerInfo struct {
 
 // PartitionedTable is a partitioned table with its partitions.
 type PartitionedTable struct {
-	Schema string `json:"schema"`
-	Table  string `json:"table"`
+	Table Table `json:"table"`
 	// Strategy is range, list or hash.
 	Strategy   string `json:"strategy"`
 	Partitions int    `json:"partitions"`
 	Bytes      int64  `json:"bytes"`
 	// Default is the default partition, if any; DefaultRows its rows
 	// (counted up to a million): rows there have no partition of their own.
-	Default     string `json:"default,omitempty"`
+	Default     *Table `json:"default,omitempty"`
 	DefaultRows int64  `json:"default_rows"`
 }
 
@@ -102,7 +99,7 @@ func (m *Monitor) Summary(ctx context.Context) (*Summary, error) {
 }
 
 func (m *Monitor) summary(ctx context.Context) (*Summary, error) {
-	s := &Summary{Taken: time.Now()}
+	s := &Summary{Taken: time.Now(), SlowQueries: []SlowQuery{}, TopQueries: []SlowQuery{}}
 	err := m.q.QueryRowContext(ctx, `
 SELECT current_setting('server_version'), current_setting('server_version_num')::int, current_database()::text,
        pg_database_size(current_database()), pg_postmaster_start_time(),
@@ -132,7 +129,7 @@ SELECT current_setting('server_version'), current_setting('server_version_num'):
 	if s.Tables, err = m.Tables(ctx); err != nil {
 		return nil, err
 	}
-	s.Maintenance = m.planMaintenance(s.Tables, s.Indexes.Invalid, s.Taken)
+	s.Maintenance = m.planMaintenance(s.Tables, s.Indexes.Invalid)
 	if s.CacheHit, err = m.CacheHitRatio(ctx); err != nil {
 		return nil, err
 	}
@@ -164,8 +161,7 @@ func (m *Monitor) Partitions(ctx context.Context) ([]PartitionedTable, error) {
 }
 
 func (m *Monitor) partitions(ctx context.Context) ([]PartitionedTable, error) {
-	var out []PartitionedTable
-	var defaults []pgx.Identifier // the default partition of each, or nil
+	out := []PartitionedTable{}
 	err := m.queryRows(ctx, "partitioned tables", `
 SELECT n.nspname::text, c.relname::text,
        CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' WHEN 'h' THEN 'hash' ELSE p.partstrat::text END,
@@ -181,27 +177,27 @@ SELECT n.nspname::text, c.relname::text,
  ORDER BY 1, 2`, func(r scanner) error {
 		var p PartitionedTable
 		var defSchema, defName string
-		if err := r.Scan(&p.Schema, &p.Table, &p.Strategy, &p.Partitions, &p.Bytes, &defSchema, &defName); err != nil {
+		if err := r.Scan(&p.Table.Schema, &p.Table.Name, &p.Strategy, &p.Partitions, &p.Bytes, &defSchema, &defName); err != nil {
 			return err
 		}
-		var def pgx.Identifier
 		if defName != "" {
-			p.Default, def = defSchema+"."+defName, pgx.Identifier{defSchema, defName}
+			p.Default = &Table{Schema: defSchema, Name: defName}
 		}
-		out, defaults = append(out, p), append(defaults, def)
+		out = append(out, p)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	for i, def := range defaults {
+	for i := range out {
+		def := out[i].Default
 		if def == nil {
 			continue
 		}
 		// Bounded: a million rows in a default partition is news enough.
-		err := m.q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+def.Sanitize()+` LIMIT 1000000) d`).Scan(&out[i].DefaultRows)
+		err := m.q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+def.String()+` LIMIT 1000000) d`).Scan(&out[i].DefaultRows)
 		if err != nil {
-			return nil, fmt.Errorf("monitor: count rows of default partition %s: %w", out[i].Default, err)
+			return nil, fmt.Errorf("monitor: count rows of default partition %s: %w", def, err)
 		}
 	}
 	return out, nil

@@ -19,7 +19,7 @@ func TestConfigAdvice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Memory != 8<<30 || r.MemorySource != "option" || r.DatabaseBytes <= 0 {
+	if r.Memory != 8<<30 || r.MemorySource != "given" || r.DatabaseBytes <= 0 {
 		t.Fatalf("report = %+v", r)
 	}
 	byName := map[string]Advice{}
@@ -91,11 +91,11 @@ func TestSummaryPartitionsAndDriver(t *testing.T) {
 	}
 	var p *PartitionedTable
 	for i := range s.Partitions {
-		if s.Partitions[i].Table == "mon_sum_log" {
+		if s.Partitions[i].Table.Name == "mon_sum_log" {
 			p = &s.Partitions[i]
 		}
 	}
-	if p == nil || p.Partitions != 2 || p.Strategy != "range" || p.Default != "public.mon_sum_log_default" || p.DefaultRows != 1 {
+	if p == nil || p.Partitions != 2 || p.Strategy != "range" || p.Default == nil || *p.Default != (Table{Schema: "public", Name: "mon_sum_log_default"}) || p.DefaultRows != 1 {
 		t.Fatalf("partitions = %+v, want mon_sum_log: 2 range partitions, 1 row in the default", s.Partitions)
 	}
 	if c := component(s.Health, "partitions"); c.Status != Warning {

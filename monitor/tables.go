@@ -2,14 +2,15 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 )
 
 // TableStats are the size, rows and maintenance history of one table.
 // Partitions appear one by one, as PostgreSQL keeps their statistics.
 type TableStats struct {
-	Schema string `json:"schema"`
-	Table  string `json:"table"`
+	Table Table `json:"table"`
 	// Bytes is the total size: heap, indexes and TOAST.
 	Bytes      int64 `json:"bytes"`
 	IndexBytes int64 `json:"index_bytes"`
@@ -28,6 +29,16 @@ type TableStats struct {
 	// heap and of the indexes (0 when never read).
 	HitRatio      float64 `json:"hit_ratio"`
 	IndexHitRatio float64 `json:"index_hit_ratio"`
+	// Autovacuum: autovacuum processes this table (the server's autovacuum
+	// setting and the table's autovacuum_enabled are both on).
+	Autovacuum bool `json:"autovacuum"`
+	// VacuumThreshold and AnalyzeThreshold are autovacuum's thresholds for
+	// the table, from the server's settings and the table's storage
+	// parameters: threshold + scale_factor x the rows pg_class estimates.
+	// VACUUM is due past VacuumThreshold dead tuples, ANALYZE past
+	// AnalyzeThreshold rows modified since the last analyze.
+	VacuumThreshold  int64 `json:"vacuum_threshold"`
+	AnalyzeThreshold int64 `json:"analyze_threshold"`
 }
 
 // LastAnalyzed is the later of the manual and automatic analyze, or nil.
@@ -45,17 +56,33 @@ func later(a, b *time.Time) *time.Time {
 
 // Tables lists the user tables, largest first.
 func (m *Monitor) Tables(ctx context.Context) ([]TableStats, error) {
+	// A storage parameter overrides the server's setting; reltuples is -1
+	// before the first VACUUM or ANALYZE, which autovacuum counts as 0.
 	return list(ctx, m, "table statistics", `
 SELECT s.schemaname::text, s.relname::text, pg_total_relation_size(s.relid), pg_indexes_size(s.relid),
        s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze, s.seq_scan, coalesce(s.idx_scan, 0),
        s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
        coalesce(io.heap_blks_hit::float8 / nullif(io.heap_blks_hit + io.heap_blks_read, 0), 0),
-       coalesce(io.idx_blks_hit::float8 / nullif(io.idx_blks_hit + io.idx_blks_read, 0), 0)
+       coalesce(io.idx_blks_hit::float8 / nullif(io.idx_blks_hit + io.idx_blks_read, 0), 0),
+       current_setting('autovacuum')::bool AND coalesce(o.enabled, 'on')::bool,
+       (coalesce(o.vt, current_setting('autovacuum_vacuum_threshold'))::float8
+          + coalesce(o.vs, current_setting('autovacuum_vacuum_scale_factor'))::float8 * greatest(c.reltuples, 0))::int8,
+       (coalesce(o.at, current_setting('autovacuum_analyze_threshold'))::float8
+          + coalesce(o.as_, current_setting('autovacuum_analyze_scale_factor'))::float8 * greatest(c.reltuples, 0))::int8
   FROM pg_stat_user_tables s
   JOIN pg_statio_user_tables io ON io.relid = s.relid
+  JOIN pg_class c ON c.oid = s.relid
+  LEFT JOIN LATERAL (
+    SELECT max(option_value) FILTER (WHERE option_name = 'autovacuum_enabled') AS enabled,
+           max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_threshold') AS vt,
+           max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_scale_factor') AS vs,
+           max(option_value) FILTER (WHERE option_name = 'autovacuum_analyze_threshold') AS at,
+           max(option_value) FILTER (WHERE option_name = 'autovacuum_analyze_scale_factor') AS as_
+      FROM pg_options_to_table(c.reloptions)) o ON true
  ORDER BY 3 DESC, 1, 2`, func(r scanner, t *TableStats) error {
-		if err := r.Scan(&t.Schema, &t.Table, &t.Bytes, &t.IndexBytes, &t.LiveRows, &t.DeadRows, &t.ModifiedSinceAnal,
-			&t.SeqScans, &t.IdxScans, &t.LastVacuum, &t.LastAutovacuum, &t.LastAnalyze, &t.LastAutoanalyze, &t.HitRatio, &t.IndexHitRatio); err != nil {
+		if err := r.Scan(&t.Table.Schema, &t.Table.Name, &t.Bytes, &t.IndexBytes, &t.LiveRows, &t.DeadRows, &t.ModifiedSinceAnal,
+			&t.SeqScans, &t.IdxScans, &t.LastVacuum, &t.LastAutovacuum, &t.LastAnalyze, &t.LastAutoanalyze, &t.HitRatio, &t.IndexHitRatio,
+			&t.Autovacuum, &t.VacuumThreshold, &t.AnalyzeThreshold); err != nil {
 			return err
 		}
 		t.DeadRatio = ratio(float64(t.DeadRows), float64(t.LiveRows+t.DeadRows))
@@ -90,9 +117,9 @@ SELECT coalesce((SELECT sum(heap_blks_hit)::float8 / nullif(sum(heap_blks_hit) +
 // identity), the largest value of the column's type when that is smaller: a
 // bigint sequence feeding an integer column overflows at 2^31-1.
 type SequenceUsage struct {
-	Schema   string `json:"schema"`
-	Sequence string `json:"sequence"`
-	// Column is table.column for an owned sequence.
+	Sequence Table `json:"sequence"`
+	// Table and Column are the column that owns the sequence, if any.
+	Table     *Table  `json:"table,omitempty"`
 	Column    string  `json:"column,omitempty"`
 	LastValue int64   `json:"last_value"`
 	Limit     int64   `json:"limit"`
@@ -104,9 +131,10 @@ func (m *Monitor) Sequences(ctx context.Context) ([]SequenceUsage, error) {
 	return list(ctx, m, "sequences", `
 WITH seq AS (
   SELECT s.schemaname::text AS schema, s.sequencename::text AS name, s.last_value, s.min_value, s.max_value, s.increment_by,
-         (SELECT t.relname::text || '.' || a.attname::text || '|' || format_type(a.atttypid, NULL)
+         (SELECT json_build_array(tn.nspname::text, t.relname::text, a.attname::text, format_type(a.atttypid, NULL))::text
             FROM pg_depend d
             JOIN pg_class t ON t.oid = d.refobjid
+            JOIN pg_namespace tn ON tn.oid = t.relnamespace
             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
            WHERE d.objid = format('%I.%I', s.schemaname, s.sequencename)::regclass
              AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
@@ -115,21 +143,29 @@ WITH seq AS (
     FROM pg_sequences s
    WHERE s.last_value IS NOT NULL
 ), lim AS (
-  SELECT schema, name, split_part(owner, '|', 1) AS col, last_value, min_value, increment_by,
-         CASE WHEN increment_by > 0 THEN least(max_value, CASE split_part(owner, '|', 2)
+  SELECT schema, name, owner, last_value, min_value, increment_by,
+         CASE WHEN increment_by > 0 THEN least(max_value, CASE owner::json->>3
                 WHEN 'smallint' THEN 32767 WHEN 'integer' THEN 2147483647 ELSE max_value END)
-              ELSE greatest(min_value, CASE split_part(owner, '|', 2)
+              ELSE greatest(min_value, CASE owner::json->>3
                 WHEN 'smallint' THEN -32768 WHEN 'integer' THEN -2147483648 ELSE min_value END) END AS lim,
          CASE WHEN increment_by > 0 THEN min_value ELSE max_value END AS start
     FROM seq
 )
-SELECT schema, name, coalesce(col, ''), last_value, lim,
+SELECT schema, name, coalesce(owner, ''), last_value, lim,
        (last_value - start)::float8 / nullif(lim - start, 0)::float8
   FROM lim
  ORDER BY 6 DESC NULLS LAST, 1, 2`, func(r scanner, s *SequenceUsage) error {
 		var used *float64
-		if err := r.Scan(&s.Schema, &s.Sequence, &s.Column, &s.LastValue, &s.Limit, &used); err != nil {
+		var owner string
+		if err := r.Scan(&s.Sequence.Schema, &s.Sequence.Name, &owner, &s.LastValue, &s.Limit, &used); err != nil {
 			return err
+		}
+		if owner != "" {
+			var o []string // schema, table, column, type
+			if err := json.Unmarshal([]byte(owner), &o); err != nil || len(o) != 4 {
+				return fmt.Errorf("sequence owner %q: %v", owner, err)
+			}
+			s.Table, s.Column = &Table{Schema: o[0], Name: o[1]}, o[2]
 		}
 		if used != nil {
 			s.Used = *used
@@ -152,14 +188,13 @@ type Wraparound struct {
 
 // TableAge is the transaction ID age of one table (its TOAST included).
 type TableAge struct {
-	Schema string `json:"schema"`
-	Table  string `json:"table"`
-	Age    int64  `json:"age"`
+	Table Table `json:"table"`
+	Age   int64 `json:"age"`
 }
 
 // Wraparound returns the transaction ID age of this database.
 func (m *Monitor) Wraparound(ctx context.Context) (Wraparound, error) {
-	var w Wraparound
+	w := Wraparound{Tables: []TableAge{}}
 	err := m.q.QueryRowContext(ctx, `
 SELECT datname::text, age(datfrozenxid)::int8, current_setting('autovacuum_freeze_max_age')::int8
   FROM pg_database WHERE datname = current_database()`).Scan(&w.Database, &w.Age, &w.FreezeMaxAge)
@@ -174,7 +209,7 @@ SELECT n.nspname::text, c.relname::text, greatest(age(c.relfrozenxid), coalesce(
  WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
  ORDER BY 3 DESC, 1, 2 LIMIT 5`, func(r scanner) error {
 		var t TableAge
-		err := r.Scan(&t.Schema, &t.Table, &t.Age)
+		err := r.Scan(&t.Table.Schema, &t.Table.Name, &t.Age)
 		w.Tables = append(w.Tables, t)
 		return err
 	})
@@ -229,7 +264,7 @@ SELECT coalesce(state, 'unknown'), count(*)::int FROM pg_stat_activity
 		return a, err
 	}
 	backends := func(what, where string, args ...any) ([]Backend, error) {
-		var out []Backend
+		out := []Backend{}
 		err := m.queryRows(ctx, what, `
 SELECT pid, coalesce(usename::text, ''), coalesce(datname::text, ''), coalesce(state, ''),
        coalesce(wait_event_type || ':' || wait_event, ''),

@@ -17,7 +17,7 @@ func init() { commands = append(commands, newCacheCmd) }
 
 // triggerFlags are the flags of install-triggers and uninstall-triggers.
 type triggerFlags struct {
-	tables   []string
+	tables   string
 	all      bool
 	fnSchema string
 	dryRun   bool
@@ -74,7 +74,11 @@ func triggerCmd(g *globals, use, short, long string,
 		Long:  long,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.all == (len(f.tables) > 0) {
+			tables, err := splitNames(f.tables)
+			if err != nil {
+				return fmt.Errorf("--tables %s: %w", f.tables, err)
+			}
+			if f.all == (len(tables) > 0) {
 				return errors.New("give either --tables a,b or --all")
 			}
 			if f.fnSchema == "" {
@@ -86,7 +90,7 @@ func triggerCmd(g *globals, use, short, long string,
 				return err
 			}
 			defer db.Close()
-			p, err := plan(ctx, db, f.fnSchema, f.tables)
+			p, err := plan(ctx, db, f.fnSchema, tables)
 			if err != nil {
 				return err
 			}
@@ -98,7 +102,7 @@ func triggerCmd(g *globals, use, short, long string,
 			return show(g, p, func(w io.Writer, p *changefeed.Plan) error { return writeTriggerPlan(w, p, use, f.dryRun) })
 		},
 	}
-	cmd.Flags().StringSliceVar(&f.tables, "tables", nil, "the tables, separated by commas (as in SQL: schema.table, or through the search_path)")
+	cmd.Flags().StringVar(&f.tables, "tables", "", `the tables, separated by commas, as SQL names them: audit_log,app."Settings"`)
 	cmd.Flags().BoolVar(&f.all, "all", false, "every ordinary and partitioned table outside the system schemas")
 	cmd.Flags().StringVar(&f.fnSchema, "function-schema", "public", "schema of the trigger functions")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "print the SQL, change nothing")
@@ -147,4 +151,31 @@ func writeFeedStatus(w io.Writer, st *changefeed.Status) error {
 		return tw.Flush()
 	}
 	return nil
+}
+
+// splitNames splits a list of table names, as SQL writes them, at the
+// commas outside double quotes.
+func splitNames(list string) ([]string, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	var names []string
+	quoted, start := false, 0
+	for i := 0; i <= len(list); i++ {
+		switch {
+		case i < len(list) && list[i] == '"':
+			quoted = !quoted
+		case i == len(list) || list[i] == ',' && !quoted:
+			name := strings.TrimSpace(list[start:i])
+			if name == "" {
+				return nil, errors.New("an empty name (two commas in a row, or a comma at an end)")
+			}
+			names = append(names, name)
+			start = i + 1
+		}
+	}
+	if quoted {
+		return nil, errors.New("a double quote is not closed")
+	}
+	return names, nil
 }

@@ -15,6 +15,13 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// The demo's bounds: a workload of minutes at most, and no more clients
+// than a small server takes.
+const (
+	maxDemoEvents  = 1_000_000
+	maxDemoWorkers = 64
+)
+
 type demoOptions struct {
 	events  int
 	workers int
@@ -30,7 +37,10 @@ func newDemoCmd(g *globals) *cobra.Command {
 		Long: `demo runs a realistic audit-log workload through the auditpg driver: event
 writes, reads by organization and correlation id, small transactions, and a
 few deliberately slow reports. It then prints the driver's report: the pool,
-a table per fingerprint and the slow queries.
+a table per fingerprint and the slow queries grouped by statement (the
+report that client report prints for an application). The statistics are
+reset once the schema is made, so they count the workload alone; the pool
+line says how many connections were already open then.
 
 Without --dsn or DATABASE_URL it starts a temporary PostgreSQL cluster from
 the local binaries and removes it at the end. On a database of yours it works
@@ -46,8 +56,13 @@ in a schema of its own, auditpg_demo, dropped at the end unless --keep.`,
 }
 
 func runDemo(ctx context.Context, g *globals, o demoOptions) error {
-	if o.events < 1 || o.workers < 1 {
-		return fmt.Errorf("--events and --workers must be at least 1 (got %d and %d)", o.events, o.workers)
+	switch {
+	case o.events < 1 || o.events > maxDemoEvents:
+		return fmt.Errorf("--events %d: want 1 to %d", o.events, maxDemoEvents)
+	case o.workers < 1 || o.workers > maxDemoWorkers:
+		return fmt.Errorf("--workers %d: want 1 to %d", o.workers, maxDemoWorkers)
+	case o.slow <= 0:
+		return fmt.Errorf("--slow %v: want a positive duration, e.g. 50ms (the demo's slow reports take twice as long)", o.slow)
 	}
 	dsn := g.dsnOrEnv()
 	if dsn == "" {
@@ -81,7 +96,9 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) error {
 	if !o.keep {
 		defer db.ExecContext(context.WithoutCancel(ctx), `DROP SCHEMA auditpg_demo CASCADE`)
 	}
-	if err := auditpg.ResetStats(db); err != nil { // report the workload, not the set-up
+	// Report the workload, not the set-up: the counts start again, and
+	// the connections open now are reported as open at the start.
+	if err := auditpg.ResetStats(db); err != nil {
 		return err
 	}
 	start := time.Now()

@@ -2,6 +2,7 @@ package pgtemp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/auditpg/auditpg/internal/sysdeps"
 )
 
 // binaries are the server programs a cluster runs.
@@ -59,12 +62,55 @@ var defaultRoots = []string{
 	"/usr/pgsql-*/bin",          // PGDG packages on RHEL, Fedora
 }
 
-// installHint says what to install; it ends every ErrNoBinaries error.
-const installHint = "install the PostgreSQL server: apt-get install postgresql (Debian/Ubuntu), " +
-	"dnf install postgresql-server postgresql-contrib (Fedora/RHEL), " +
-	"apk add postgresql postgresql-contrib (Alpine), brew install postgresql (macOS); " +
-	"or set " + EnvDatabaseURL + " to the URL of an existing server started with " +
-	"shared_preload_libraries=pg_stat_statements"
+// otherSystems says what to install where there is no apt-get.
+const otherSystems = "elsewhere: dnf install postgresql-server postgresql-contrib (Fedora/RHEL), " +
+	"apk add postgresql postgresql-contrib (Alpine), brew install postgresql (macOS)"
+
+// ensureDep is sysdeps.Ensure; tests replace it.
+var ensureDep = sysdeps.Ensure
+
+// Install makes sure that [Start] can run a cluster: it finds the server
+// binaries and, when the process is root, the "postgres" system user, and
+// installs what is missing with apt-get when the process is root on Debian
+// or Ubuntu (see internal/sysdeps), saying so on standard error. Otherwise
+// it returns at once an error, wrapping [ErrNoBinaries] or
+// [ErrNoPostgresUser], that gives the command to run. Start calls it; call
+// it first to give the install a bound of its own.
+func Install(ctx context.Context) error {
+	_, err := ensureServer(ctx, defaultRoots)
+	return err
+}
+
+// ensureServer returns the binaries found in roots (see findBinaries),
+// installing the server first, and the postgres user when the process is
+// root, if they are missing.
+func ensureServer(ctx context.Context, roots []string) (binaries, error) {
+	bin, err := findBinaries(ctx, roots)
+	if errors.Is(err, ErrNoBinaries) {
+		dep := sysdeps.PostgreSQLServer()
+		dep.Find = func() (string, bool) {
+			b, err := findBinaries(ctx, roots)
+			return filepath.Dir(b.postgres), err == nil
+		}
+		if _, ierr := ensureDep(ctx, dep); ierr != nil {
+			hint := ""
+			if _, err := exec.LookPath("apt-get"); err != nil {
+				hint = "; " + otherSystems
+			}
+			return binaries{}, fmt.Errorf("%w: %w%s", err, ierr, hint)
+		}
+		bin, err = findBinaries(ctx, roots)
+	}
+	if err != nil {
+		return binaries{}, err
+	}
+	if os.Geteuid() == 0 {
+		if _, err := ensureDep(ctx, sysdeps.PostgresUser()); err != nil {
+			return binaries{}, fmt.Errorf("%w: %w", ErrNoPostgresUser, err)
+		}
+	}
+	return bin, nil
+}
 
 // findBinaries looks for initdb and postgres: in `pg_config --bindir` when
 // pg_config is on PATH, then in the highest version matched by roots, then
@@ -103,7 +149,7 @@ func findBinaries(ctx context.Context, roots []string) (binaries, error) {
 		return binaries{initdb: initdb, postgres: postgres}, nil
 	}
 	tried = append(tried, "initdb and postgres on PATH")
-	return binaries{}, fmt.Errorf("%w (tried %s): %s", ErrNoBinaries, strings.Join(tried, ", "), installHint)
+	return binaries{}, fmt.Errorf("%w (tried %s)", ErrNoBinaries, strings.Join(tried, ", "))
 }
 
 // binariesIn returns the programs of dir if it has both.

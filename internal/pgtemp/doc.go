@@ -16,14 +16,19 @@
 // on the machine, once both processes are gone.
 //
 // initdb and postgres refuse to run as root. When the caller is root, both
-// run as the "postgres" system user, which must exist, and the cluster
-// directory is given to that user.
+// run as the "postgres" system user and the cluster directory is given to
+// that user.
 //
 // Binaries are found through `pg_config --bindir` when pg_config is on PATH,
 // then in the highest version under /usr/lib/postgresql/*/bin (Debian and
 // Ubuntu) or /usr/pgsql-*/bin (PGDG on RHEL), then as initdb and postgres on
-// PATH. When none is found, [Start] returns an error wrapping [ErrNoBinaries]
-// that names the package to install.
+// PATH. When none is found, or the postgres user is missing, [Start] (or
+// [Install] before it) installs them with internal/sysdeps: with apt-get
+// when the process is root on Debian or Ubuntu (the server of the client's
+// major version, postgresql-15 with a 15 psql or pg_config, else Debian's
+// postgresql; its postgresql-common creates the user), saying so on
+// standard error. Otherwise it returns at once an error wrapping
+// [ErrNoBinaries] or [ErrNoPostgresUser] that gives the command to run.
 //
 // Test packages start it from TestMain through internal/testdb, which also
 // honours AUDITPG_TEST_DATABASE_URL ([EnvDatabaseURL]); pgtemp itself does

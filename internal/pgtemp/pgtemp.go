@@ -25,7 +25,7 @@ import (
 const EnvDatabaseURL = "AUDITPG_TEST_DATABASE_URL"
 
 // ErrNoBinaries is wrapped by the error [Start] returns when no PostgreSQL
-// server binaries (initdb and postgres) can be found.
+// server binaries (initdb and postgres) can be found or installed.
 var ErrNoBinaries = errors.New("pgtemp: no PostgreSQL server binaries found")
 
 // ErrNoPostgresUser is wrapped by the error [Start] returns when it runs as
@@ -115,6 +115,7 @@ type server struct {
 var errPortInUse = errors.New("another process took the port")
 
 // Start initializes and starts a temporary cluster; the caller must Stop it.
+// It first calls [Install], which may install the server with apt-get.
 //
 // Start returns once the server accepts connections on 127.0.0.1 and
 // pg_stat_statements is created in the postgres and template1 databases (so
@@ -141,7 +142,7 @@ func Start(ctx context.Context, opts ...Option) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("pgtemp: %w", err)
 	}
 
-	bin, err := findBinaries(ctx, defaultRoots)
+	bin, err := ensureServer(ctx, defaultRoots)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/sysdeps"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -448,16 +449,61 @@ func TestPortRetry(t *testing.T) {
 	}
 }
 
+// TestNoBinaries: with nothing installed and installing turned off, the
+// error says what to install.
 func TestNoBinaries(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	_, err := findBinaries(t.Context(), []string{filepath.Join(t.TempDir(), "*", "bin")})
-	if !errors.Is(err, ErrNoBinaries) {
-		t.Fatalf("findBinaries with nothing installed: %v, want ErrNoBinaries", err)
+	t.Setenv(sysdeps.EnvNoInstall, "1")
+	_, err := ensureServer(t.Context(), []string{filepath.Join(t.TempDir(), "*", "bin")})
+	if !errors.Is(err, ErrNoBinaries) || !errors.Is(err, sysdeps.ErrMissing) {
+		t.Fatalf("ensureServer with nothing installed: %v, want ErrNoBinaries and sysdeps.ErrMissing", err)
 	}
-	for _, want := range []string{"apt-get install postgresql", "AUDITPG_TEST_DATABASE_URL"} {
+	for _, want := range []string{"apt-get install -y postgresql)", "AUDITPG_NO_INSTALL is set", "dnf install"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q: %v", want, err)
 		}
+	}
+}
+
+// TestInstallServer: missing binaries are installed through sysdeps, which
+// finds them where pgtemp looks; as root the postgres user is asked for too.
+func TestInstallServer(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	root := t.TempDir()
+	var asked []string
+	ensureDep = func(ctx context.Context, d sysdeps.Dep) (string, error) {
+		asked = append(asked, d.Package)
+		if _, ok := d.Find(); !ok && d.Package == "postgresql" {
+			bin := filepath.Join(root, "15", "bin")
+			if err := os.MkdirAll(bin, 0o755); err != nil {
+				return "", err
+			}
+			for _, p := range []string{"initdb", "postgres"} {
+				if err := os.WriteFile(filepath.Join(bin, p), []byte("#!/bin/sh\n"), 0o755); err != nil {
+					return "", err
+				}
+			}
+		}
+		path, ok := d.Find()
+		if !ok {
+			return "", errors.New("still missing")
+		}
+		return path, nil
+	}
+	t.Cleanup(func() { ensureDep = sysdeps.Ensure })
+	b, err := ensureServer(t.Context(), []string{filepath.Join(root, "*", "bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(root, "15", "bin", "postgres"); b.postgres != want {
+		t.Errorf("postgres = %s, want %s", b.postgres, want)
+	}
+	want := []string{"postgresql"}
+	if os.Geteuid() == 0 {
+		want = append(want, "postgresql-common")
+	}
+	if !slices.Equal(asked, want) {
+		t.Errorf("asked sysdeps for %q, want %q", asked, want)
 	}
 }
 

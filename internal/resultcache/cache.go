@@ -20,9 +20,14 @@ type Cache struct {
 	hot   *hotSet // entries read back, decoded
 	seeds [2]maphash.Seed
 
-	global atomic.Uint64 // bumped by a write whose tables are unknown
+	global generation // bumped by a write whose tables are unknown
 	gensMu sync.RWMutex
-	gens   map[string]*atomic.Uint64 // per unqualified table name
+	gens   map[string]*generation // per unqualified table name
+
+	// setMu serialises the storing of entries by the first byte of their
+	// key's hash, so that an entry is never replaced without BigCache
+	// calling back (held bytes would drift): see Fill.Finish.
+	setMu [16]sync.Mutex
 
 	metaMu sync.Mutex
 	epoch  atomic.Uint64      // bumped when the catalog is forgotten
@@ -52,14 +57,16 @@ type Cache struct {
 }
 
 type cacheCounters struct {
-	hits, misses, fills, rejected, invalidations atomic.Int64
-	// added counts the entries stored that replaced none, from the entries
-	// the store held at the last reset: those no longer there were evicted
-	// (for room or age). BigCache's eviction callback would copy out every
-	// entry it drops, as large as the one being stored, to count it.
-	added    atomic.Int64
-	mu       sync.RWMutex
-	bypasses map[string]*atomic.Int64 // by reason
+	hits, misses, fills, rejected, evictions atomic.Int64
+	// invalidations made at least one stored entry stale;
+	// uncachedInvalidations made none (tables nothing was cached from).
+	invalidations, uncachedInvalidations atomic.Int64
+	// heldBytes is the bytes of the entries BigCache holds: added on
+	// storing, taken off when BigCache drops one (evicted or deleted). It
+	// is state, not a counter: a reset keeps it.
+	heldBytes atomic.Int64
+	mu        sync.RWMutex
+	bypasses  map[string]*atomic.Int64 // by reason
 }
 
 // Listener is told of every invalidation: the tables a write invalidated,
@@ -76,7 +83,7 @@ func New(cfg Config, listeners []Listener) *Cache {
 		cfg:        cfg,
 		hot:        newHotSet(hotBytes),
 		seeds:      [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		gens:       map[string]*atomic.Uint64{},
+		gens:       map[string]*generation{},
 		rels:       map[string]relInfo{},
 		funcs:      map[string]byte{},
 		scopes:     map[string]uint64{},
@@ -84,6 +91,7 @@ func New(cfg Config, listeners []Listener) *Cache {
 		unfillable: map[keyHash]time.Time{},
 	}
 	c.stats.bypasses = map[string]*atomic.Int64{}
+	bc.OnRemoveWithReason = c.removed
 	store, err := bigcache.New(context.Background(), bc)
 	if err != nil {
 		// BigCache refuses only shard counts that are not powers of two
@@ -116,6 +124,18 @@ func storeConfig(cfg Config) (bc bigcache.Config, hotBytes int) {
 	return bc, hotBytes
 }
 
+// removed is BigCache's callback for every entry it drops: for room or age
+// (an eviction), or deleted by Fill.Finish before its replacement is stored.
+// BigCache hands it copies of the key and the entry, which costs a copy of
+// each entry dropped, on the path of a fill (after a round trip to the
+// server); in exchange the bytes held and the evictions are exact.
+func (c *Cache) removed(_ string, entry []byte, reason bigcache.RemoveReason) {
+	c.stats.heldBytes.Add(-int64(len(entry)))
+	if reason != bigcache.Deleted {
+		c.stats.evictions.Add(1)
+	}
+}
+
 // Invalidate drops the results that read tables (by unqualified name), or
 // every result when all is set.
 func (c *Cache) Invalidate(ctx context.Context, tables []string, all bool) {
@@ -130,32 +150,30 @@ func (c *Cache) Close() error {
 
 // get sets dst to replay a valid entry, from the hot set (by the key's
 // hash) or else from BigCache (by sk, the store key as a string; the entry is
-// then kept hot), and reports a hit; inStore says whether BigCache held an
-// entry under the store key, valid or not (a fill then replaces it). (The
-// replay is the query's rows object's own field: a hit allocates no rows
-// of its own.)
-func (c *Cache) get(dst *Rows, hash *keyHash, sk string, now time.Time, gens []uint64, key []byte) (hit, inStore bool) {
+// then kept hot), and reports a hit. (The replay is the query's rows
+// object's own field: a hit allocates no rows of its own.)
+func (c *Cache) get(dst *Rows, hash *keyHash, sk string, now time.Time, gens []uint64, key []byte) bool {
 	t := now.UnixNano()
 	if d := c.hot.get(hash); d != nil {
 		if d.valid(t, gens, key) {
 			dst.replay(c, d)
-			return true, true
+			return true
 		}
 		c.hot.drop(hash, d) // written since, or too old
 	}
 	e, err := c.store.Get(sk)
 	if err != nil {
-		return false, false
+		return false
 	}
 	stored, body, ok := validEntry(e, t, gens, key)
 	if !ok {
-		return false, true
+		return false
 	}
 	d, err := c.decode(e, stored, body, gens)
 	if err != nil {
-		return false, true
+		return false
 	}
 	c.hot.put(hash, d)
 	dst.replay(c, d)
-	return true, true
+	return true
 }

@@ -51,3 +51,45 @@ func TestStoreShardsUnder4GB(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHeldBytesExact: the bytes held are those of the entries the store
+// holds, through evictions and through entries stored twice under one key;
+// every entry stored is held or counted as evicted.
+func TestHeldBytesExact(t *testing.T) {
+	c := New(Config{Mode: All, TTL: MaxTTL, MaxBytes: 1 << 20, MaxEntryBytes: 64 << 10}, nil)
+	defer c.Close()
+	held := func() (n int64) {
+		it := c.store.Iterator()
+		for it.SetNext() {
+			e, err := it.Value()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += int64(len(e.Value()))
+		}
+		return n
+	}
+	stored := 0
+	for i := range 200 {
+		for range 1 + i%2 { // every other key is stored twice
+			f := &Fill{buf: make([]byte, 3000+i*37+stored)}
+			f.hash[0] = byte(i)
+			copy(f.storeKey[:], fmt.Sprintf("key-%020d", i))
+			if !c.storeEntry(f) {
+				t.Fatalf("entry %d not stored", i)
+			}
+			stored++
+			if got, want := c.Stats().HeldBytes, held(); got != want {
+				t.Fatalf("after %d entries: %d bytes counted, the store holds %d", stored, got, want)
+			}
+		}
+	}
+	s := c.Stats()
+	if s.Evictions == 0 {
+		t.Fatalf("%d entries of about 5 kB in 1 MB: no eviction (%+v)", stored, s)
+	}
+	// Replaced entries are deleted, not evicted: held + evicted + replaced = stored.
+	if int64(s.Entries)+s.Evictions+100 != int64(stored) {
+		t.Fatalf("%d held and %d evicted of %d stored, 100 of them replaced", s.Entries, s.Evictions, stored)
+	}
+}

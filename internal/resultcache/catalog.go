@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/auditpg/auditpg/internal/sqlclass"
 	"github.com/jackc/pgx/v5"
@@ -21,8 +20,8 @@ type relInfo struct {
 
 // verdict is what the server said of one statement's reads.
 type verdict struct {
-	reason string           // why it bypasses the cache; "" when it may be cached
-	gens   []*atomic.Uint64 // the generations that guard its entries: of the tables read and their parents
+	reason string        // why it bypasses the cache; "" when it may be cached
+	gens   []*generation // the generations that guard its entries: of the tables read and their parents
 }
 
 // maxVerdicts bounds a connection's verdicts; past it they start over.

@@ -12,7 +12,7 @@
 //	policy.go       which reads the configuration selects, and bypass reasons
 //	session.go      Session: one connection's lookups, writes and transaction
 //	catalog.go      what only the server knows: scope, tables, functions
-//	generations.go  per-table generations, bumped by writes
+//	generations.go  per-table generations, bumped by writes, and whether anything was stored under them
 //	key.go          the full key, its 128-bit hash and the store key
 //	flight.go       one fill per key at a time; results known too large
 //	fill.go         a miss captured as it is read, stored when closed

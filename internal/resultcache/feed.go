@@ -56,7 +56,7 @@ const feedStartWait = 2 * time.Second
 // all dropped, with what the catalog said; then reads are served again.
 func (c *Cache) FeedUp() {
 	c.forgetCatalog()
-	c.global.Add(1)
+	c.invalidateLocal(context.Background(), nil, true)
 	c.feed.resyncs.Add(1)
 	c.feed.up.Store(true)
 	c.feed.settle()

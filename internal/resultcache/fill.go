@@ -4,7 +4,6 @@ import (
 	"database/sql/driver"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -17,15 +16,11 @@ type Fill struct {
 	s        *Session // the connection whose column memo it uses
 	hash     keyHash
 	storeKey storeKey
-	tables   []*atomic.Uint64
+	tables   []*generation
 	gens     []uint64 // in gensBuf when they fit
 	gensBuf  [8]uint64
 	expiry   time.Time
 	buf      []byte // header, columns, then rows
-	// replaces: BigCache held an entry under the same store key (expired),
-	// which storing this one replaces rather than adds to (evictions are
-	// counted as the entries added that are no longer there).
-	replaces bool
 	// unfillable: the result cannot be kept (too large, or a value the
 	// encoding does not hold); identical reads skip the cache for a while.
 	unfillable bool
@@ -36,9 +31,9 @@ type Fill struct {
 var fills = sync.Pool{New: func() any { return &Fill{buf: make([]byte, 0, 512)} }}
 
 // newFill starts capturing a miss, with the entry's header.
-func (c *Cache) newFill(s *Session, hash keyHash, sk string, tables []*atomic.Uint64, gens []uint64, key []byte, expiry time.Time, leader, replaces bool) *Fill {
+func (c *Cache) newFill(s *Session, hash keyHash, sk string, tables []*generation, gens []uint64, key []byte, expiry time.Time, leader bool) *Fill {
 	f := fills.Get().(*Fill)
-	f.s, f.hash, f.tables, f.expiry, f.leader, f.replaces = s, hash, tables, expiry, leader, replaces
+	f.s, f.hash, f.tables, f.expiry, f.leader = s, hash, tables, expiry, leader
 	copy(f.storeKey[:], sk)
 	f.gens = append(f.gensBuf[:0], gens...)
 	f.buf = appendHeader(f.buf[:0], expiry, gens, key)
@@ -78,6 +73,11 @@ func (f *Fill) Row(dest []driver.Value) bool {
 func (f *Fill) Finish(ok bool) {
 	c := f.s.c
 	if ok && f.Complete {
+		// Marked before the check: see markFilled.
+		c.global.markFilled(f.gens[0])
+		for _, g := range f.tables {
+			g.markFilled(f.gens[0])
+		}
 		var now [8]uint64
 		ok = slices.Equal(c.generations(now[:0], f.tables), f.gens)
 	} else {
@@ -86,11 +86,8 @@ func (f *Fill) Finish(ok bool) {
 	if f.unfillable {
 		c.rememberUnfillable(f.hash, f.expiry)
 	}
-	if ok && c.store.Set(f.storeKey.str(), f.buf) == nil {
+	if ok && c.storeEntry(f) {
 		c.stats.fills.Add(1)
-		if !f.replaces {
-			c.stats.added.Add(1)
-		}
 	} else {
 		c.stats.rejected.Add(1)
 	}
@@ -98,4 +95,20 @@ func (f *Fill) Finish(ok bool) {
 		c.leave(f.hash)
 	}
 	f.release()
+}
+
+// storeEntry stores f's entry. An entry already under its store key (expired,
+// or stored by an identical fill) is deleted first, under the key's lock,
+// so that BigCache tells removed of it: its Set would replace it silently.
+func (c *Cache) storeEntry(f *Fill) bool {
+	sk := f.storeKey.str()
+	mu := &c.setMu[f.hash[0]%uint8(len(c.setMu))]
+	mu.Lock()
+	defer mu.Unlock()
+	c.store.Delete(sk) // ErrEntryNotFound, mostly
+	if c.store.Set(sk, f.buf) != nil {
+		return false
+	}
+	c.stats.heldBytes.Add(int64(len(f.buf)))
+	return true
 }

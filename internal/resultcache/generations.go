@@ -16,7 +16,33 @@ func baseName(name string) string {
 	return name
 }
 
-func (c *Cache) gen(table string) *atomic.Uint64 {
+// generation is the generation of a table (or the global one), and whether
+// an entry was stored under it: so that an invalidation that makes nothing
+// stale (a write to a table nothing cached was read from) is told apart.
+type generation struct {
+	n atomic.Uint64
+	// filled is 1 + the global generation under which an entry that reads
+	// this table was last stored, since n last moved; 0 when none was. (For
+	// the global generation: 1 + itself, when any entry was stored since
+	// it moved.)
+	filled atomic.Uint64
+}
+
+// markFilled records that an entry filled under the global generation
+// global is about to be stored. A fill marks before it checks its
+// generations, so that no invalidation that made a stored entry stale goes
+// uncounted; one that races a fill may be counted though the fill was then
+// not stored.
+func (g *generation) markFilled(global uint64) {
+	for {
+		cur := g.filled.Load()
+		if cur > global || g.filled.CompareAndSwap(cur, global+1) {
+			return
+		}
+	}
+}
+
+func (c *Cache) gen(table string) *generation {
 	name := baseName(table)
 	c.gensMu.RLock()
 	g := c.gens[name]
@@ -27,25 +53,25 @@ func (c *Cache) gen(table string) *atomic.Uint64 {
 	c.gensMu.Lock()
 	defer c.gensMu.Unlock()
 	if g = c.gens[name]; g == nil {
-		g = new(atomic.Uint64)
+		g = new(generation)
 		c.gens[name] = g
 	}
 	return g
 }
 
 // generations appends the current global generation, then each table's.
-func (c *Cache) generations(dst []uint64, gens []*atomic.Uint64) []uint64 {
-	dst = append(dst, c.global.Load())
+func (c *Cache) generations(dst []uint64, gens []*generation) []uint64 {
+	dst = append(dst, c.global.n.Load())
 	for _, g := range gens {
-		dst = append(dst, g.Load())
+		dst = append(dst, g.n.Load())
 	}
 	return dst
 }
 
 // genCounters returns the generation counters of tables, for a verdict to
 // keep: a counter, once made, lives as long as the cache.
-func (c *Cache) genCounters(tables []string) []*atomic.Uint64 {
-	gens := make([]*atomic.Uint64, len(tables))
+func (c *Cache) genCounters(tables []string) []*generation {
+	gens := make([]*generation, len(tables))
 	for i, t := range tables {
 		gens[i] = c.gen(t)
 	}
@@ -61,16 +87,28 @@ func (c *Cache) invalidate(ctx context.Context, tables []string, all bool) {
 
 // invalidateLocal bumps the generations of tables (and of the partitioned
 // tables above them), or the global one when all is set. Entries filled
-// under older generations are then misses.
+// under older generations are then misses. It counts as an invalidation
+// when an entry had been stored under a generation it moved (and the global
+// one has not moved since), else as an invalidation of nothing cached.
 func (c *Cache) invalidateLocal(ctx context.Context, tables []string, all bool) {
+	staled := false
 	if all {
-		c.global.Add(1)
+		old := c.global.n.Add(1) - 1
+		staled = c.global.filled.Swap(0) == old+1
 	} else {
 		for _, t := range tables {
-			c.gen(t).Add(1)
+			g := c.gen(t)
+			g.n.Add(1)
+			if g.filled.Swap(0) == c.global.n.Load()+1 {
+				staled = true
+			}
 		}
 	}
-	c.stats.invalidations.Add(1)
+	if staled {
+		c.stats.invalidations.Add(1)
+	} else {
+		c.stats.uncachedInvalidations.Add(1)
+	}
 	for _, o := range c.listeners {
 		if all {
 			o.Invalidated(ctx, nil)

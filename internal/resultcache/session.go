@@ -5,7 +5,6 @@ import (
 	"database/sql/driver"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -78,7 +77,7 @@ func (s *Session) inTransaction() bool {
 func (s *Session) Lookup(ctx context.Context, st *sqlclass.Statement, query string, args []driver.NamedValue, start time.Time, replay *Rows) (outcome Outcome, reason string, f *Fill, err error) {
 	c := s.c
 	ttl, selected, noCache := c.selected(ctx, st)
-	var tables []*atomic.Uint64
+	var tables []*generation
 	switch {
 	case noCache:
 		reason = bypassContext
@@ -123,7 +122,7 @@ func (s *Session) Lookup(ctx context.Context, st *sqlclass.Statement, query stri
 	var hash keyHash
 	copy(hash[:], buf[len(key):])
 	sk := s.storeKeyAfter(buf, len(key), gens)
-	hit, inStore := c.get(replay, &hash, sk, start, gens, key)
+	hit := c.get(replay, &hash, sk, start, gens, key)
 	if hit {
 		c.stats.hits.Add(1)
 		return Hit, "", nil, nil
@@ -143,13 +142,13 @@ func (s *Session) Lookup(ctx context.Context, st *sqlclass.Statement, query stri
 		}
 		gens = c.generations(gens[:0], tables)
 		sk = s.storeKeyAfter(buf, len(key), gens)
-		if hit, inStore = c.get(replay, &hash, sk, time.Now(), gens, key); hit {
+		if hit = c.get(replay, &hash, sk, time.Now(), gens, key); hit {
 			c.stats.hits.Add(1)
 			return Hit, "", nil, nil
 		}
 	}
 	c.stats.misses.Add(1)
-	return Miss, "", c.newFill(s, hash, sk, tables, gens, key, start.Add(ttl), leader, inStore), nil
+	return Miss, "", c.newFill(s, hash, sk, tables, gens, key, start.Add(ttl), leader), nil
 }
 
 // storeKeyAfter completes, after the key and its hash in buf, the store key

@@ -5,7 +5,9 @@ import (
 	"sync/atomic"
 )
 
-// Stats are the result cache's figures in a Snapshot.
+// Stats are the result cache's figures in a Snapshot. The counters count
+// since the last reset; Entries, HeldBytes, CapacityBytes and MaxBytes are
+// the cache as it is.
 type Stats struct {
 	Mode   string `json:"mode"`
 	Hits   int64  `json:"hits"`
@@ -18,18 +20,25 @@ type Stats struct {
 	// a write to one of its tables between its start and its storing).
 	Fills         int64 `json:"fills"`
 	RejectedFills int64 `json:"rejected_fills"`
-	// Evictions counts entries dropped for room or age, stale ones too:
-	// an entry a write made stale stays until its space is needed. (It is
-	// derived, entries stored less entries held: when two identical fills
-	// race, or an entry goes as its replacement is filled, it may be off
-	// by one.)
-	Evictions     int64 `json:"evictions"`
-	Invalidations int64 `json:"invalidations"`
+	// Evictions counts the entries the store dropped for room or age,
+	// stale ones too: an entry a write made stale stays until its space is
+	// needed.
+	Evictions int64 `json:"evictions"`
+	// Invalidations counts the writes (or Invalidate calls) that made at
+	// least one stored entry stale; UncachedInvalidations those that found
+	// nothing cached from their tables. A write that races a fill may count
+	// as an invalidation though the fill was then not stored.
+	Invalidations         int64 `json:"invalidations"`
+	UncachedInvalidations int64 `json:"uncached_invalidations"`
 	// Entries counts the entries in the store, stale ones included until
-	// their space is needed.
-	Entries  int     `json:"entries"`
-	Bytes    int     `json:"bytes"`
-	HitRatio float64 `json:"hit_ratio"`
+	// their space is needed, and HeldBytes their bytes.
+	Entries   int   `json:"entries"`
+	HeldBytes int64 `json:"held_bytes"`
+	// CapacityBytes is what the store has allocated for entries (it grows,
+	// up to its share of MaxBytes, the configured size of the cache).
+	CapacityBytes int     `json:"capacity_bytes"`
+	MaxBytes      int     `json:"max_bytes"`
+	HitRatio      float64 `json:"hit_ratio"`
 	// Feed is the state of the feed of other processes' changes: off,
 	// up, or down (reads then bypass, counted under "change feed down").
 	// FeedReceived counts the changes it delivered, FeedPublished the
@@ -48,25 +57,28 @@ type Stats struct {
 // Stats returns the cache's figures.
 func (c *Cache) Stats() *Stats {
 	s := &Stats{
-		Mode:          c.cfg.Mode.String(),
-		Hits:          c.stats.hits.Load(),
-		Misses:        c.stats.misses.Load(),
-		Fills:         c.stats.fills.Load(),
-		RejectedFills: c.stats.rejected.Load(),
-		Invalidations: c.stats.invalidations.Load(),
-		Entries:       c.store.Len(),
-		Bytes:         c.store.Capacity(),
-		Bypasses:      map[string]int64{},
-		Feed:          c.feedState(),
-		FeedReceived:  c.feed.received.Load(),
-		FeedPublished: c.feed.published.Load(),
-		FeedResyncs:   c.feed.resyncs.Load(),
-		FeedDowns:     c.feed.downs.Load(),
+		Mode:                  c.cfg.Mode.String(),
+		Hits:                  c.stats.hits.Load(),
+		Misses:                c.stats.misses.Load(),
+		Fills:                 c.stats.fills.Load(),
+		RejectedFills:         c.stats.rejected.Load(),
+		Evictions:             c.stats.evictions.Load(),
+		Invalidations:         c.stats.invalidations.Load(),
+		UncachedInvalidations: c.stats.uncachedInvalidations.Load(),
+		Entries:               c.store.Len(),
+		HeldBytes:             c.stats.heldBytes.Load(),
+		CapacityBytes:         c.store.Capacity(),
+		MaxBytes:              c.cfg.MaxBytes,
+		Bypasses:              map[string]int64{},
+		Feed:                  c.feedState(),
+		FeedReceived:          c.feed.received.Load(),
+		FeedPublished:         c.feed.published.Load(),
+		FeedResyncs:           c.feed.resyncs.Load(),
+		FeedDowns:             c.feed.downs.Load(),
 	}
 	if c.feed.pending != nil {
 		s.FeedPending = c.feed.pending()
 	}
-	s.Evictions = max(0, c.stats.added.Load()-int64(s.Entries))
 	c.stats.mu.RLock()
 	for k, v := range c.stats.bypasses {
 		s.Bypasses[k] = v.Load()
@@ -80,11 +92,11 @@ func (c *Cache) Stats() *Stats {
 
 // ResetStats sets the counters to zero; entries held are kept.
 func (c *Cache) ResetStats() {
-	for _, n := range []*atomic.Int64{&c.stats.hits, &c.stats.misses, &c.stats.fills, &c.stats.rejected, &c.stats.invalidations,
+	for _, n := range []*atomic.Int64{&c.stats.hits, &c.stats.misses, &c.stats.fills, &c.stats.rejected,
+		&c.stats.evictions, &c.stats.invalidations, &c.stats.uncachedInvalidations,
 		&c.feed.received, &c.feed.published, &c.feed.resyncs, &c.feed.downs} {
 		n.Store(0)
 	}
-	c.stats.added.Store(int64(c.store.Len()))
 	c.stats.mu.Lock()
 	clear(c.stats.bypasses)
 	c.stats.mu.Unlock()

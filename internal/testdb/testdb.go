@@ -1,13 +1,16 @@
 // Package testdb is what the module's test packages share: a TestMain that
-// runs the tests against a temporary PostgreSQL cluster, and the helpers
-// tests open the database, run set-up statements and make a schema of
-// their own with. It is imported by tests only, so that no binary built
-// from the module links the testing package.
+// runs the tests against a temporary PostgreSQL cluster, the helpers tests
+// open the database, run set-up statements and make a schema of their own
+// with, and Need, which gives a test a program outside Go (HypoPG,
+// redis-server, chromium: see internal/sysdeps) or stops it. It is imported
+// by tests only, so that no binary built from the module links the testing
+// package.
 package testdb
 
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -17,8 +20,13 @@ import (
 	"time"
 
 	"github.com/auditpg/auditpg/internal/pgtemp"
+	"github.com/auditpg/auditpg/internal/sysdeps"
 	"github.com/jackc/pgx/v5"
 )
+
+// installTimeout bounds the install of the PostgreSQL server by Run, the
+// wait for another test binary's install included.
+const installTimeout = 20 * time.Minute
 
 // Run runs a package's tests against a PostgreSQL server, for TestMain:
 //
@@ -28,15 +36,25 @@ import (
 //
 // When AUDITPG_TEST_DATABASE_URL is set, *dsn is set to it and no cluster is
 // started. Otherwise Run starts a cluster, stores its DSN in *dsn, runs
-// m.Run, stops the cluster and returns the exit code. When the cluster cannot
-// start (no PostgreSQL binaries, say) it prints why on standard error and
-// returns 1 without running the tests: they fail rather than skip.
+// m.Run, stops the cluster and returns the exit code. A missing PostgreSQL
+// server is installed first when the tests run as root on Debian or Ubuntu
+// (pgtemp.Install). When the cluster cannot start (no server, and no way to
+// install it, say) Run prints why and the command to run on standard error
+// and returns 1 without running the tests: they fail rather than skip.
 func Run(m *testing.M, dsn *string) int {
 	if url := os.Getenv(pgtemp.EnvDatabaseURL); url != "" {
 		*dsn = url
 		return m.Run()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
+	err := pgtemp.Install(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: cannot start a temporary PostgreSQL for the tests: %v; "+
+			"or set %s to the URL of a server started with shared_preload_libraries=pg_stat_statements\n", err, pgtemp.EnvDatabaseURL)
+		return 1
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute)
 	c, err := pgtemp.Start(ctx)
 	cancel()
 	if err != nil {
@@ -49,6 +67,38 @@ func Run(m *testing.M, dsn *string) int {
 		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 	}
 	return code
+}
+
+// Need returns where d is (see sysdeps.Dep.Find), for a test that cannot do
+// its work without it. A missing d is installed when the tests run as root
+// on Debian or Ubuntu (sysdeps.Ensure, which says so on standard error).
+// Otherwise the test fails with the command to run, unless
+// AUDITPG_NO_INSTALL is set: then nothing is installed and the test skips,
+// saying "SKIP (missing program)", why and what to install. .ci/run
+// refuses to run with AUDITPG_NO_INSTALL set, so that CI never skips for
+// that reason.
+func Need(tb testing.TB, d sysdeps.Dep) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
+	defer cancel()
+	path, err := sysdeps.Ensure(ctx, d)
+	if err != nil {
+		Missing(tb, err)
+	}
+	return path
+}
+
+// Missing stops tb for err, a needed program that is missing and was not
+// installed: tb skips, saying so, when AUDITPG_NO_INSTALL is set, and fails
+// otherwise. For an err that is not about a missing program (see
+// sysdeps.ErrMissing and pgtemp.ErrNoBinaries) it fails.
+func Missing(tb testing.TB, err error) {
+	tb.Helper()
+	missing := errors.Is(err, sysdeps.ErrMissing) || errors.Is(err, pgtemp.ErrNoBinaries) || errors.Is(err, pgtemp.ErrNoPostgresUser)
+	if missing && os.Getenv(sysdeps.EnvNoInstall) != "" {
+		tb.Skipf("SKIP (missing program): %v", err)
+	}
+	tb.Fatal(err)
 }
 
 // Open opens dsn with the database/sql driver registered as driverName,

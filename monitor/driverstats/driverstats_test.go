@@ -1,11 +1,15 @@
 package driverstats_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"os"
+	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/auditpg/auditpg"
 	"github.com/auditpg/auditpg/internal/testdb"
 	"github.com/auditpg/auditpg/monitor"
 	"github.com/auditpg/auditpg/monitor/driverstats"
@@ -27,6 +31,64 @@ func TestRead(t *testing.T) {
 	}
 	if s, err := driverstats.Read(testdb.Open(t, "pgx", testDSN)); s != nil || err != nil {
 		t.Fatalf("Read(pgx db) = %v, %v; want nothing and no error", s, err)
+	}
+}
+
+// TestDecodeFixed: the JSON an application writes decodes into the same
+// statistics, which Fixed hands to a Monitor on any *sql.DB; what is not
+// that JSON is refused with an error that says so.
+func TestDecodeFixed(t *testing.T) {
+	ctx := context.Background()
+	adb := testdb.Open(t, "auditpg", testDSN)
+	testdb.Exec(t, adb, `SELECT 1`)
+	if _, err := adb.ExecContext(ctx, `SELECT 1/0`); err == nil {
+		t.Fatal("1/0 did not fail")
+	}
+	snap, err := auditpg.Stats(adb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := snap.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	s, err := driverstats.Decode(&buf)
+	if err != nil || !reflect.DeepEqual(s.Snapshot, snap) {
+		t.Fatalf("Decode: %v\n%+v\nwant %+v", err, s, snap)
+	}
+
+	// A Monitor on a pgx *sql.DB judges the application's figures.
+	m, err := monitor.New(testdb.Open(t, "pgx", testDSN), monitor.WithDriverStats(driverstats.Fixed(s)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := m.Summary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Driver != s {
+		t.Errorf("summary driver = %v, want the decoded statistics", sum.Driver)
+	}
+	found := false
+	for _, c := range sum.Health.Components {
+		if c.Name == "driver" {
+			found = c.Status == monitor.Warning && strings.Contains(strings.Join(c.Reasons, ";"), "calls failed")
+		}
+	}
+	if !found {
+		t.Errorf("health %+v: want a driver warning for the failed call", sum.Health)
+	}
+
+	for _, bad := range []string{``, `<html>`, `{"overall": "healthy"}`, `[1]`} {
+		if _, err := driverstats.Decode(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "not the JSON of auditpg statistics") {
+			t.Errorf("Decode(%.20q): err = %v, want one that says it is not auditpg's statistics", bad, err)
+		}
+	}
+	var two bytes.Buffer
+	snap.WriteJSON(&two)
+	snap.WriteJSON(&two)
+	if _, err := driverstats.Decode(&two); err == nil || !strings.Contains(err.Error(), "more than one") {
+		t.Errorf("Decode of two snapshots: err = %v", err)
 	}
 }
 
