@@ -174,7 +174,7 @@ func (m *Manager) buildConverted(ctx context.Context, old *parent, tmp Table, re
 	p.base = old.table.Name
 	var parts []Partition
 	if m.cfg.defaultPartition {
-		if _, err := m.attachNew(ctx, p, nil, defaultName(p.base), Range{}); err != nil {
+		if _, err := m.attachNew(ctx, p, nil, defaultName(p.base), Range{}, false); err != nil {
 			return nil, err
 		}
 		res.Partitions = append(res.Partitions, defaultName(p.base))
@@ -194,7 +194,7 @@ func (m *Manager) buildConverted(ctx context.Context, old *parent, tmp Table, re
 	pl.premade(iv, m.cfg.now(), m.cfg.premake)
 	pl.fillGaps(time.Time{})
 	r := &Report{}
-	if err := m.makeRanges(ctx, p, parts, pl.ranges(), r); err != nil {
+	if err := m.makeRanges(ctx, p, parts, pl, r); err != nil {
 		return nil, err
 	}
 	res.Partitions = append(res.Partitions, r.Created...)

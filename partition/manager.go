@@ -197,7 +197,7 @@ func (m *Manager) MoveDefault(ctx context.Context) (*Report, error) {
 		if err := m.planDefaultRows(ctx, p, parts, iv, pl, r); err != nil {
 			return err
 		}
-		return m.makeRanges(ctx, p, parts, pl.ranges(), r)
+		return m.makeRanges(ctx, p, parts, pl, r)
 	})
 }
 
@@ -264,7 +264,7 @@ func (m *Manager) create(ctx context.Context, r *Report) error {
 	}
 	if m.cfg.defaultPartition && defaultOf(parts) == nil {
 		name := defaultName(p.base)
-		if _, err := m.attachNew(ctx, p, nil, name, Range{}); err != nil {
+		if _, err := m.attachNew(ctx, p, nil, name, Range{}, false); err != nil {
 			return err
 		}
 		r.Created = append(r.Created, name)
@@ -280,7 +280,7 @@ func (m *Manager) create(ctx context.Context, r *Report) error {
 		cutoff = m.cfg.now().Add(-m.cfg.retention)
 	}
 	pl.fillGaps(cutoff)
-	return m.makeRanges(ctx, p, parts, pl.ranges(), r)
+	return m.makeRanges(ctx, p, parts, pl, r)
 }
 
 // createTable applies AuditLogSchema without its default partition (made
@@ -295,7 +295,8 @@ func (m *Manager) createTable(ctx context.Context) error {
 // one that received rows (its estimates are unknown until then). It
 // reports progress per partition. On an error after the first partition it
 // returns a *PartialError that says how far it got.
-func (m *Manager) makeRanges(ctx context.Context, p *parent, parts []Partition, todo []Range, r *Report) error {
+func (m *Manager) makeRanges(ctx context.Context, p *parent, parts []Partition, pl *planner, r *Report) error {
+	todo := pl.ranges()
 	if len(todo) == 0 {
 		return nil
 	}
@@ -314,7 +315,7 @@ func (m *Manager) makeRanges(ctx context.Context, p *parent, parts []Partition, 
 		if used[name] { // two ranges starting the same day: bounds not at midnight
 			name = withSuffix(p.base, "_p"+rg.From.UTC().Format("20060102_150405"))
 		}
-		moved, err := m.attachNew(ctx, p, def, name, rg)
+		moved, err := m.attachNew(ctx, p, def, name, rg, pl.rows[rg.From.UnixNano()])
 		r.Moved += moved
 		if err != nil {
 			return &PartialError{Table: p.table, Done: i, Total: len(todo), Err: err}
@@ -333,8 +334,9 @@ func (m *Manager) makeRanges(ctx context.Context, p *parent, parts []Partition, 
 }
 
 // attachNew builds a partition standalone, moves the rows of its range out
-// of the default partition def (nil: none), then attaches it, and returns
-// how many rows it moved. A zero range means the default partition itself.
+// of the default partition def (nil: none), in batches first when batches
+// is true (the default was seen holding rows of the range), then attaches
+// it, and returns how many rows it moved. A zero range means the default partition itself.
 // If a step after the table was built fails (a cancelled context, a lock
 // timeout), the table it built is removed and the rows it moved go back to
 // the default partition, so that nothing is left half made.
@@ -343,7 +345,7 @@ func (m *Manager) makeRanges(ctx context.Context, p *parent, parts []Partition, 
 // partition being changed. The CHECK constraint matching the bounds lets
 // ATTACH skip its validation scan; ATTACH takes SHARE UPDATE EXCLUSIVE on
 // the parent, which does not block inserts.
-func (m *Manager) attachNew(ctx context.Context, p *parent, def *Table, name string, rg Range) (moved int64, err error) {
+func (m *Manager) attachNew(ctx context.Context, p *parent, def *Table, name string, rg Range, batches bool) (moved int64, err error) {
 	child := p.table.Sibling(name)
 	isDefault := rg.From.IsZero()
 	from, to := rg.From, rg.To
@@ -382,7 +384,7 @@ func (m *Manager) attachNew(ctx context.Context, p *parent, def *Table, name str
 			m.undoNew(ctx, p, def, child, moved)
 		}
 	}()
-	if !isDefault && def != nil {
+	if !isDefault && def != nil && batches {
 		moved, err = m.moveRows(ctx, p, *def, child, from, to)
 		if err != nil {
 			return moved, err
@@ -550,7 +552,7 @@ func (m *Manager) planDefaultRows(ctx context.Context, p *parent, parts []Partit
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d rows in %s have a NULL %s: no partition can take them", nulls, def.Table(), p.column))
 	}
 	for _, from := range starts {
-		pl.add(from, iv.Add(from, 1))
+		pl.addRows(from, iv.Add(from, 1))
 	}
 	return nil
 }

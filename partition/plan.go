@@ -177,13 +177,27 @@ func rangesOf(parts []Partition) []Range {
 type planner struct {
 	taken []Range // sorted by From
 	todo  []Range
+	// rows holds the starts (Unix nanoseconds) of the planned ranges that
+	// the default partition has rows of, to move in batches.
+	rows map[int64]bool
 }
 
-func newPlanner(parts []Partition) *planner { return &planner{taken: rangesOf(parts)} }
+func newPlanner(parts []Partition) *planner {
+	return &planner{taken: rangesOf(parts), rows: make(map[int64]bool)}
+}
 
-// add plans the uncovered parts of [from, to).
-func (pl *planner) add(from, to time.Time) {
-	for _, h := range holes(pl.taken, from, to) {
+// addRows plans the uncovered parts of [from, to), a range the default
+// partition has rows of.
+func (pl *planner) addRows(from, to time.Time) {
+	for _, h := range pl.add(from, to) {
+		pl.rows[h.From.UnixNano()] = true
+	}
+}
+
+// add plans the uncovered parts of [from, to) and returns them.
+func (pl *planner) add(from, to time.Time) []Range {
+	hs := holes(pl.taken, from, to)
+	for _, h := range hs {
 		pl.todo = append(pl.todo, h)
 		i, _ := slices.BinarySearchFunc(pl.taken, h.From, func(r Range, t time.Time) int {
 			if r.From.IsZero() {
@@ -193,6 +207,7 @@ func (pl *planner) add(from, to time.Time) {
 		})
 		pl.taken = slices.Insert(pl.taken, i, h)
 	}
+	return hs
 }
 
 // fillGaps plans, for every gap between two ranges taken (partitions and
