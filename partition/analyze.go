@@ -3,6 +3,7 @@ package partition
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -159,8 +160,22 @@ func (a *Analysis) recommend(cfg config) []string {
 	if len(a.Expired) > 0 {
 		add("%d partitions are past the retention of %v: run `auditpg partition cleanup --retention %g`", len(a.Expired), roundDays(cfg.retention), cfg.retention.Hours()/24)
 	}
+	var indexes []string
+	lacking := make(map[string][]string)
 	for _, mi := range a.MissingIndexes {
-		add("partition %s lacks the index %s of the parent: create it on the partition and ALTER INDEX %s ATTACH PARTITION", mi.Partition, mi.Index, mi.Index)
+		if lacking[mi.Index] == nil {
+			indexes = append(indexes, mi.Index)
+		}
+		lacking[mi.Index] = append(lacking[mi.Index], mi.Partition)
+	}
+	for _, ix := range indexes {
+		parts := lacking[ix]
+		named := strings.Join(parts, ", ")
+		if len(parts) > 5 {
+			named = fmt.Sprintf("%s and %d more", strings.Join(parts[:5], ", "), len(parts)-5)
+		}
+		add("%d partitions lack the index %s of the parent (%s): create it on each and ALTER INDEX %s ATTACH PARTITION it, "+
+			"or drop %[2]s and create it on the parent again, which makes it on every partition", len(parts), ix, named, ix)
 	}
 	if len(a.Gaps) > 0 {
 		add("%d gaps between partitions: rows there go to the default partition; run `auditpg partition create`, which fills them", len(a.Gaps))

@@ -89,7 +89,7 @@ func TestRecommendThresholds(t *testing.T) {
 	rec := a.recommend(config{premake: 4, retention: 48 * time.Hour})
 	for _, want := range []string{"1002 past and current partitions (more than 1000)", "coarser interval", "1 GiB", "6 past or current partitions are empty",
 		"3 rows are in the default", "run `ANALYZE \"t\"`", "only 1 future", "past the retention of 2d: run `auditpg partition cleanup --retention 2`",
-		"lacks the index i", "1 gaps", "`auditpg partition create`, which fills them"} {
+		"1 partitions lack the index i of the parent (p)", "1 gaps", "`auditpg partition create`, which fills them"} {
 		if !strings.Contains(strings.Join(rec, "\n"), want) {
 			t.Errorf("recommendations lack %q:\n%s", want, strings.Join(rec, "\n"))
 		}

@@ -126,7 +126,7 @@ func TestListAndAnalyze(t *testing.T) {
 	}
 	rec := strings.Join(a.Recommendations, "\n")
 	for _, want := range []string{"7 past or current partitions are empty", "1 rows are in the default", "only 4 future partitions (premake is 5)",
-		"10 partitions are past the retention", "lacks the index", "1 gaps"} {
+		"10 partitions are past the retention", "partitions lack the index", "1 gaps"} {
 		if !strings.Contains(rec, want) {
 			t.Errorf("recommendations lack %q:\n%s", want, rec)
 		}

@@ -51,6 +51,15 @@ func (r RetentionMode) String() string { return retentionModeNames[r] }
 // MarshalText makes a RetentionMode print by name in JSON.
 func (r RetentionMode) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// UnmarshalText parses a RetentionMode's name.
+func (r *RetentionMode) UnmarshalText(b []byte) error {
+	v, err := ParseRetentionMode(string(b))
+	if err == nil {
+		*r = v
+	}
+	return err
+}
+
 // ParseRetentionMode parses drop, detach or archive.
 func ParseRetentionMode(s string) (RetentionMode, error) {
 	for m, name := range retentionModeNames {
