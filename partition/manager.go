@@ -3,6 +3,7 @@ package partition
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
@@ -57,7 +58,7 @@ type Report struct {
 	Table    Table         `json:"table"` // the schema as the server resolved it`
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration_ns"`
-	DryRun   bool          `json:"dry_run,omitempty"`
+	DryRun   bool          `json:"dry_run"`
 	// Created lists the partitions made (the default one included).
 	Created []string `json:"created"`
 	// Moved counts rows moved out of the default partition.
@@ -436,7 +437,7 @@ func (m *Manager) undoNew(ctx context.Context, p *parent, def *Table, child Tabl
 	defer cancel()
 	undo := *m
 	undo.cfg.retries = 0
-	err := undo.inTx(ctx, "remove the unfinished "+child.String(), func(tx *sql.Tx) error {
+	run := func(tx *sql.Tx) error {
 		var attached bool
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce((SELECT relispartition FROM pg_class WHERE oid = to_regclass($1)), true)`,
 			child.String()).Scan(&attached); err != nil || attached {
@@ -453,7 +454,14 @@ func (m *Manager) undoNew(ctx context.Context, p *parent, def *Table, child Tabl
 		}
 		_, err := tx.ExecContext(ctx, "DROP TABLE "+child.String())
 		return err
-	})
+	}
+	err := undo.inTx(ctx, "remove the unfinished "+child.String(), run)
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		// A cancelled call can leave the locked connection closed (and
+		// the maintenance lock released with its session): use the pool.
+		undo.q = m.db
+		err = undo.inTx(ctx, "remove the unfinished "+child.String(), run)
+	}
 	if err != nil {
 		m.cfg.logger.WarnContext(ctx, "partition: could not remove an unfinished partition; the next Create finishes it", "table", child.String(), "err", err)
 	}
