@@ -58,10 +58,6 @@ func (p Partition) MarshalJSON() ([]byte, error) {
 // Table returns the partition as a Table.
 func (p Partition) Table() Table { return Table{Schema: p.Schema, Name: p.Name} }
 
-func (p Partition) overlaps(from, to time.Time) bool {
-	return (p.From.IsZero() || p.From.Before(to)) && (p.To.IsZero() || from.Before(p.To))
-}
-
 // Contains says whether t falls in the partition's range.
 func (p Partition) Contains(t time.Time) bool {
 	return !p.Default && (p.From.IsZero() || !t.Before(p.From)) && (p.To.IsZero() || t.Before(p.To))

@@ -77,7 +77,9 @@ Ctrl-C keeps the partitions made so far, each complete; run it again to finish.`
 func newPartitionListCmd(g *globals) *cobra.Command {
 	f := &partitionFlags{}
 	cmd := partitionCmd(g, f, "list", "List partitions with bounds (UTC), estimated rows and size; gaps and overlaps",
-		func(ctx context.Context, m *partition.Manager) (*partition.Listing, error) { return m.List(ctx, f.exact) },
+		func(ctx context.Context, m *partition.Manager) (*partition.Listing, error) {
+			return m.List(ctx, f.exact)
+		},
 		func(w io.Writer, l *partition.Listing) error { return writePartitionList(w, l, f.exact) })
 	addTableFlags(cmd, f)
 	cmd.Flags().BoolVar(&f.exact, "exact", false, "also count each partition's rows exactly (scans every partition)")
@@ -159,7 +161,9 @@ func cleanup(ctx context.Context, m *partition.Manager, f *partitionFlags) (*par
 func newPartitionConvertCmd(g *globals) *cobra.Command {
 	f := &partitionFlags{}
 	cmd := partitionCmd(g, f, "convert", "Convert an unpartitioned table into a partitioned one, copying in batches; the old one is kept as <table>_unpartitioned",
-		func(ctx context.Context, m *partition.Manager) (*partition.ConvertResult, error) { return m.Convert(ctx) }, writeConvertResult)
+		func(ctx context.Context, m *partition.Manager) (*partition.ConvertResult, error) {
+			return m.Convert(ctx)
+		}, writeConvertResult)
 	addTableFlags(cmd, f)
 	cmd.Flags().StringVar(&f.column, "column", "timestamp", "the timestamptz or timestamp column to partition on")
 	addIntervalFlag(cmd, f)
