@@ -53,9 +53,13 @@ type ConvertResult struct {
 // table; run it again when writes are quieter. Views and foreign keys that
 // name the old table keep pointing at it (now the backup). Other unique
 // indexes than the primary key are not copied (a partitioned table's unique
-// indexes must include the partition key): each is listed in Warnings.
+// indexes must include the partition key): each is listed in Warnings. A
+// premake past MaxPremake of the interval returns a *PremakeError.
 func (m *Manager) Convert(ctx context.Context) (*ConvertResult, error) {
 	t0 := time.Now()
+	if limit := MaxPremake(m.cfg.interval); m.cfg.premake > limit {
+		return nil, &PremakeError{Premake: m.cfg.premake, Max: limit, Interval: m.cfg.interval}
+	}
 	lock, err := m.acquireLock(ctx, true)
 	if err != nil {
 		return nil, err

@@ -114,6 +114,7 @@ func TestPartitionFlags(t *testing.T) {
 		{[]string{"create", "--lock-timeout", "-5s"}, []string{"--lock-timeout must be a positive duration", "got -5s"}},
 		{[]string{"create", "--batch-size", "0"}, []string{"--batch-size must be between 1 and 1000000 rows, got 0"}},
 		{[]string{"convert", "--column", ""}, []string{"--column must not be empty"}},
+		{[]string{"convert", "--premake", "25"}, []string{"--premake 25: at most 24 for monthly partitions"}},
 		{[]string{"cleanup"}, []string{"cleanup needs --retention DAYS", "or --future"}},
 		{[]string{"cleanup", "--retention", "-3"}, []string{"--retention must be a number of days", "got -3"}},
 		{[]string{"cleanup", "--future", "--mode", "detach"}, []string{"--mode and --archive-schema apply to --retention only"}},
