@@ -443,7 +443,7 @@ func (m *Manager) undoNew(ctx context.Context, p *parent, def *Table, child Tabl
 			child.String()).Scan(&attached); err != nil || attached {
 			return err
 		}
-		if def != nil && moved > 0 {
+		if def != nil { // whatever the count says: every row in it came from there
 			cols, err := columnList(ctx, tx, p.oid)
 			if err != nil {
 				return err

@@ -199,6 +199,10 @@ func TestPartitionCleanupFuture(t *testing.T) {
 	schema := testdb.Schema(t, db)
 	table := partition.Table{Schema: schema, Name: "audit_log"}
 	partitionCLI(t, schema, "create", "--create-table", "--interval", "daily", "--premake", "30")
+	// An old row: its partition is past the retention (the gap after it,
+	// filled, is not: it ends today).
+	testdb.Exec(t, db, `INSERT INTO `+table.String()+` ("timestamp", action, status) VALUES ('2001-01-15', 'a', 's')`)
+	partitionCLI(t, schema, "create", "--premake", "30")
 	at := partition.Daily.Floor(time.Now()).AddDate(0, 0, 10).Add(time.Hour)
 	testdb.Exec(t, db, `INSERT INTO `+table.String()+` ("timestamp", action, status) VALUES ($1, 'a', 's')`, at)
 	kept := partition.PartitionName("audit_log", partition.Daily.Floor(at))
@@ -217,17 +221,20 @@ func TestPartitionCleanupFuture(t *testing.T) {
 	if count() != before {
 		t.Fatal("the dry run removed partitions")
 	}
-	out = partitionCLI(t, schema, "cleanup", "--future", "--premake", "3", "--json")
+	// Both at once, the retention archiving: one report.
+	archive := testdb.Schema(t, db)
+	out = partitionCLI(t, schema, "cleanup", "--future", "--premake", "3", "--retention", "365", "--mode", "archive", "--archive-schema", archive, "--json")
 	checkJSON(t, "partition-cleanup", out)
 	var r partition.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Removed) != 26 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], kept) || r.Removed[0].Reason != "future" {
-		t.Errorf("cleanup --future: removed %d, warnings %q", len(r.Removed), r.Warnings)
+	if len(r.Removed) != 27 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], kept) ||
+		r.Removed[0].Reason != "retention" || r.Removed[0].Name != "audit_log_p20010115" || r.Removed[0].ArchivedAs == nil || r.Removed[1].Reason != "future" {
+		t.Errorf("cleanup --future --retention: removed %d, warnings %q:\n%s", len(r.Removed), r.Warnings, out)
 	}
-	if n := count(); n != before-26 { // the default, today, 3 ahead and the one with a row
-		t.Errorf("%d partitions left, want %d", n, before-26)
+	if n := count(); n != before-27 { // the default, the gap's, today, 3 ahead and the one with a row
+		t.Errorf("%d partitions left, want %d", n, before-27)
 	}
 	var rows int
 	if err := db.QueryRow(`SELECT count(*) FROM ` + table.String()).Scan(&rows); err != nil || rows != 1 {
