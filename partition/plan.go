@@ -107,7 +107,7 @@ func regularInterval(q Partition) (Interval, bool) {
 }
 
 // detectInterval returns the interval of the newest partition whose range
-// is exactly one interval (the partitions filling gaps are not), with that
+// is exactly one interval (a partition filling a gap seldom is), with that
 // partition; ok is false when there is none.
 func detectInterval(parts []Partition) (iv Interval, newest *Partition, ok bool) {
 	for i := len(parts) - 1; i >= 0; i-- {
