@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/auditpg/auditpg/partition"
 )
 
 // Status is a component's health.
@@ -50,8 +52,8 @@ func (b *componentBuilder) flag(s Status, format string, args ...any) {
 }
 
 // manyPartitions: more leaf partitions than this make the partitions
-// component a warning, as partition analyze judges them.
-const manyPartitions = 1000
+// component a warning: the count partition analyze advises on.
+const manyPartitions = partition.ManyPartitions
 
 // dotted names a table for a message: schema.name, unquoted.
 func dotted(t Table) string {
@@ -202,7 +204,7 @@ func (m *Monitor) health(s *Summary) Health {
 				}
 				if p.Partitions > manyPartitions {
 					healthy = false
-					b.flag(Warning, "%s: %d partitions (more than %d): planning and locking slow down with each one; use a coarser interval or a shorter retention", dotted(p.Table), p.Partitions, manyPartitions)
+					b.flag(Warning, "%s: %d partitions (more than %d): planning and locking slow down with each one; see auditpg partition analyze for what to remove", dotted(p.Table), p.Partitions, manyPartitions)
 				}
 				if healthy {
 					b.flag(Healthy, "%s: %d partitions", dotted(p.Table), p.Partitions)

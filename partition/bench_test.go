@@ -194,3 +194,27 @@ func BenchmarkPartitioned(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCreateDaily makes 500 daily partitions (the current one and 499
+// premade) of a new table in one Create: the cost of a large premake.
+// Create lists the partitions once, so the cost of each new partition does
+// not grow with the partitions already there.
+func BenchmarkCreateDaily(b *testing.B) {
+	db := openDB(b, "")
+	for b.Loop() {
+		b.StopTimer()
+		table := Table{Schema: testdb.Schema(b, db), Name: "audit_log"}
+		if err := CreateAuditLog(context.Background(), db, table); err != nil {
+			b.Fatal(err)
+		}
+		m := newManager(b, db, WithTable(table), WithInterval(Daily), WithPremake(499), WithClock(fixedClock(date(2024, 6, 15))))
+		b.StartTimer()
+		r, err := m.Create(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(r.Created) != 500 {
+			b.Fatalf("created %d partitions, want 500", len(r.Created))
+		}
+	}
+}

@@ -97,20 +97,38 @@
 // on the parent, bounded by the lock timeout. An interrupted CONCURRENTLY
 // detach is finalized by the next run.
 //
+// [Manager.CleanupFuture] drops the empty partitions that start after the
+// last one premake keeps ahead; each is checked empty in the transaction
+// that drops it (a brief ACCESS EXCLUSIVE lock on the parent, bounded by the
+// lock timeout), and one holding rows is kept with a warning naming it and
+// its row count.
+//
+// # Analysis
+//
+// [Manager.Analyze] sums the planner's estimates and says when they are
+// unknown (partitions holding rows never analyzed: run ANALYZE), and
+// recommends, naming the command that does it: past [ManyPartitions]
+// partitions (1000; monitor's summary warns at the same count), removing
+// the surplus ahead of now when that is where it is, a coarser interval or a
+// shorter retention when the partitions are in the past.
+//
 // # Converting an existing table
 //
-// [Manager.Convert] turns an unpartitioned table into a partitioned one:
-// new table, batched copy with progress, then one short transaction that
-// blocks writes, copies the rest, verifies the counts and swaps the names,
-// keeping the old table as <table>_unpartitioned.
+// [Manager.Convert] turns an unpartitioned table into a partitioned one on
+// the column of [WithColumn]: new table, batched copy with progress, then
+// one short transaction that blocks writes, copies the rest, verifies the
+// counts and swaps the names, keeping the old table as
+// <table>_unpartitioned. The new table's primary key, indexes and identity
+// sequences take the old table's names (the backup's are renamed after it),
+// and it is analyzed.
 //
 // # Scheduling
 //
-// A [Scheduler] runs maintenance (create, move, retention) every interval,
-// default daily. Any number of application instances may run one: each
-// run takes pg_try_advisory_lock on a connection it holds for the run
-// (advisory locks belong to a session; through a transaction-mode pooler
-// such as PgBouncer, point the scheduler at a direct connection), and the
-// others record a skipped run. [Scheduler.Last] and [OnRun] give the last
+// A [Scheduler] runs maintenance (create, move, fill gaps, retention)
+// every interval, default daily. Any number of application instances may
+// run one: each run takes pg_try_advisory_lock on a connection it holds
+// for the run (advisory locks belong to a session; through a
+// transaction-mode pooler such as PgBouncer, point the scheduler at a
+// direct connection), and the others record a skipped run. [Scheduler.Last] and [OnRun] give the last
 // run's time, duration, what it created, moved and removed, and its error.
 package partition

@@ -58,12 +58,31 @@ func ExampleNew() {
 }
 
 func ExampleManager_Create() {
-	m, _ := partition.New(db)
+	// WithCreateTable: a missing audit_log is created (else ErrNoTable).
+	m, _ := partition.New(db, partition.WithCreateTable(true))
 	r, err := m.Create(context.Background())
-	if err != nil {
+	var conflict *partition.IntervalConflictError
+	switch {
+	case errors.As(err, &conflict):
+		log.Fatalf("the table has %v partitions; leave WithInterval out", conflict.Have)
+	case err != nil:
 		log.Fatal(err)
 	}
 	fmt.Println("created", r.Created, "moved", r.Moved)
+}
+
+func ExampleManager_CleanupFuture() {
+	// A premake once set too large left years of empty partitions ahead:
+	// list those beyond the 4 kept, then remove them.
+	m, _ := partition.New(db, partition.WithPremake(4))
+	r, err := m.CleanupFuture(context.Background(), true) // dry run
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(r.Removed), "empty partitions beyond premake;", r.Warnings)
+	if _, err := m.CleanupFuture(context.Background(), false); err != nil {
+		log.Fatal(err)
+	}
 }
 
 func ExampleManager_Maintain() {
@@ -106,7 +125,7 @@ func ExampleManager_List() {
 		log.Fatal(err)
 	}
 	for _, p := range l.Partitions {
-		rows := "never analyzed"
+		rows := "never analyzed" // run ANALYZE for an estimate
 		if p.EstimatedRows != nil {
 			rows = fmt.Sprint(*p.EstimatedRows)
 		}
@@ -142,7 +161,7 @@ func ExampleManager_Convert() {
 }
 
 func ExampleNewScheduler() {
-	m, _ := partition.New(db, partition.WithRetention(90*24*time.Hour))
+	m, _ := partition.New(db, partition.WithCreateTable(true), partition.WithRetention(90*24*time.Hour))
 	s := partition.NewScheduler(m, partition.Every(24*time.Hour), partition.OnRun(func(r partition.Run) {
 		if r.Err != nil {
 			log.Printf("partition maintenance failed: %v", r.Err)

@@ -84,17 +84,32 @@ func TestParseBound(t *testing.T) {
 }
 
 func TestRecommendThresholds(t *testing.T) {
-	a := &Analysis{TotalPartitions: 51, AverageBytes: 2 << 30, Empty: make([]string, 6), DefaultRows: 3, Future: 1,
-		Expired: []string{"x"}, MissingIndexes: []string{"p: i"}, Gaps: []Range{{}}}
+	a := &Analysis{Interval: Daily, TotalPartitions: ManyPartitions + 3, AverageBytes: 2 << 30, Empty: make([]string, 6), DefaultRows: 3, Future: 1,
+		NotAnalyzedWithRows: []string{"p"}, Expired: []string{"x"}, MissingIndexes: []MissingIndex{{"p", "i"}}, Gaps: []Range{{}}, Table: Table{Name: "t"}}
 	rec := a.recommend(config{premake: 4, retention: 48 * time.Hour})
-	for _, want := range []string{"51 partitions", "1 GiB", "6 past or current partitions are empty", "3 rows are in the default",
-		"only 1 future", "past the retention of 2d", "lacks an index", "1 gaps"} {
+	for _, want := range []string{"1002 past and current partitions (more than 1000)", "coarser interval", "1 GiB", "6 past or current partitions are empty",
+		"3 rows are in the default", "run `ANALYZE \"t\"`", "only 1 future", "past the retention of 2d: run `auditpg partition cleanup --retention 2`",
+		"1 partitions lack the index i of the parent (p)", "1 gaps", "`auditpg partition create`, which fills them"} {
 		if !strings.Contains(strings.Join(rec, "\n"), want) {
 			t.Errorf("recommendations lack %q:\n%s", want, strings.Join(rec, "\n"))
 		}
 	}
-	quiet := (&Analysis{TotalPartitions: 10, Empty: make([]string, 5), DefaultRows: 0, Future: 4}).recommend(config{premake: 4})
+	if strings.Contains(strings.Join(rec, "\n"), "cleanup --future") {
+		t.Errorf("partitions in the past: cleanup --future advised:\n%s", strings.Join(rec, "\n"))
+	}
+	quiet := (&Analysis{Interval: Monthly, TotalPartitions: 10, Empty: make([]string, 5), DefaultRows: 0, Future: 4}).recommend(config{premake: 4})
 	if len(quiet) != 0 {
 		t.Errorf("a healthy table got recommendations: %q", quiet)
+	}
+	// Many partitions, mostly ahead of now: remove the surplus, not a
+	// coarser interval.
+	ahead := (&Analysis{Interval: Monthly, TotalPartitions: 2700, Future: 2690, BeyondPremake: 2686}).recommend(config{premake: 4})
+	if got := strings.Join(ahead, "\n"); !strings.Contains(got, "`auditpg partition cleanup --future --premake 4` removes the empty ones") ||
+		strings.Contains(got, "coarser") {
+		t.Errorf("2,690 future partitions: recommendations\n%s", got)
+	}
+	// Beyond two years ahead alone is worth the advice.
+	if got := strings.Join((&Analysis{Interval: Monthly, TotalPartitions: 40, Future: 30, BeyondPremake: 26}).recommend(config{premake: 4}), "\n"); !strings.Contains(got, "cleanup --future") {
+		t.Errorf("30 monthly partitions ahead: recommendations\n%s", got)
 	}
 }

@@ -3,6 +3,7 @@ package partition
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -11,17 +12,18 @@ import (
 )
 
 // Partition describes one partition. From and To are its bounds in UTC; a
-// zero From or To is MINVALUE or MAXVALUE, and both are zero for the
-// default partition.
+// zero From or To is MINVALUE or MAXVALUE (left out of the JSON), and both
+// are zero for the default partition.
 type Partition struct {
 	Schema  string    `json:"schema"`
 	Name    string    `json:"name"`
 	From    time.Time `json:"from"`
 	To      time.Time `json:"to"`
 	Default bool      `json:"default,omitempty"`
-	// EstimatedRows is the planner's estimate (pg_class.reltuples), nil when
-	// the partition has never been analyzed or vacuumed: Analyzed says so.
-	EstimatedRows *int64 `json:"estimated_rows"`
+	// EstimatedRows is the planner's estimate (pg_class.reltuples), nil
+	// (left out of the JSON) when the partition has never been analyzed or
+	// vacuumed: Analyzed says so.
+	EstimatedRows *int64 `json:"estimated_rows,omitempty"`
 	Analyzed      bool   `json:"analyzed"`
 	// ExactRows is count(*), filled only when asked for.
 	ExactRows *int64 `json:"exact_rows,omitempty"`
@@ -34,12 +36,27 @@ type Partition struct {
 	Bound string `json:"bound"`
 }
 
+// MarshalJSON leaves out the bounds that are zero (MINVALUE, MAXVALUE, the
+// default partition's).
+func (p Partition) MarshalJSON() ([]byte, error) {
+	type plain Partition
+	var v struct {
+		plain
+		From *time.Time `json:"from,omitempty"`
+		To   *time.Time `json:"to,omitempty"`
+	}
+	v.plain = plain(p)
+	if !p.From.IsZero() {
+		v.From = &p.From
+	}
+	if !p.To.IsZero() {
+		v.To = &p.To
+	}
+	return json.Marshal(v)
+}
+
 // Table returns the partition as a Table.
 func (p Partition) Table() Table { return Table{Schema: p.Schema, Name: p.Name} }
-
-func (p Partition) overlaps(from, to time.Time) bool {
-	return (p.From.IsZero() || p.From.Before(to)) && (p.To.IsZero() || from.Before(p.To))
-}
 
 // Contains says whether t falls in the partition's range.
 func (p Partition) Contains(t time.Time) bool {
@@ -159,8 +176,12 @@ func (m *Manager) readPartitions(ctx context.Context, p *parent) ([]Partition, e
 
 // Listing is a table's partitions, in order of range, the default last.
 type Listing struct {
-	Table      string      `json:"table"`
-	Column     string      `json:"column"`
+	Table  Table  `json:"table"` // the schema as the server resolved it
+	Column string `json:"column"`
+	// Interval is the one of the newest partition whose range is one
+	// interval (what Create keeps using); zero, left out of the JSON, when
+	// no partition's range is.
+	Interval   Interval    `json:"interval,omitempty"`
 	Partitions []Partition `json:"partitions"`
 	// Gaps are ranges between partitions that no partition covers (rows
 	// there go to the default partition, or fail without one).
@@ -187,7 +208,13 @@ func (m *Manager) List(ctx context.Context, exact bool) (*Listing, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Listing{Table: p.table.String(), Column: p.column, Partitions: parts, Gaps: []Range{}, Overlaps: [][2]string{}}
+	if parts == nil {
+		parts = []Partition{}
+	}
+	l := &Listing{Table: p.table, Column: p.column, Partitions: parts, Gaps: []Range{}, Overlaps: [][2]string{}}
+	if iv, _, ok := detectInterval(parts); ok {
+		l.Interval = iv
+	}
 	if exact {
 		for i := range parts {
 			var n int64

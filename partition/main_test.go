@@ -48,9 +48,12 @@ func fixedClock(t time.Time) func() time.Time { return func() time.Time { return
 
 func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 
+// newManager returns a Manager that creates its table when missing (the
+// tests make their tables through Create); TestCreateTable checks the
+// default, which refuses.
 func newManager(tb testing.TB, db *sql.DB, opts ...Option) *Manager {
 	tb.Helper()
-	m, err := New(db, opts...)
+	m, err := New(db, append([]Option{WithCreateTable(true)}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package partition
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
@@ -46,15 +47,18 @@ func New(db *sql.DB, opts ...Option) (*Manager, error) {
 			return nil, err
 		}
 	}
+	if limit := MaxPremake(cfg.interval); cfg.intervalSet && cfg.premake > limit {
+		return nil, &PremakeError{Premake: cfg.premake, Max: limit, Interval: cfg.interval}
+	}
 	return &Manager{db: db, q: db, cfg: cfg}, nil
 }
 
 // Report says what one call did.
 type Report struct {
-	Table    string        `json:"table"`
+	Table    Table         `json:"table"` // the schema as the server resolved it`
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration_ns"`
-	DryRun   bool          `json:"dry_run,omitempty"`
+	DryRun   bool          `json:"dry_run"`
 	// Created lists the partitions made (the default one included).
 	Created []string `json:"created"`
 	// Moved counts rows moved out of the default partition.
@@ -62,23 +66,29 @@ type Report struct {
 	// Removed lists the partitions retention removed (or, in a dry run,
 	// would remove).
 	Removed []Removal `json:"removed"`
-	// Warnings are what could not be done and why (ranges that overlap an
-	// existing partition, rows with a NULL key in the default partition).
-	Warnings []string `json:"warnings,omitempty"`
+	// Warnings are what could not be done and why (rows with a NULL key in
+	// the default partition, a future partition holding rows).
+	Warnings []string `json:"warnings"`
 }
 
-// Removal is one partition that retention removed.
+// Removal is one partition that Cleanup or CleanupFuture removed.
 type Removal struct {
 	Name       string        `json:"name"`
 	From       time.Time     `json:"from"`
 	To         time.Time     `json:"to"`
 	Mode       RetentionMode `json:"mode"`
-	ArchivedAs string        `json:"archived_as,omitempty"` // Archive: the new qualified name
-	Detach     string        `json:"detach"`                // "concurrently" or "plain" (a default partition exists)
+	ArchivedAs *Table        `json:"archived_as,omitempty"` // Archive: the table it became
+	// Detach says how it was detached: "concurrently", or "plain" (a
+	// default partition exists, or CleanupFuture, which drops in the
+	// transaction that checked it empty).
+	Detach string `json:"detach"`
+	// Reason is "retention" (its range ended before now minus the
+	// retention) or "future" (an empty partition beyond the premade ones).
+	Reason string `json:"reason"`
 }
 
 func (m *Manager) newReport() *Report {
-	return &Report{Table: m.cfg.table.String(), Started: m.cfg.now().UTC(), Created: []string{}, Removed: []Removal{}}
+	return &Report{Table: m.cfg.table, Started: m.cfg.now().UTC(), Created: []string{}, Removed: []Removal{}, Warnings: []string{}}
 }
 
 // parent is the resolved partitioned table.
@@ -99,7 +109,7 @@ func (m *Manager) resolve(ctx context.Context, q querier) (*parent, error) {
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.oid = to_regclass($1)`, m.cfg.table.String()).Scan(&p.oid, &p.table.Schema, &p.table.Name, &kind)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %s (create it with Create or `auditpg partition create`)", ErrNoTable, m.cfg.table)
+		return nil, fmt.Errorf("%w: %s (Create with WithCreateTable(true) creates it)", ErrNoTable, m.cfg.table)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("partition: look up %s: %w", m.cfg.table, err)
@@ -147,32 +157,53 @@ func PartitionName(table string, from time.Time) string {
 	return withSuffix(table, "_p"+from.UTC().Format("20060102"))
 }
 
-// Create makes sure the table, its default partition (unless turned off)
-// and the current partition plus premake future ones exist. A missing table
-// is created from AuditLogSchema when the column is "timestamp". Rows of a
-// new partition's range found in the default partition are moved into it
-// first. Create is idempotent.
+// Create makes sure the table's default partition (unless turned off) and
+// the current partition plus premake future ones exist, fills the gaps
+// between partitions and moves the rows of the default partition into
+// partitions of their own. The partitions are listed once.
+//
+// The interval is the table's (read from its newest partition whose range
+// is one interval) unless WithInterval was given; WithInterval with another
+// interval than the table's returns an *IntervalConflictError. A premake
+// past MaxPremake of the interval returns a *PremakeError. A missing table
+// is created from AuditLogSchema with WithCreateTable(true), else Create
+// returns ErrNoTable. A Create that stops part way (a cancelled context)
+// returns a *PartialError; the partitions made stay, the one in progress is
+// rolled back. Create is idempotent.
 func (m *Manager) Create(ctx context.Context) (*Report, error) {
 	return m.locked(ctx, true, func(m *Manager, r *Report) error { return m.create(ctx, r) })
 }
 
 // MoveDefault moves the rows of the default partition into partitions of
-// their own, creating them (rows whose range overlaps an existing partition
-// of another interval stay, with a warning). Each batch is its own
-// committed transaction; a new partition's rows are not visible through the
-// parent between its first batch and its attach.
+// their own, creating them (a range partly covered by partitions of another
+// interval gets partitions for the rest). Each batch is its own committed
+// transaction; a new partition's rows are not visible through the parent
+// between its first batch and its attach.
 func (m *Manager) MoveDefault(ctx context.Context) (*Report, error) {
 	return m.locked(ctx, true, func(m *Manager, r *Report) error {
 		p, err := m.resolve(ctx, m.q)
 		if err != nil {
 			return err
 		}
-		return m.moveDefault(ctx, p, r)
+		r.Table = p.table
+		parts, err := m.partitions(ctx, p)
+		if err != nil {
+			return err
+		}
+		iv, err := m.interval(p, parts)
+		if err != nil {
+			return err
+		}
+		pl := newPlanner(parts)
+		if err := m.planDefaultRows(ctx, p, parts, iv, pl, r); err != nil {
+			return err
+		}
+		return m.makeRanges(ctx, p, parts, pl, r)
 	})
 }
 
-// Maintain runs a full maintenance: table and default partition, rows out
-// of the default partition, premade partitions, then retention. It waits
+// Maintain runs a full maintenance: what Create does (default partition,
+// rows out of it, premade partitions, gaps filled), then retention. It waits
 // for the table's maintenance lock if another session holds it.
 func (m *Manager) Maintain(ctx context.Context) (*Report, error) {
 	return m.locked(ctx, true, func(m *Manager, r *Report) error { return m.maintain(ctx, r) })
@@ -209,7 +240,10 @@ func (m *Manager) locked(ctx context.Context, wait bool, f func(*Manager, *Repor
 
 func (m *Manager) create(ctx context.Context, r *Report) error {
 	p, err := m.resolve(ctx, m.q)
-	if errors.Is(err, ErrNoTable) && m.cfg.column == "timestamp" {
+	if errors.Is(err, ErrNoTable) && m.cfg.createTable {
+		if m.cfg.column != "timestamp" {
+			return fmt.Errorf("%w: %s (AuditLogSchema partitions on \"timestamp\", not on %q: create the table yourself)", ErrNoTable, m.cfg.table, m.cfg.column)
+		}
 		if err = m.createTable(ctx); err == nil {
 			p, err = m.resolve(ctx, m.q)
 		}
@@ -217,82 +251,113 @@ func (m *Manager) create(ctx context.Context, r *Report) error {
 	if err != nil {
 		return err
 	}
+	r.Table = p.table
 	parts, err := m.partitions(ctx, p)
 	if err != nil {
 		return err
 	}
+	iv, err := m.interval(p, parts)
+	if err != nil {
+		return err
+	}
+	if limit := MaxPremake(iv); m.cfg.premake > limit {
+		return &PremakeError{Premake: m.cfg.premake, Max: limit, Interval: iv}
+	}
 	if m.cfg.defaultPartition && defaultOf(parts) == nil {
 		name := defaultName(p.base)
-		if err := m.attachNew(ctx, p, name, nil, time.Time{}, time.Time{}); err != nil {
+		if _, err := m.attachNew(ctx, p, nil, name, Range{}, false); err != nil {
 			return err
 		}
 		r.Created = append(r.Created, name)
+		parts = append(parts, Partition{Schema: p.table.Schema, Name: name, Default: true})
 	}
-	if err := m.moveDefault(ctx, p, r); err != nil {
+	pl := newPlanner(parts)
+	if err := m.planDefaultRows(ctx, p, parts, iv, pl, r); err != nil {
 		return err
 	}
-	start := m.cfg.interval.Floor(m.cfg.now())
-	for i := 0; i <= m.cfg.premake; i++ {
-		from := m.cfg.interval.Add(start, i)
-		if err := m.ensureRange(ctx, p, from, m.cfg.interval.Add(from, 1), r); err != nil {
-			return err
-		}
+	pl.premade(iv, m.cfg.now(), m.cfg.premake)
+	var cutoff time.Time
+	if m.cfg.retention > 0 {
+		cutoff = m.cfg.now().Add(-m.cfg.retention)
 	}
-	return nil
+	pl.fillGaps(cutoff)
+	return m.makeRanges(ctx, p, parts, pl, r)
 }
 
 // createTable applies AuditLogSchema without its default partition (made
 // the gentle way afterwards), in one transaction.
 func (m *Manager) createTable(ctx context.Context) error {
-	ddl := AuditLogSchema(m.cfg.table, WithoutDefaultPartition())
+	ddl := AuditLogStatements(m.cfg.table, WithoutDefaultPartition())
 	return m.inTx(ctx, "create table "+m.cfg.table.String(), func(tx *sql.Tx) error { return execDDL(ctx, tx, ddl) })
 }
 
-// ensureRange creates the partition [from, to) unless one with exactly that
-// range exists; a range overlapping another partition is skipped with a
-// warning (the interval was changed, say).
-func (m *Manager) ensureRange(ctx context.Context, p *parent, from, to time.Time, r *Report) error {
-	parts, err := m.partitions(ctx, p)
+// makeRanges creates a partition for each range of todo, in order, moving
+// the rows of its range out of the default partition, and analyzes each
+// one that received rows (its estimates are unknown until then). It
+// reports progress per partition. On an error after the first partition it
+// returns a *PartialError that says how far it got.
+func (m *Manager) makeRanges(ctx context.Context, p *parent, parts []Partition, pl *planner, r *Report) error {
+	todo := pl.ranges()
+	if len(todo) == 0 {
+		return nil
+	}
+	def, err := m.defaultPartition(ctx, p)
 	if err != nil {
 		return err
 	}
+	used := make(map[string]bool, len(parts))
 	for _, q := range parts {
-		if q.Default {
-			continue
+		used[q.Name] = true
+	}
+	step := "create partitions of " + p.table.Name
+	for i, rg := range todo {
+		m.cfg.progress(Progress{Step: step, Done: int64(i), Total: int64(len(todo))})
+		name := PartitionName(p.base, rg.From)
+		if used[name] { // two ranges starting the same day: bounds not at midnight
+			name = withSuffix(p.base, "_p"+rg.From.UTC().Format("20060102_150405"))
 		}
-		if q.From.Equal(from) && q.To.Equal(to) {
-			return nil
+		moved, err := m.attachNew(ctx, p, def, name, rg, pl.rows[rg.From.UnixNano()])
+		r.Moved += moved
+		if err != nil {
+			return &PartialError{Table: p.table, Done: i, Total: len(todo), Err: err}
 		}
-		if q.overlaps(from, to) {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("range [%s, %s) overlaps partition %s [%s, %s): not created",
-				from.Format(time.RFC3339), to.Format(time.RFC3339), q.Name, fmtBound(q.From), fmtBound(q.To)))
-			return nil
+		used[name] = true
+		r.Created = append(r.Created, name)
+		m.cfg.logger.InfoContext(ctx, "partition: created", "table", p.table.String(), "partition", name, "moved_from_default", moved)
+		if moved > 0 {
+			if _, err := m.q.ExecContext(ctx, "ANALYZE "+p.table.Sibling(name).String()); err != nil {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("ANALYZE %s failed (%v): its row estimate stays unknown until autovacuum analyzes it", name, err))
+			}
 		}
 	}
-	name := PartitionName(p.base, from)
-	moved := int64(0)
-	if err := m.attachNew(ctx, p, name, &moved, from, to); err != nil {
-		return err
-	}
-	r.Created = append(r.Created, name)
-	r.Moved += moved
-	m.cfg.logger.InfoContext(ctx, "partition: created", "table", p.table.String(), "partition", name, "moved_from_default", moved)
+	m.cfg.progress(Progress{Step: step, Done: int64(len(todo)), Total: int64(len(todo))})
 	return nil
 }
 
 // attachNew builds a partition standalone, moves the rows of its range out
-// of the default partition, then attaches it. from and to zero mean the
-// default partition (moved is then nil).
+// of the default partition def (nil: none), in batches first when batches
+// is true (the default was seen holding rows of the range), then attaches
+// it, and returns how many rows it moved. A zero range means the default partition itself.
+// If a step after the table was built fails (a cancelled context, a lock
+// timeout), the table it built is removed and the rows it moved go back to
+// the default partition, so that nothing is left half made.
 //
 // Lock order, here and everywhere: parent, then default partition, then the
 // partition being changed. The CHECK constraint matching the bounds lets
 // ATTACH skip its validation scan; ATTACH takes SHARE UPDATE EXCLUSIVE on
 // the parent, which does not block inserts.
-func (m *Manager) attachNew(ctx context.Context, p *parent, name string, moved *int64, from, to time.Time) error {
+func (m *Manager) attachNew(ctx context.Context, p *parent, def *Table, name string, rg Range, batches bool) (moved int64, err error) {
 	child := p.table.Sibling(name)
-	isDefault := from.IsZero()
+	isDefault := rg.From.IsZero()
+	from, to := rg.From, rg.To
 	check := pgx.Identifier{withSuffix(name, "_bounds")}.Sanitize()
-	err := m.inTx(ctx, "create "+child.String(), func(tx *sql.Tx) error {
+	built := false
+	err = m.inTx(ctx, "create "+child.String(), func(tx *sql.Tx) error {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, child.String()).Scan(&exists); err != nil {
+			return err
+		}
+		built = false
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS
 			INCLUDING INDEXES INCLUDING STORAGE INCLUDING COMMENTS INCLUDING GENERATED)`, child, p.table)); err != nil {
 			return err
@@ -305,27 +370,32 @@ func (m *Manager) attachNew(ctx context.Context, p *parent, name string, moved *
 			child.String(), withSuffix(name, "_bounds")).Scan(&has); err != nil || has {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s CHECK (%[3]s IS NOT NULL AND %[3]s >= %[4]s AND %[3]s < %[5]s)`,
-			child, check, p.col(), literal(boundText(from)), literal(boundText(to))))
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	def, err := m.defaultPartition(ctx, p)
-	if err != nil {
-		return err
-	}
-	if !isDefault && def != nil {
-		n, err := m.moveRows(ctx, p, *def, child, from, to)
-		*moved += n
-		if err != nil {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s CHECK (%[3]s IS NOT NULL AND %[3]s >= %[4]s AND %[3]s < %[5]s)`,
+			child, check, p.col(), literal(boundText(from)), literal(boundText(to)))); err != nil {
 			return err
 		}
+		built = !exists
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	return m.inTx(ctx, "attach "+child.String(), func(tx *sql.Tx) error {
+	defer func() {
+		if err != nil && built {
+			m.undoNew(ctx, p, def, child, moved)
+		}
+	}()
+	if !isDefault && def != nil && batches {
+		moved, err = m.moveRows(ctx, p, *def, child, from, to)
+		if err != nil {
+			return moved, err
+		}
+	}
+	var tail int64 // rows that reached the default since the batches
+	err = m.inTx(ctx, "attach "+child.String(), func(tx *sql.Tx) error {
+		tail = 0
 		locks := []string{fmt.Sprintf("LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE", p.table)}
-		if def != nil {
+		if def != nil && !isDefault {
 			locks = append(locks, fmt.Sprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", *def))
 		}
 		locks = append(locks, fmt.Sprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", child))
@@ -338,10 +408,9 @@ func (m *Manager) attachNew(ctx context.Context, p *parent, name string, moved *
 			_, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ATTACH PARTITION %s DEFAULT`, p.table, child))
 			return err
 		}
-		if def != nil { // rows that reached the default since the batches
-			n, err := m.moveBatch(ctx, tx, p, *def, child, from, to, math.MaxInt32)
-			*moved += n
-			if err != nil {
+		if def != nil {
+			var err error
+			if tail, err = m.moveBatch(ctx, tx, p, *def, child, from, to, math.MaxInt32); err != nil {
 				return err
 			}
 		}
@@ -352,6 +421,50 @@ func (m *Manager) attachNew(ctx context.Context, p *parent, name string, moved *
 		_, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s DROP CONSTRAINT %s`, child, check)) // redundant once attached
 		return err
 	})
+	if err == nil {
+		moved += tail
+	}
+	return moved, err
+}
+
+// undoNew removes child, a table attachNew built and could not attach,
+// after putting the rows it moved into it back into the default partition,
+// in one transaction that runs even when ctx was cancelled (bounded by the
+// lock timeout). A table that is attached after all is left alone; a
+// failure is logged, and the next Create finishes the table instead.
+func (m *Manager) undoNew(ctx context.Context, p *parent, def *Table, child Table, moved int64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second+m.cfg.lockTimeout)
+	defer cancel()
+	undo := *m
+	undo.cfg.retries = 0
+	run := func(tx *sql.Tx) error {
+		var attached bool
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce((SELECT relispartition FROM pg_class WHERE oid = to_regclass($1)), true)`,
+			child.String()).Scan(&attached); err != nil || attached {
+			return err
+		}
+		if def != nil { // whatever the count says: every row in it came from there
+			cols, err := columnList(ctx, tx, p.oid)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %[2]s FROM ONLY %s`, *def, cols, child)); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, "DROP TABLE "+child.String())
+		return err
+	}
+	err := undo.inTx(ctx, "remove the unfinished "+child.String(), run)
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		// A cancelled call can leave the locked connection closed (and
+		// the maintenance lock released with its session): use the pool.
+		undo.q = m.db
+		err = undo.inTx(ctx, "remove the unfinished "+child.String(), run)
+	}
+	if err != nil {
+		m.cfg.logger.WarnContext(ctx, "partition: could not remove an unfinished partition; the next Create finishes it", "table", child.String(), "err", err)
+	}
 }
 
 // defaultPartition returns the default partition of p, or nil.
@@ -431,34 +544,32 @@ func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]
 	return out, rows.Err()
 }
 
-// moveDefault creates a partition for each range the default partition has
-// rows of, moving them.
-func (m *Manager) moveDefault(ctx context.Context, p *parent, r *Report) error {
-	def, err := m.defaultPartition(ctx, p)
-	if err != nil || def == nil {
-		return err
+// planDefaultRows plans a partition for each interval range the default
+// partition has rows of (or, where partitions of another interval cover
+// part of that range, for the rest of it).
+func (m *Manager) planDefaultRows(ctx context.Context, p *parent, parts []Partition, iv Interval, pl *planner, r *Report) error {
+	def := defaultOf(parts)
+	if def == nil {
+		return nil
 	}
-	starts, nulls, err := m.rangesWithRows(ctx, p, *def)
+	starts, nulls, err := m.rangesWithRows(ctx, p, def.Table(), iv)
 	if err != nil {
 		return err
 	}
 	if nulls > 0 {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%d rows in %s have a NULL %s: no partition can take them", nulls, def, p.column))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d rows in %s have a NULL %s: no partition can take them", nulls, def.Table(), p.column))
 	}
-	for i, from := range starts {
-		m.cfg.progress(Progress{Step: "move rows out of " + def.Name, Done: int64(i), Total: int64(len(starts))})
-		if err := m.ensureRange(ctx, p, from, m.cfg.interval.Add(from, 1), r); err != nil {
-			return err
-		}
+	for _, from := range starts {
+		pl.addRows(from, iv.Add(from, 1))
 	}
 	return nil
 }
 
 // rangesWithRows returns the starts of the interval ranges that rows of
 // table t (p's columns) fall in, in order, and how many rows have a NULL key.
-func (m *Manager) rangesWithRows(ctx context.Context, p *parent, t Table) (starts []time.Time, nulls int64, err error) {
+func (m *Manager) rangesWithRows(ctx context.Context, p *parent, t Table, iv Interval) (starts []time.Time, nulls int64, err error) {
 	rows, err := m.q.QueryContext(ctx, fmt.Sprintf(`SELECT extract(epoch FROM date_trunc(%s, %s))::float8, count(*)
-		FROM ONLY %s GROUP BY 1 ORDER BY 1 NULLS LAST`, literal(m.cfg.interval.postgresUnit()), p.utcExpr(), t))
+		FROM ONLY %s GROUP BY 1 ORDER BY 1 NULLS LAST`, literal(iv.postgresUnit()), p.utcExpr(), t))
 	if err != nil {
 		return nil, 0, fmt.Errorf("partition: ranges of the rows in %s: %w", t, err)
 	}

@@ -166,7 +166,8 @@ func TestDefaultRows(t *testing.T) {
 	if r.Moved != 20 {
 		t.Errorf("moved %d rows, want 20", r.Moved)
 	}
-	wantCreated := []string{"audit_log_p20231201", "audit_log_p20240301", "audit_log_p20240801", "audit_log_p20240901"}
+	// The ranges with rows, then one partition for each gap between them.
+	wantCreated := []string{"audit_log_p20231201", "audit_log_p20240101", "audit_log_p20240301", "audit_log_p20240401", "audit_log_p20240801", "audit_log_p20240901"}
 	if !slices.Equal(r.Created, wantCreated) {
 		t.Errorf("created %v, want %v", r.Created, wantCreated)
 	}
@@ -238,7 +239,10 @@ func TestRaceTwoConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"audit_log_p20240101", "audit_log_p20240601", "audit_log_p20240701", "audit_log_p20240801", "audit_log_p20240901", "audit_log_default"}
+	// [2023-03, 2024-01) and [2024-02, 2024-06) are the gaps, filled and
+	// kept: their ranges end after the retention's cutoff.
+	want := []string{"audit_log_p20230301", "audit_log_p20240101", "audit_log_p20240201", "audit_log_p20240601", "audit_log_p20240701", "audit_log_p20240801",
+		"audit_log_p20240901", "audit_log_default"}
 	if got := names(l.Partitions); !slices.Equal(got, want) {
 		t.Errorf("partitions %v, want %v", got, want)
 	}
@@ -380,7 +384,9 @@ func TestQuotedNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Partitions[0].Name != `audit log's "x"_p20240501` || *l.Partitions[0].ExactRows != 1 {
+	// [2024-02, 2024-05) is the gap between the rows' months, filled.
+	if l.Partitions[0].Name != `audit log's "x"_p20240201` || !l.Partitions[0].To.Equal(date(2024, 5, 1)) ||
+		l.Partitions[1].Name != `audit log's "x"_p20240501` || *l.Partitions[1].ExactRows != 1 {
 		t.Errorf("List: %v", names(l.Partitions))
 	}
 }

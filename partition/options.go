@@ -51,6 +51,15 @@ func (r RetentionMode) String() string { return retentionModeNames[r] }
 // MarshalText makes a RetentionMode print by name in JSON.
 func (r RetentionMode) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// UnmarshalText parses a RetentionMode's name.
+func (r *RetentionMode) UnmarshalText(b []byte) error {
+	v, err := ParseRetentionMode(string(b))
+	if err == nil {
+		*r = v
+	}
+	return err
+}
+
 // ParseRetentionMode parses drop, detach or archive.
 func ParseRetentionMode(s string) (RetentionMode, error) {
 	for m, name := range retentionModeNames {
@@ -84,6 +93,8 @@ type config struct {
 	table            Table
 	column           string
 	interval         Interval
+	intervalSet      bool // WithInterval given: the table's partitions must have it
+	createTable      bool
 	premake          int
 	retention        time.Duration
 	retentionMode    RetentionMode
@@ -128,23 +139,36 @@ func WithTable(t Table) Option {
 // partitioned table's own key always wins.
 func WithColumn(name string) Option { return func(c *config) error { c.column = name; return nil } }
 
-// WithInterval sets the interval of new partitions (default Monthly). It
-// must be one of the five; ParseInterval turns a name into one. The error
-// for another value wraps ErrInvalidInterval.
+// WithInterval sets the interval of new partitions. Without it, a table
+// that has partitions keeps the interval of its newest one, and a new table
+// gets Monthly. With it, a table whose partitions have another interval is
+// refused (an *IntervalConflictError). It must be one of the five;
+// ParseInterval turns a name into one. The error for another value wraps
+// ErrInvalidInterval.
 func WithInterval(iv Interval) Option {
 	if !iv.valid() {
 		return failed("%w: WithInterval(%v): want Daily, Weekly, Monthly, Quarterly or Yearly", ErrInvalidInterval, iv)
 	}
-	return func(c *config) error { c.interval = iv; return nil }
+	return func(c *config) error { c.interval, c.intervalSet = iv, true; return nil }
 }
 
 // WithPremake sets how many partitions after the current one are kept ready
-// (default 4), created even when no data arrives. It must be 0 or more.
+// (default 4), created even when no data arrives, and beyond which
+// CleanupFuture removes empty ones. It must be 0 or more, and at most
+// MaxPremake of the interval (two years ahead): Create returns a
+// *PremakeError otherwise.
 func WithPremake(n int) Option {
 	if n < 0 {
 		return failed("partition: WithPremake(%d): want 0 (the current partition only) or more", n)
 	}
 	return func(c *config) error { c.premake = n; return nil }
+}
+
+// WithCreateTable lets Create (and Maintain) create a missing table from
+// AuditLogSchema (off by default: a missing table is ErrNoTable, so that a
+// misspelt name does not make a new table).
+func WithCreateTable(on bool) Option {
+	return func(c *config) error { c.createTable = on; return nil }
 }
 
 // WithRetention sets how long data is kept: a partition whose whole range is

@@ -104,14 +104,24 @@ var auditLogIndexes = []indexDef{
 // by RANGE ("timestamp"), its primary key, its indexes (declared once on the
 // parent, so every partition has them) and a default partition. It creates
 // no dated partition: the Manager does that. Every statement is idempotent
-// (IF NOT EXISTS).
+// (IF NOT EXISTS). It is AuditLogStatements, each ended by ";" and a newline.
 func AuditLogSchema(table Table, opts ...SchemaOption) string {
+	var b strings.Builder
+	for _, stmt := range AuditLogStatements(table, opts...) {
+		b.WriteString(stmt + ";\n")
+	}
+	return b.String()
+}
+
+// AuditLogStatements returns the statements of AuditLogSchema one by one,
+// without the ";" that ends each: for a driver that runs one statement per
+// call, and for JSON.
+func AuditLogStatements(table Table, opts ...SchemaOption) []string {
 	var c schemaConfig
 	for _, o := range opts {
 		o(&c)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (\n%s,\n    PRIMARY KEY (id, \"timestamp\")\n) PARTITION BY RANGE (\"timestamp\");\n", table, auditLogColumns)
+	stmts := []string{fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n%s,\n    PRIMARY KEY (id, \"timestamp\")\n) PARTITION BY RANGE (\"timestamp\")", table, auditLogColumns)}
 	for _, ix := range auditLogIndexes {
 		if !ix.kept && !c.allIndexes {
 			continue
@@ -121,12 +131,12 @@ func AuditLogSchema(table Table, opts ...SchemaOption) string {
 			using = "USING btree " + using
 		}
 		name := pgx.Identifier{withSuffix(table.Name, "_"+ix.suffix)}.Sanitize()
-		fmt.Fprintf(&b, "CREATE INDEX IF NOT EXISTS %s ON %s %s;\n", name, table, using)
+		stmts = append(stmts, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s %s", name, table, using))
 	}
 	if !c.noDefault {
-		fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s PARTITION OF %s DEFAULT;\n", table.Sibling(defaultName(table.Name)), table)
+		stmts = append(stmts, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF %s DEFAULT", table.Sibling(defaultName(table.Name)), table))
 	}
-	return b.String()
+	return stmts
 }
 
 // defaultName is the default partition's name: <table>_default.
@@ -150,7 +160,7 @@ func CreateAuditLog(ctx context.Context, db *sql.DB, table Table, opts ...Schema
 			return fmt.Errorf("partition: create schema of %s: %w", table, err)
 		}
 	}
-	if err := execDDL(ctx, tx, AuditLogSchema(table, opts...)); err != nil {
+	if err := execDDL(ctx, tx, AuditLogStatements(table, opts...)); err != nil {
 		return fmt.Errorf("partition: create %s: %w", table, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -159,12 +169,11 @@ func CreateAuditLog(ctx context.Context, db *sql.DB, table Table, opts ...Schema
 	return nil
 }
 
-// execDDL runs the statements of AuditLogSchema's text one at a time, so
-// that a driver which runs only one statement per call (or prepares every
-// call) can apply it.
-func execDDL(ctx context.Context, tx *sql.Tx, ddl string) error {
-	for stmt := range strings.SplitSeq(strings.TrimSpace(ddl), ";\n") {
-		if _, err := tx.ExecContext(ctx, strings.TrimSuffix(stmt, ";")); err != nil {
+// execDDL runs statements one at a time, so that a driver which runs only
+// one statement per call (or prepares every call) can apply them.
+func execDDL(ctx context.Context, tx *sql.Tx, stmts []string) error {
+	for _, stmt := range stmts {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return err
 		}
 	}

@@ -122,7 +122,7 @@ func newClientCmd(g *globals) *cobra.Command {
 	var src snapshotSource
 	report := &cobra.Command{
 		Use:   "report (--url URL | --file PATH)",
-		Short: "The application's driver statistics: totals, pool, result cache, statements, slow queries",
+		Short: "Print an application's driver statistics, from its handler or snapshot: totals, pool, result cache, statements, slow queries",
 		Long: `report prints the auditpg driver's statistics of an application: the
 figures of its own *sql.DB, which only the application has. It reads them
 from the endpoint the application mounts with auditpg.StatsHandler(db)
@@ -155,7 +155,7 @@ With --json it prints the snapshot as the application served it.`,
 	var overall monitor.Status
 	health := &cobra.Command{
 		Use:   "health [--url URL | --file PATH]",
-		Short: "Healthy / warning / critical per component, with the reasons: the server, and the application's driver",
+		Short: "Judge health per component (healthy / warning / critical, with the reasons): the server, and an application's driver",
 		Long: `health judges the server (connections, long queries, indexes, tables,
 cache hit ratios, sequences, wraparound, partitions) and, with --url or
 --file, the application's driver figures too (errors, failed connects,

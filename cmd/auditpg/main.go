@@ -43,7 +43,12 @@ func main() {
 // "context canceled".
 func errorText(err error, interrupted bool) string {
 	if interrupted && errors.Is(err, context.Canceled) {
-		return "auditpg: interrupted (Ctrl-C) before the command finished"
+		text := "auditpg: interrupted (Ctrl-C) before the command finished"
+		var at interface{ interruptedAt() string } // how far it got, when the command can say
+		if errors.As(err, &at) {
+			text += ": " + at.interruptedAt()
+		}
+		return text
 	}
 	msg := strings.TrimPrefix(err.Error(), "auditpg: ")
 	var lines []string
