@@ -18,7 +18,7 @@ func cacheDB(t *testing.T, table string, opts ...Option) *sql.DB {
 	return db
 }
 
-func cacheStats(t *testing.T, db *sql.DB) CacheStats {
+func cacheStats(t testing.TB, db *sql.DB) CacheStats {
 	t.Helper()
 	s, err := Stats(db)
 	if err != nil || s.Cache == nil {
