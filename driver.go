@@ -196,6 +196,9 @@ func wrapConnector(inner driver.Connector, cfg config) *Connector {
 		c.observers = slices.Insert(c.observers, 1, Observer(otelobs.New(otelobs.NewConfig())))
 	}
 	if cfg.cache.Mode != CacheOff {
+		if cfg.redis.addr != "" {
+			cfg.cache.Redis.Client, cfg.cache.Redis.Owned, cfg.cache.Redis.Addr = cfg.redis.client(cfg.cache.Redis.Timeout), true, cfg.redis.addr
+		}
 		var listeners []resultcache.Listener
 		for _, o := range c.observers {
 			if l, ok := o.(InvalidationObserver); ok {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/auditpg/auditpg/internal/bytesize"
 	"github.com/auditpg/auditpg/internal/resultcache"
+	"github.com/redis/go-redis/v9"
 )
 
 // validated is an Option that applies set, or, when bad, fails with
@@ -56,6 +58,9 @@ type config struct {
 	// auditpg_cache_size and auditpg_cache_max_entry while it is the one in
 	// force (an option in code clears it), so that validate blames it.
 	cacheSizeDSN, cacheMaxEntryDSN string
+	// redis is the shared tier's Redis as a URL (the connector makes its
+	// client), or the application's client in cache.Redis.Client.
+	redis redisURL
 }
 
 type poolConfig struct {
@@ -164,6 +169,126 @@ func WithCacheRLSTables(tables ...string) Option {
 		c.cache.RLSAllowed = setOf(tables)
 		return nil
 	}
+}
+
+// WithRedis adds the shared Redis tier of the result cache, at url:
+// redis://[user:password@]host:port/db, or rediss:// for TLS (the ACL user
+// and password in the URL; go-redis's own URL parameters such as
+// pool_size apply). Several addr=host:port parameters make it a Redis
+// Cluster client, the URL's host and port one of its nodes. The password
+// never appears in an error, a log or Stats. The connector makes the
+// client and closes it; its calls get the budget of WithRedisTimeout, with
+// no retry. DSN: auditpg_redis (written with %-escapes inside a URL DSN).
+func WithRedis(url string) Option {
+	return func(c *config) error {
+		u, err := parseRedisURL(url)
+		if err != nil {
+			return err
+		}
+		c.redis, c.cache.Redis.Client, c.cache.Redis.Owned = u, nil, false
+		return nil
+	}
+}
+
+// WithRedisClient adds the shared Redis tier of the result cache with the
+// application's own client (a single node, Sentinel's failover client, or
+// a Redis Cluster client: any redis.UniversalClient). The connector uses
+// it with a context deadline of WithRedisTimeout on every call and never
+// closes it; for the budget to hold, make it with ContextTimeoutEnabled
+// and few retries.
+func WithRedisClient(client redis.UniversalClient) Option {
+	return func(c *config) error {
+		if client == nil {
+			return errors.New("auditpg: WithRedisClient(nil): want a redis.UniversalClient (or use WithRedis with a URL)")
+		}
+		c.redis, c.cache.Redis.Client, c.cache.Redis.Owned, c.cache.Redis.Addr = redisURL{}, client, false, "client"
+		return nil
+	}
+}
+
+// maxRedisPrefix bounds a key prefix's length.
+const maxRedisPrefix = 64
+
+// WithRedisPrefix sets the prefix of the shared tier's keys (default
+// "auditpg"): one per application, so that an ACL can confine each to its
+// own keys (~prefix:*). Letters, digits and - _ . only, at most 64 bytes.
+// DSN: auditpg_redis_prefix.
+func WithRedisPrefix(prefix string) Option {
+	bad := prefix == "" || len(prefix) > maxRedisPrefix || strings.TrimLeft(prefix,
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != ""
+	return validated(bad, fmt.Sprintf("WithRedisPrefix(%q)", prefix),
+		fmt.Sprintf("1 to %d letters, digits, '-', '_' or '.'", maxRedisPrefix),
+		func(c *config) { c.cache.Redis.Prefix = prefix })
+}
+
+// WithRedisTimeout sets the budget of each call to Redis on the query path
+// (default 5ms, at most 1s): past it the read goes to the server, and
+// failures in a row stop the calls for a while (a circuit breaker).
+// DSN: auditpg_redis_timeout.
+func WithRedisTimeout(d time.Duration) Option {
+	return validated(d <= 0 || d > resultcache.MaxRedisTimeout, fmt.Sprintf("WithRedisTimeout(%v)", d),
+		fmt.Sprintf("more than 0 and at most %v", resultcache.MaxRedisTimeout),
+		func(c *config) { c.cache.Redis.Timeout = d })
+}
+
+// redisURL is a Redis URL, parsed: a single node's options or a
+// cluster's; both nil when none was given.
+type redisURL struct {
+	node    *redis.Options
+	cluster *redis.ClusterOptions
+	addr    string // for the statistics: no user, no password
+}
+
+// parseRedisURL checks url as go-redis reads it. Its errors never quote
+// the URL: it may hold a password.
+func parseRedisURL(raw string) (redisURL, error) {
+	want := "want redis://[user:password@]host:port/db or rediss://..., with go-redis's URL parameters (and addr=host:port for the other nodes of a Redis Cluster)"
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return redisURL{}, fmt.Errorf("auditpg: WithRedis(<url>): the URL is not a Redis URL; %s", want)
+	}
+	var r redisURL
+	if u.Query().Has("addr") {
+		r.cluster, err = redis.ParseClusterURL(raw)
+		if err == nil {
+			r.addr = resultcache.RedisAddr(r.cluster.Addrs)
+		}
+	} else {
+		r.node, err = redis.ParseURL(raw)
+		if err == nil {
+			r.addr = r.node.Addr
+		}
+	}
+	if err != nil {
+		// go-redis's messages name a parameter or a part, never the URL;
+		// a password is redacted all the same.
+		msg := err.Error()
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+		return redisURL{}, fmt.Errorf("auditpg: WithRedis(<url>): %s; %s", msg, want)
+	}
+	return r, nil
+}
+
+// client makes the client of a parsed URL, with the tier's budget on
+// every call and no retry.
+func (r redisURL) client(timeout time.Duration) redis.UniversalClient {
+	if timeout <= 0 {
+		timeout = resultcache.DefaultRedisTimeout
+	}
+	if r.cluster != nil {
+		o := *r.cluster
+		o.ContextTimeoutEnabled, o.MaxRetries = true, -1
+		o.DialTimeout = max(o.DialTimeout, 20*timeout)
+		o.PoolTimeout = timeout
+		return redis.NewClusterClient(&o)
+	}
+	o := *r.node
+	o.ContextTimeoutEnabled, o.MaxRetries = true, -1
+	o.DialTimeout = max(o.DialTimeout, 20*timeout)
+	o.PoolTimeout = timeout
+	return redis.NewClient(&o)
 }
 
 // Invalidation is where the result cache hears of the writes of other
@@ -327,6 +452,7 @@ func WithConnMaxLifetime(d time.Duration) Option {
 type dsnParam struct {
 	form   string
 	pool   bool // applies to the *sql.DB: only Open can honour it
+	secret bool // its value may hold a password: errors show it redacted
 	option func(v string) (Option, error)
 }
 
@@ -375,6 +501,12 @@ var dsnParams = map[string]dsnParam{
 		}
 		return WithInvalidation(src), nil
 	}},
+	"auditpg_redis": {form: "a Redis URL, redis://[user:password@]host:port/db or rediss://... (with addr=host:port for each other node of a Redis Cluster)",
+		secret: true, option: func(v string) (Option, error) { return WithRedis(v), nil }},
+	"auditpg_redis_prefix": {form: "1 to 64 letters, digits, '-', '_' or '.'", option: func(v string) (Option, error) {
+		return WithRedisPrefix(v), nil
+	}},
+	"auditpg_redis_timeout": {form: "a duration above 0 and at most 1s, such as 5ms", option: durationParam(WithRedisTimeout)},
 	"auditpg_cache_rls_tables": {form: "table names separated by commas", option: func(v string) (Option, error) {
 		names, err := splitList(v)
 		return WithCacheRLSTables(names...), err
@@ -471,16 +603,20 @@ func (c *config) applyDSN(params map[string]string, poolAllowed bool) error {
 		v := params[name]
 		delete(params, name)
 		p, ok := dsnParams[name]
+		shown := v
+		if p.secret {
+			shown = redactURL(v)
+		}
 		if !ok {
 			known := make([]string, 0, len(dsnParams))
 			for k := range dsnParams {
 				known = append(known, k)
 			}
 			slices.Sort(known)
-			return &ConfigError{Param: name, Value: v, Err: fmt.Errorf("auditpg: unknown DSN parameter %s; the auditpg_* parameters are: %s", name, strings.Join(known, ", "))}
+			return &ConfigError{Param: name, Value: shown, Err: fmt.Errorf("auditpg: unknown DSN parameter %s; the auditpg_* parameters are: %s", name, strings.Join(known, ", "))}
 		}
 		if p.pool && !poolAllowed {
-			return &ConfigError{Param: name, Value: v, Err: fmt.Errorf("auditpg: DSN parameter %s sets the pool, which sql.Open cannot apply; open with auditpg.Open(dsn) instead, or call db.SetMaxOpenConns and friends", name)}
+			return &ConfigError{Param: name, Value: shown, Err: fmt.Errorf("auditpg: DSN parameter %s sets the pool, which sql.Open cannot apply; open with auditpg.Open(dsn) instead, or call db.SetMaxOpenConns and friends", name)}
 		}
 		opt, err := p.option(v)
 		if err == nil {
@@ -489,17 +625,30 @@ func (c *config) applyDSN(params map[string]string, poolAllowed bool) error {
 		if err != nil {
 			var d paramDetail
 			if errors.As(err, &d) {
-				return &ConfigError{Param: name, Value: v, Err: fmt.Errorf("auditpg: DSN parameter %s=%q: %s; want %s", name, v, d, p.form)}
+				return &ConfigError{Param: name, Value: shown, Err: fmt.Errorf("auditpg: DSN parameter %s=%q: %s; want %s", name, shown, d, p.form)}
 			}
-			return &ConfigError{Param: name, Value: v, Err: fmt.Errorf("auditpg: DSN parameter %s=%q: want %s", name, v, p.form)}
+			return &ConfigError{Param: name, Value: shown, Err: fmt.Errorf("auditpg: DSN parameter %s=%q: want %s", name, shown, p.form)}
 		}
 	}
 	return nil
 }
 
+// redactURL is a URL with its password replaced by xxxxx; a value that
+// does not parse as a URL is not shown at all.
+func redactURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil {
+		return "<not a URL>"
+	}
+	return u.Redacted()
+}
+
 // validate checks what no single parameter or option can: it runs once,
 // after the DSN and every option in code are applied.
 func (c *config) validate() error {
+	if (c.redis.addr != "" || c.cache.Redis.Client != nil) && c.cache.Mode == CacheOff {
+		return &ConfigError{Err: errors.New("auditpg: a Redis tier (auditpg_redis, WithRedis, WithRedisClient) is given with the result cache off (auditpg_cache=off, WithCacheMode(CacheOff)); want the cache on, or no Redis")}
+	}
 	if c.cache.MaxEntryBytes > c.cache.MaxBytes {
 		e := &ConfigError{Err: fmt.Errorf("auditpg: the largest cached entry, %s (auditpg_cache_max_entry, WithCacheMaxEntry), is larger than the whole cache, %s (auditpg_cache_size, WithCacheSize); want a max entry of at most the cache size: lower the max entry or raise the size",
 			sizeText(c.cache.MaxEntryBytes), sizeText(c.cache.MaxBytes))}

@@ -2,8 +2,10 @@ package resultcache
 
 import (
 	"context"
+	"errors"
 	"hash/maphash"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +56,7 @@ type Cache struct {
 	listeners []Listener
 	stats     cacheCounters
 	feed      feed
+	redis     *redisTier // the shared tier; nil when off
 }
 
 type cacheCounters struct {
@@ -100,6 +103,11 @@ func New(cfg Config, listeners []Listener) *Cache {
 	}
 	c.store = store
 	c.listeners = listeners
+	types := slices.Clone(portableTypes)
+	c.types.Store(&types)
+	if cfg.Redis.Client != nil {
+		c.redis = newRedisTier(c, cfg.Redis)
+	}
 	return c
 }
 
@@ -142,10 +150,15 @@ func (c *Cache) Invalidate(ctx context.Context, tables []string, all bool) {
 	c.invalidate(ctx, tables, all)
 }
 
-// Close releases the store.
+// Close releases the store, and stops the shared tier's work (closing
+// its client when the driver made it).
 func (c *Cache) Close() error {
 	c.hot.clear()
-	return c.store.Close()
+	var err error
+	if c.redis != nil {
+		err = c.redis.close()
+	}
+	return errors.Join(c.store.Close(), err)
 }
 
 // get sets dst to replay a valid entry, from the hot set (by the key's

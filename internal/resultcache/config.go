@@ -66,6 +66,7 @@ type Config struct {
 	MaxEntryBytes int             // a larger result is not cached
 	Tables        map[string]bool // mode Tables: table names, as written and unqualified
 	RLSAllowed    map[string]bool // tables with row-level security that may be cached
+	Redis         RedisConfig     // the shared tier; off while its Client is nil
 }
 
 // DefaultConfig is the configuration the driver starts from.

@@ -25,6 +25,14 @@ type Fill struct {
 	// encoding does not hold); identical reads skip the cache for a while.
 	unfillable bool
 	leader     bool // others wait for this fill
+
+	// For the shared tier: where the entry's body starts in buf, the
+	// statement's fingerprint and the fill's start (what a miss costs), and
+	// what writing it to Redis needs (nil: it is not written).
+	body    int
+	fp      string
+	started time.Time
+	redis   *redisFill
 }
 
 // fills are recycled: a miss takes one and gives it back once stored.
@@ -37,6 +45,7 @@ func (c *Cache) newFill(s *Session, hash keyHash, sk string, tables []*generatio
 	copy(f.storeKey[:], sk)
 	f.gens = append(f.gensBuf[:0], gens...)
 	f.buf = appendHeader(f.buf[:0], expiry, gens, key)
+	f.body = len(f.buf)
 	return f
 }
 
@@ -88,6 +97,12 @@ func (f *Fill) Finish(ok bool) {
 	}
 	if ok && c.storeEntry(f) {
 		c.stats.fills.Add(1)
+		if c.redis != nil {
+			c.redis.observeMiss(f.fp, time.Since(f.started))
+			if f.redis != nil {
+				c.redis.written(f.redis, f.expiry, f.buf[f.body:])
+			}
+		}
 	} else {
 		c.stats.rejected.Add(1)
 	}
@@ -100,15 +115,17 @@ func (f *Fill) Finish(ok bool) {
 // storeEntry stores f's entry. An entry already under its store key (expired,
 // or stored by an identical fill) is deleted first, under the key's lock,
 // so that BigCache tells removed of it: its Set would replace it silently.
-func (c *Cache) storeEntry(f *Fill) bool {
-	sk := f.storeKey.str()
-	mu := &c.setMu[f.hash[0]%uint8(len(c.setMu))]
+func (c *Cache) storeEntry(f *Fill) bool { return c.storeBytes(f.hash, f.storeKey.str(), f.buf) }
+
+// storeBytes stores the entry e under the store key sk of hash.
+func (c *Cache) storeBytes(hash keyHash, sk string, e []byte) bool {
+	mu := &c.setMu[hash[0]%uint8(len(c.setMu))]
 	mu.Lock()
 	defer mu.Unlock()
 	c.store.Delete(sk) // ErrEntryNotFound, mostly
-	if c.store.Set(sk, f.buf) != nil {
+	if c.store.Set(sk, e) != nil {
 		return false
 	}
-	c.stats.heldBytes.Add(int64(len(f.buf)))
+	c.stats.heldBytes.Add(int64(len(e)))
 	return true
 }

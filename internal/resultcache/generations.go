@@ -26,6 +26,11 @@ type generation struct {
 	// the global generation: 1 + itself, when any entry was stored since
 	// it moved.)
 	filled atomic.Uint64
+	// name is the table's (unqualified), "" for the global generation;
+	// rsynced is the highest n whose version the shared tier moved in Redis
+	// (see redisTier.synced).
+	name    string
+	rsynced atomic.Uint64
 }
 
 // markFilled records that an entry filled under the global generation
@@ -53,7 +58,7 @@ func (c *Cache) gen(table string) *generation {
 	c.gensMu.Lock()
 	defer c.gensMu.Unlock()
 	if g = c.gens[name]; g == nil {
-		g = new(generation)
+		g = &generation{name: name}
 		c.gens[name] = g
 	}
 	return g
@@ -95,12 +100,18 @@ func (c *Cache) invalidateLocal(ctx context.Context, tables []string, all bool) 
 	if all {
 		old := c.global.n.Add(1) - 1
 		staled = c.global.filled.Swap(0) == old+1
+		if c.redis != nil {
+			c.redis.invalidated(&c.global)
+		}
 	} else {
 		for _, t := range tables {
 			g := c.gen(t)
 			g.n.Add(1)
 			if g.filled.Swap(0) == c.global.n.Load()+1 {
 				staled = true
+			}
+			if c.redis != nil {
+				c.redis.invalidated(g)
 			}
 		}
 	}

@@ -147,8 +147,23 @@ func (s *Session) Lookup(ctx context.Context, st *sqlclass.Statement, query stri
 			return Hit, "", nil, nil
 		}
 	}
+	var rf *redisFill
+	if leader && c.redis != nil {
+		// The shared tier, after the process's own: a hit is stored there
+		// too, for the callers waiting on this one.
+		var hit bool
+		if hit, rf = c.redis.lookup(ctx, s, st.Fingerprint, replay, hash, sk, key, tables, gens); hit {
+			c.leave(hash)
+			c.stats.hits.Add(1)
+			return Hit, "", nil, nil
+		}
+	}
 	c.stats.misses.Add(1)
-	return Miss, "", c.newFill(s, hash, sk, tables, gens, key, start.Add(ttl), leader), nil
+	f = c.newFill(s, hash, sk, tables, gens, key, start.Add(ttl), leader)
+	if c.redis != nil {
+		f.fp, f.started, f.redis = st.Fingerprint, start, rf
+	}
+	return Miss, "", f, nil
 }
 
 // storeKeyAfter completes, after the key and its hash in buf, the store key

@@ -52,6 +52,9 @@ type Stats struct {
 	FeedPending   int       `json:"feed_pending"`
 	FeedResyncs   int64     `json:"feed_resyncs"`
 	FeedDowns     int64     `json:"feed_downs"`
+	// Redis is the shared tier's figures; nil when there is none. Its hits
+	// count in Hits too (a Redis hit is a hit: no call to the server).
+	Redis *RedisStats `json:"redis,omitempty"`
 }
 
 // Stats returns the cache's figures.
@@ -79,6 +82,9 @@ func (c *Cache) Stats() *Stats {
 	if c.feed.pending != nil {
 		s.FeedPending = c.feed.pending()
 	}
+	if c.redis != nil {
+		s.Redis = c.redis.snapshot()
+	}
 	c.stats.mu.RLock()
 	for k, v := range c.stats.bypasses {
 		s.Bypasses[k] = v.Load()
@@ -96,6 +102,9 @@ func (c *Cache) ResetStats() {
 		&c.stats.evictions, &c.stats.invalidations, &c.stats.uncachedInvalidations,
 		&c.feed.received, &c.feed.published, &c.feed.resyncs, &c.feed.downs} {
 		n.Store(0)
+	}
+	if c.redis != nil {
+		c.redis.resetStats()
 	}
 	c.stats.mu.Lock()
 	clear(c.stats.bypasses)

@@ -1,0 +1,782 @@
+package resultcache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The shared tier: entries in Redis, read after a miss of the process's
+// own store and written after a fill, so that the processes of one
+// application warm each other.
+//
+// Keys, under the application's prefix P (the encoding's version is part
+// of every key, so that two builds that encode differently never meet):
+//
+//	P:1:v          the global version, moved by an invalidation of everything
+//	P:1:v:<table>  the version of a table (unqualified name)
+//	P:1:e:<hash>   an entry: the in-process encoding, whose header holds the
+//	               versions read when its fill started and its portable key
+//
+// A version is moved by every process that invalidates (for its own write,
+// or on receipt from the change feed), with one INCR after the
+// invalidation; a lookup reads the entry and the current versions in one
+// round trip and serves the entry only when they are the ones it holds.
+// ARCHITECTURE.md ("The shared Redis tier") gives the argument; what
+// enforces it here:
+//   - a process reads the tier for a table only once its INCRs of every
+//     invalidation of that table it has made or received have succeeded
+//     (generation.rsynced against generation.n), and serves a hit only if
+//     no invalidation reached it while the round trip ran;
+//   - a version key that is absent (never made, evicted, lost) is unknown:
+//     the lookup misses and the fill is not written; the key is then made
+//     with a random value, never one it may have held before, so versions
+//     never repeat (INCR of an absent key would restart at 1);
+//   - after a failure of Redis (the breaker opened) the process moves the
+//     global version before it reads the tier again: an INCR it sent may
+//     have been lost (a restart, a failover).
+
+// RedisConfig configures the shared tier.
+type RedisConfig struct {
+	Client redis.UniversalClient
+	// Owned: Close closes the client (the driver made it from a URL).
+	Owned bool
+	// Prefix starts every key (default DefaultRedisPrefix).
+	Prefix string
+	// Timeout bounds every call on the query path (default
+	// DefaultRedisTimeout); writes, made in the background, get
+	// redisWriteBudget times it.
+	Timeout time.Duration
+	// Addr says which Redis, for the statistics: never a password.
+	Addr string
+}
+
+// Defaults of the shared tier.
+const (
+	DefaultRedisPrefix  = "auditpg"
+	DefaultRedisTimeout = 5 * time.Millisecond
+	MaxRedisTimeout     = time.Second
+)
+
+const (
+	redisEncoding = ":1:" // the entry encoding's version, in every key
+	// worthFactor: the tier is consulted for a fingerprint when its misses
+	// cost at least this many Redis round trips. A lookup costs its round
+	// trip, the entry's transfer and its decoding, and a Redis miss adds
+	// the round trip to the server's time.
+	worthFactor = 4
+	// maxWorthFingerprints bounds the fingerprints measured; past it a new
+	// fingerprint is not consulted.
+	maxWorthFingerprints = 4096
+	breakerThreshold     = 3 // consecutive failures that open the breaker
+	breakerMinWait       = 100 * time.Millisecond
+	breakerMaxWait       = 5 * time.Second
+	redisWriteBudget     = 20 // a background write's timeout, in Timeouts
+	redisQueue           = 1024
+)
+
+// bumpScript moves a version by one, or, when the key was absent, sets it
+// to a random value (ARGV[1]): a version never returns to a value it had.
+// One key: it runs on Redis Cluster too.
+var bumpScript = redis.NewScript(`if redis.call('INCR', KEYS[1]) == 1 then redis.call('SET', KEYS[1], ARGV[1]) end return 1`)
+
+// portableTypes are the scan types pgx stdlib's rows report (and any, for
+// other drivers'), registered first in every cache in this order, so that
+// an entry's column section means the same in every process. An entry
+// with another scan type is not written to Redis.
+var portableTypes = []reflect.Type{
+	reflect.TypeFor[any](), reflect.TypeFor[string](), reflect.TypeFor[int64](), reflect.TypeFor[int32](),
+	reflect.TypeFor[int16](), reflect.TypeFor[float64](), reflect.TypeFor[float32](), reflect.TypeFor[bool](),
+	reflect.TypeFor[time.Time](), reflect.TypeFor[[]byte](),
+}
+
+type redisTier struct {
+	c       *Cache
+	client  redis.UniversalClient
+	owned   bool
+	prefix  string // P + redisEncoding
+	timeout time.Duration
+	addr    string
+
+	brk breaker
+	// resync is set when the breaker opens: the tier is not read until the
+	// global version was moved.
+	resync atomic.Bool
+
+	bumpMu  sync.Mutex
+	bumps   map[*generation]struct{} // versions to move
+	wake    chan struct{}
+	writes  chan redisWrite
+	stop    chan struct{}
+	workers sync.WaitGroup
+
+	rtt   atomic.Int64 // mean round trip, ns (moving average); 0 until measured
+	worth sync.Map     // fingerprint -> *worthStat
+	nfp   atomic.Int64
+
+	stats redisCounters
+}
+
+type redisCounters struct {
+	hits, misses, stale, skipped, unavailable, unknown atomic.Int64
+	writes, dropped, bumps, errors, opens, resyncs     atomic.Int64
+}
+
+type redisWrite struct {
+	key    string
+	value  []byte        // nil: ensure the version keys exist
+	ttl    time.Duration // of the entry
+	ensure []string
+}
+
+// worthStat is a fingerprint's measured cost on the server.
+type worthStat struct {
+	mean atomic.Int64 // ns, moving average of its misses
+}
+
+func newRedisTier(c *Cache, cfg RedisConfig) *redisTier {
+	r := &redisTier{
+		c: c, client: cfg.Client, owned: cfg.Owned, addr: cfg.Addr,
+		prefix:  cmpOr(cfg.Prefix, DefaultRedisPrefix) + redisEncoding,
+		timeout: cfg.Timeout,
+		bumps:   map[*generation]struct{}{},
+		wake:    make(chan struct{}, 1),
+		writes:  make(chan redisWrite, redisQueue),
+		stop:    make(chan struct{}),
+	}
+	if r.timeout <= 0 {
+		r.timeout = DefaultRedisTimeout
+	}
+	r.workers.Add(2)
+	go r.bumper()
+	go r.writer()
+	return r
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (r *redisTier) close() error {
+	close(r.stop)
+	r.workers.Wait()
+	if r.owned {
+		return r.client.Close()
+	}
+	return nil
+}
+
+func (r *redisTier) versionKey(g *generation) string {
+	if g.name == "" {
+		return r.prefix + "v"
+	}
+	return r.prefix + "v:" + g.name
+}
+
+// ---- versions ----
+
+// invalidated queues the moves of the versions of gens, made stale by an
+// invalidation this process made or received.
+func (r *redisTier) invalidated(gens ...*generation) {
+	r.bumpMu.Lock()
+	for _, g := range gens {
+		r.bumps[g] = struct{}{}
+	}
+	r.bumpMu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// synced says whether every invalidation of gens (and the global
+// generation) up to the generations seen, now, has moved its version in
+// Redis.
+func (r *redisTier) synced(tables []*generation, seen []uint64) bool {
+	if r.c.global.rsynced.Load() < seen[0] {
+		return false
+	}
+	for i, g := range tables {
+		if g.rsynced.Load() < seen[i+1] {
+			return false
+		}
+	}
+	return true
+}
+
+// bumper moves the versions invalidations queued, and, after an outage,
+// the global one first.
+func (r *redisTier) bumper() {
+	defer r.workers.Done()
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	r.measure()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.wake:
+		case <-retry.C:
+		}
+		if wait := r.brk.wait(time.Now()); wait > 0 {
+			retry.Reset(wait)
+			continue
+		}
+		if !r.flushBumps() {
+			retry.Reset(r.brk.retryIn(time.Now()))
+		}
+	}
+}
+
+// measure takes a first round trip's time, so that the first fingerprints
+// are judged against it.
+func (r *redisTier) measure() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*r.timeout)
+	defer cancel()
+	start := time.Now()
+	if r.client.Ping(ctx).Err() == nil {
+		r.observeRTT(time.Since(start))
+	}
+}
+
+// flushBumps moves the queued versions in one pipeline and reports whether
+// all moved.
+func (r *redisTier) flushBumps() bool {
+	r.bumpMu.Lock()
+	gens := make([]*generation, 0, len(r.bumps))
+	for g := range r.bumps {
+		gens = append(gens, g)
+	}
+	clear(r.bumps)
+	r.bumpMu.Unlock()
+	resync := r.resync.Load()
+	if resync {
+		gens = append(gens, &r.c.global) // the global one, again if queued: cheap
+	}
+	if len(gens) == 0 {
+		return true
+	}
+	seen := make([]uint64, len(gens)) // the invalidations each move covers
+	for i, g := range gens {
+		seen[i] = g.n.Load()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), redisWriteBudget*r.timeout)
+	defer cancel()
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(gens))
+	for i, g := range gens {
+		cmds[i] = bumpScript.Eval(ctx, pipe, []string{r.versionKey(g)}, randomVersion())
+	}
+	_, _ = pipe.Exec(ctx)
+	ok, globalOK := true, false
+	var failed []*generation
+	for i, g := range gens {
+		if err := cmds[i].Err(); err != nil {
+			ok = false
+			failed = append(failed, g)
+			continue
+		}
+		r.stats.bumps.Add(1)
+		raise(&g.rsynced, seen[i])
+		if g == &r.c.global {
+			globalOK = true
+		}
+	}
+	if !ok {
+		r.stats.errors.Add(1)
+		r.fail()
+		r.bumpMu.Lock() // kept for the next try, which the timer makes
+		for _, g := range failed {
+			r.bumps[g] = struct{}{}
+		}
+		r.bumpMu.Unlock()
+		return false
+	}
+	r.brk.succeed()
+	if resync && globalOK {
+		r.resync.Store(false)
+		r.stats.resyncs.Add(1)
+	}
+	return true
+}
+
+func raise(a *atomic.Uint64, v uint64) {
+	for {
+		cur := a.Load()
+		if cur >= v || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// randomVersion is where a version key starts: far from any value it held
+// before (below 2^53, so that no INCR ever overflows).
+func randomVersion() uint64 { return 1<<32 + rand.Uint64N(1<<53-1<<32) }
+
+// fail counts a failure; past the threshold the breaker opens, and the
+// tier is not read again until the global version moved.
+func (r *redisTier) fail() {
+	if r.brk.fail(time.Now()) {
+		r.stats.opens.Add(1)
+		r.resync.Store(true)
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// usable says whether the tier may be called on the query path.
+func (r *redisTier) usable() bool { return !r.resync.Load() && r.brk.closed() }
+
+// ---- worth ----
+
+// worthIt says whether the tier is consulted for fingerprint fp: its
+// misses cost at least worthFactor round trips. A fingerprint not yet
+// measured is not.
+func (r *redisTier) worthIt(fp string) bool {
+	v, ok := r.worth.Load(fp)
+	if !ok {
+		return false
+	}
+	mean, rtt := v.(*worthStat).mean.Load(), r.rtt.Load()
+	return rtt > 0 && mean >= worthFactor*rtt
+}
+
+// observeMiss records what a miss of fp cost.
+func (r *redisTier) observeMiss(fp string, d time.Duration) {
+	v, ok := r.worth.Load(fp)
+	if !ok {
+		if r.nfp.Load() >= maxWorthFingerprints {
+			return
+		}
+		var loaded bool
+		if v, loaded = r.worth.LoadOrStore(fp, &worthStat{}); !loaded {
+			r.nfp.Add(1)
+		}
+	}
+	movingAverage(&v.(*worthStat).mean, int64(d))
+}
+
+func (r *redisTier) observeRTT(d time.Duration) { movingAverage(&r.rtt, int64(d)) }
+
+// movingAverage moves a toward x by an eighth (to x when a is 0).
+func movingAverage(a *atomic.Int64, x int64) {
+	for {
+		cur := a.Load()
+		next := x
+		if cur > 0 {
+			next = cur + (x-cur)/8
+		}
+		if a.CompareAndSwap(cur, next) {
+			return
+		}
+	}
+}
+
+// ---- lookups ----
+
+// redisFill is what a fill needs to be written to Redis: the versions
+// read when it started, and its portable key.
+type redisFill struct {
+	versions []uint64
+	key      []byte
+}
+
+// portableKey is the key as every process writes it: the session's scope
+// in full instead of this cache's number for it.
+func portableKey(scope string, key []byte) []byte {
+	_, n := binary.Uvarint(key)
+	out := make([]byte, 0, len(scope)+len(key)+8)
+	out = appendString(out, scope)
+	return append(out, key[n:]...)
+}
+
+func (r *redisTier) entryKey(pkey []byte) string {
+	sum := sha256.Sum256(pkey)
+	return r.prefix + "e:" + hex.EncodeToString(sum[:16])
+}
+
+// lookup reads the entry of key and the current versions in one round
+// trip. On a hit it stores the entry in the process's own tier (under
+// the generations gens read before the round trip and the store key sk)
+// and sets dst to replay it. On a miss it returns what the fill needs to
+// be written, or nil when it must not be.
+func (r *redisTier) lookup(ctx context.Context, s *Session, fp string, dst *Rows, hash keyHash, sk string,
+	key []byte, tables []*generation, gens []uint64) (hit bool, rf *redisFill) {
+	if !r.worthIt(fp) {
+		r.stats.skipped.Add(1)
+		return false, nil
+	}
+	if !r.usable() || !r.synced(tables, gens) {
+		r.stats.unavailable.Add(1)
+		return false, nil
+	}
+	pkey := portableKey(s.scope, key)
+	ekey := r.entryKey(pkey)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
+	defer cancel()
+	start := time.Now()
+	pipe := r.client.Pipeline()
+	entry := pipe.Get(ctx, ekey)
+	vcmds := make([]*redis.StringCmd, 1+len(tables))
+	vcmds[0] = pipe.Get(ctx, r.versionKey(&r.c.global))
+	for i, g := range tables {
+		vcmds[i+1] = pipe.Get(ctx, r.versionKey(g))
+	}
+	_, _ = pipe.Exec(ctx)
+	if failed(entry.Err()) || slices.ContainsFunc(vcmds, func(c *redis.StringCmd) bool { return failed(c.Err()) }) {
+		r.stats.errors.Add(1)
+		r.fail()
+		r.stats.unavailable.Add(1)
+		return false, nil
+	}
+	r.brk.succeed()
+	r.observeRTT(time.Since(start))
+
+	versions := make([]uint64, len(vcmds))
+	var absent []string
+	for i, cmd := range vcmds {
+		v, err := cmd.Uint64()
+		if err != nil {
+			absent = append(absent, cmd.Args()[1].(string))
+			continue
+		}
+		versions[i] = v
+	}
+	if absent != nil {
+		// Unknown versions: a miss, and no fill written under them.
+		r.stats.unknown.Add(1)
+		r.queue(redisWrite{ensure: absent})
+		return false, nil
+	}
+	rf = &redisFill{versions: versions, key: pkey}
+	e, err := entry.Bytes()
+	if err != nil {
+		r.stats.misses.Add(1)
+		return false, rf
+	}
+	now := time.Now()
+	_, body, ok := validEntry(e, now.UnixNano(), versions, pkey)
+	if !ok {
+		r.stats.stale.Add(1)
+		return false, rf
+	}
+	// An invalidation received while the round trip ran may have made the
+	// entry stale before its version moved: serve it only if none did.
+	var cur [8]uint64
+	if !equalU64(r.c.generations(cur[:0], tables), gens) {
+		r.stats.stale.Add(1)
+		return false, nil
+	}
+	if !r.c.promote(dst, hash, sk, int64(binary.LittleEndian.Uint64(e)), tables, gens, key, body, now) {
+		r.stats.misses.Add(1)
+		return false, rf
+	}
+	r.stats.hits.Add(1)
+	return true, nil
+}
+
+// failed: a call's error other than an absent key's.
+func failed(err error) bool { return err != nil && !errors.Is(err, redis.Nil) }
+
+func equalU64(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// promote stores an entry read from Redis (its expiry and body) in the
+// process's own tier, under the local generations and key, and sets dst
+// to replay it.
+func (c *Cache) promote(dst *Rows, hash keyHash, sk string, expiry int64, tables []*generation, gens []uint64, key, body []byte, now time.Time) bool {
+	local := appendHeader(make([]byte, 0, len(body)+len(key)+16+10*len(gens)), time.Unix(0, expiry), gens, key)
+	local = append(local, body...)
+	stored, lbody, ok := validEntry(local, now.UnixNano(), gens, key)
+	if !ok {
+		return false
+	}
+	d, err := c.decode(local, stored, lbody, gens)
+	if err != nil {
+		return false
+	}
+	c.global.markFilled(gens[0]) // as Fill.Finish does, for the invalidations' count
+	for _, g := range tables {
+		g.markFilled(gens[0])
+	}
+	if c.storeBytes(hash, sk, local) {
+		c.stats.fills.Add(1)
+	}
+	c.hot.put(&hash, d)
+	dst.replay(c, d)
+	return true
+}
+
+// ---- writes ----
+
+// written queues a fill's entry for Redis: the same bytes as the process's
+// own entry after its header, under a header of the Redis versions and the
+// portable key. An entry whose columns are not all of portable types is
+// not written.
+func (r *redisTier) written(rf *redisFill, expiry time.Time, body []byte) {
+	section, _, err := readBytes(body)
+	if err != nil {
+		return
+	}
+	set, err := r.c.columns(section)
+	if err != nil {
+		return
+	}
+	for _, col := range set.cols {
+		if int(col.scanType) >= len(portableTypes) {
+			return
+		}
+	}
+	ttl := time.Until(expiry)
+	if ttl < time.Millisecond {
+		return
+	}
+	v := appendHeader(make([]byte, 0, len(body)+len(rf.key)+16+10*len(rf.versions)), expiry, rf.versions, rf.key)
+	v = append(v, body...)
+	r.queue(redisWrite{key: r.entryKey(rf.key), value: v, ttl: ttl})
+}
+
+func (r *redisTier) queue(w redisWrite) {
+	if !r.usable() {
+		r.stats.dropped.Add(1)
+		return
+	}
+	select {
+	case r.writes <- w:
+	default:
+		r.stats.dropped.Add(1) // Redis is slower than the fills: they are not waited for
+	}
+}
+
+// writer sends the queued writes, a pipeline at a time.
+func (r *redisTier) writer() {
+	defer r.workers.Done()
+	batch := make([]redisWrite, 0, 64)
+	for {
+		select {
+		case <-r.stop:
+			return
+		case w := <-r.writes:
+			batch = append(batch[:0], w)
+		}
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case w := <-r.writes:
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		r.send(batch)
+	}
+}
+
+func (r *redisTier) send(batch []redisWrite) {
+	if !r.usable() {
+		r.stats.dropped.Add(int64(len(batch)))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), redisWriteBudget*r.timeout)
+	defer cancel()
+	pipe := r.client.Pipeline()
+	entries := 0
+	for _, w := range batch {
+		if w.value == nil {
+			for _, k := range w.ensure {
+				pipe.SetNX(ctx, k, randomVersion(), 0)
+			}
+			continue
+		}
+		pipe.Set(ctx, w.key, w.value, w.ttl)
+		entries++
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		r.stats.errors.Add(1)
+		r.stats.dropped.Add(int64(entries))
+		r.fail()
+		return
+	}
+	r.brk.succeed()
+	r.stats.writes.Add(int64(entries))
+}
+
+// ---- breaker ----
+
+// breaker stops the calls to Redis after breakerThreshold failures in a
+// row, for breakerMinWait doubling up to breakerMaxWait; the bumper then
+// probes it (by moving the global version).
+type breaker struct {
+	mu       sync.Mutex
+	failures int
+	open     bool
+	until    time.Time
+	backoff  time.Duration
+	isOpen   atomic.Bool
+}
+
+// fail counts a failure and reports whether it opened the breaker.
+func (b *breaker) fail(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failures++
+	if b.open {
+		b.backoff = min(2*b.backoff, breakerMaxWait)
+		b.until = now.Add(b.backoff)
+		return false
+	}
+	if b.failures < breakerThreshold {
+		return false
+	}
+	b.open, b.backoff = true, breakerMinWait
+	b.until = now.Add(b.backoff)
+	b.isOpen.Store(true)
+	return true
+}
+
+func (b *breaker) succeed() {
+	if !b.isOpen.Load() {
+		b.mu.Lock()
+		b.failures = 0
+		b.mu.Unlock()
+		return
+	}
+	b.mu.Lock()
+	b.failures, b.open = 0, false
+	b.isOpen.Store(false)
+	b.mu.Unlock()
+}
+
+func (b *breaker) closed() bool { return !b.isOpen.Load() }
+
+// wait is how long the bumper waits before its next probe; 0 when closed
+// or due.
+func (b *breaker) wait(now time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.open || !now.Before(b.until) {
+		return 0
+	}
+	return b.until.Sub(now)
+}
+
+func (b *breaker) retryIn(now time.Time) time.Duration {
+	if w := b.wait(now); w > 0 {
+		return w
+	}
+	return breakerMinWait
+}
+
+// ---- statistics ----
+
+// RedisStats are the shared tier's figures.
+type RedisStats struct {
+	// Addr is the Redis the tier uses (host:port of its URL, never a
+	// password; "client" for an application's client); Prefix starts its
+	// keys.
+	Addr   string `json:"addr"`
+	Prefix string `json:"prefix"`
+	// State: up; down (the breaker is open: the tier is not called); or
+	// resync (back, moving the global version before reads resume).
+	State string `json:"state"`
+	// Hits, Misses and Stale count the lookups made (Stale: an entry was
+	// there, under versions that moved); Unknown those that found a
+	// version absent (a miss, the key is then made).
+	Hits    int64 `json:"hits"`
+	Misses  int64 `json:"misses"`
+	Stale   int64 `json:"stale"`
+	Unknown int64 `json:"unknown_versions"`
+	// Skipped counts the lookups not made because the query costs less
+	// than RoundTrips round trips (no call to Redis);
+	// Unavailable those not made because Redis was failing, resyncing,
+	// or a version of this process's invalidations was not moved yet.
+	Skipped     int64 `json:"skipped"`
+	Unavailable int64 `json:"unavailable"`
+	// Writes counts the entries written; Dropped those not (queue full,
+	// Redis failing).
+	Writes  int64 `json:"writes"`
+	Dropped int64 `json:"dropped"`
+	// VersionMoves counts the versions moved (INCR); Errors every failed
+	// call; BreakerOpens the times the breaker opened; Resyncs the moves
+	// of the global version that ended an outage.
+	VersionMoves int64 `json:"version_moves"`
+	Errors       int64 `json:"errors"`
+	BreakerOpens int64 `json:"breaker_opens"`
+	Resyncs      int64 `json:"resyncs"`
+	// RoundTripMicros is the mean round trip of a lookup, in µs;
+	// FingerprintsConsulted and FingerprintsSkipped the decision for the
+	// fingerprints measured: consulted when their misses cost at least
+	// WorthFactor round trips.
+	RoundTripMicros       float64 `json:"round_trip_us"`
+	WorthFactor           int     `json:"worth_factor"`
+	FingerprintsConsulted int     `json:"fingerprints_consulted"`
+	FingerprintsSkipped   int     `json:"fingerprints_skipped"`
+}
+
+func (r *redisTier) snapshot() *RedisStats {
+	s := &RedisStats{
+		Addr: r.addr, Prefix: r.prefix[:len(r.prefix)-len(redisEncoding)], State: "up",
+		Hits: r.stats.hits.Load(), Misses: r.stats.misses.Load(), Stale: r.stats.stale.Load(),
+		Unknown: r.stats.unknown.Load(), Skipped: r.stats.skipped.Load(), Unavailable: r.stats.unavailable.Load(),
+		Writes: r.stats.writes.Load(), Dropped: r.stats.dropped.Load(), VersionMoves: r.stats.bumps.Load(),
+		Errors: r.stats.errors.Load(), BreakerOpens: r.stats.opens.Load(), Resyncs: r.stats.resyncs.Load(),
+		RoundTripMicros: float64(r.rtt.Load()) / 1e3, WorthFactor: worthFactor,
+	}
+	switch {
+	case !r.brk.closed():
+		s.State = "down"
+	case r.resync.Load():
+		s.State = "resync"
+	}
+	r.worth.Range(func(k, _ any) bool {
+		if r.worthIt(k.(string)) {
+			s.FingerprintsConsulted++
+		} else {
+			s.FingerprintsSkipped++
+		}
+		return true
+	})
+	return s
+}
+
+func (r *redisTier) resetStats() {
+	for _, n := range []*atomic.Int64{&r.stats.hits, &r.stats.misses, &r.stats.stale, &r.stats.skipped,
+		&r.stats.unavailable, &r.stats.unknown, &r.stats.writes, &r.stats.dropped, &r.stats.bumps,
+		&r.stats.errors, &r.stats.opens, &r.stats.resyncs} {
+		n.Store(0)
+	}
+}
+
+// RedisAddr describes an options' address for the statistics.
+func RedisAddr(addrs []string) string {
+	if len(addrs) == 1 {
+		return addrs[0]
+	}
+	return strconv.Itoa(len(addrs)) + " nodes: " + strings.Join(addrs, ",")
+}
