@@ -81,9 +81,9 @@ type cohInstance struct {
 	rec  *receipts
 }
 
-func openCohInstance(t *testing.T, name string) *cohInstance {
+func openCohInstance(t *testing.T, name string, opts ...Option) *cohInstance {
 	rec := newReceipts()
-	db := ciOpenDSN(t, testDSN, WithCacheMode(CacheAll), WithInvalidation(InvalidateNotify), WithObserver(rec))
+	db := ciOpenDSN(t, testDSN, append([]Option{WithCacheMode(CacheAll), WithInvalidation(InvalidateNotify), WithObserver(rec)}, opts...)...)
 	return &cohInstance{name: name, db: db, rec: rec}
 }
 
@@ -121,6 +121,13 @@ func TestCoherenceAcrossConnectors(t *testing.T) {
 	if testing.Short() {
 		run = 3 * time.Second
 	}
+	runCoherence(t, run)
+}
+
+// runCoherence writes through every writer, one at a time, for run, while
+// two instances opened with opts read, and fails on a stale read; it
+// returns the instances, still open, for the caller's own checks.
+func runCoherence(t *testing.T, run time.Duration, opts ...Option) [2]*cohInstance {
 	ctx := context.Background()
 	admin := testdb.Open(t, "pgx", testDSN)
 	for _, stmt := range []string{
@@ -158,7 +165,7 @@ func TestCoherenceAcrossConnectors(t *testing.T) {
 		t.Fatalf("psql, one of the writers, is not installed: %v", err)
 	}
 
-	insts := [2]*cohInstance{openCohInstance(t, "A"), openCohInstance(t, "B")}
+	insts := [2]*cohInstance{openCohInstance(t, "A", opts...), openCohInstance(t, "B", opts...)}
 
 	// Readers: each instance reads both observables without pause, so that
 	// fills start before, during and after each write and its receipt.
@@ -378,6 +385,7 @@ func TestCoherenceAcrossConnectors(t *testing.T) {
 			t.Errorf("no write went through %s", w.via)
 		}
 	}
+	return insts
 }
 
 // TestCoherenceFeedLoss: a connector whose listening connection is

@@ -61,6 +61,12 @@ type RedisConfig struct {
 	Timeout time.Duration
 	// Addr says which Redis, for the statistics: never a password.
 	Addr string
+	// Always consults the tier for every fingerprint, whatever it costs
+	// (for tests of the tier with cheap queries).
+	Always bool
+	// WorthFactor: a fingerprint is consulted when its misses cost this
+	// many round trips (default DefaultWorthFactor).
+	WorthFactor int
 }
 
 // Defaults of the shared tier.
@@ -72,11 +78,11 @@ const (
 
 const (
 	redisEncoding = ":1:" // the entry encoding's version, in every key
-	// worthFactor: the tier is consulted for a fingerprint when its misses
-	// cost at least this many Redis round trips. A lookup costs its round
-	// trip, the entry's transfer and its decoding, and a Redis miss adds
-	// the round trip to the server's time.
-	worthFactor = 4
+	// DefaultWorthFactor: the tier is consulted for a fingerprint when its
+	// misses cost at least this many Redis round trips. A lookup costs its
+	// round trip, the entry's transfer and its decoding, and a Redis miss
+	// adds the round trip to the server's time.
+	DefaultWorthFactor = 4
 	// maxWorthFingerprints bounds the fingerprints measured; past it a new
 	// fingerprint is not consulted.
 	maxWorthFingerprints = 4096
@@ -89,8 +95,20 @@ const (
 
 // bumpScript moves a version by one, or, when the key was absent, sets it
 // to a random value (ARGV[1]): a version never returns to a value it had.
-// One key: it runs on Redis Cluster too.
-var bumpScript = redis.NewScript(`if redis.call('INCR', KEYS[1]) == 1 then redis.call('SET', KEYS[1], ARGV[1]) end return 1`)
+// It lives versionTTL (ARGV[2], ms) from its last move. One key: it runs
+// on Redis Cluster too.
+var bumpScript = redis.NewScript(`if redis.call('INCR', KEYS[1]) == 1 then redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1`)
+
+// versionTTL is a version key's life from its last move, past any entry's
+// (MaxTTL): the versions of tables no longer written, or of names that
+// were never tables, do not accumulate. One that expires is unknown, then
+// made again at a random value: entries under it are misses, never wrong.
+const versionTTL = 2 * MaxTTL
+
+// rttEvery is how often the round trip is measured apart from lookups, so
+// that a decision to skip is revisited against a current figure.
+const rttEvery = 5 * time.Second
 
 // portableTypes are the scan types pgx stdlib's rows report (and any, for
 // other drivers'), registered first in every cache in this order, so that
@@ -109,6 +127,8 @@ type redisTier struct {
 	prefix  string // P + redisEncoding
 	timeout time.Duration
 	addr    string
+	always  bool
+	factor  int64
 
 	brk breaker
 	// resync is set when the breaker opens: the tier is not read until the
@@ -148,7 +168,7 @@ type worthStat struct {
 
 func newRedisTier(c *Cache, cfg RedisConfig) *redisTier {
 	r := &redisTier{
-		c: c, client: cfg.Client, owned: cfg.Owned, addr: cfg.Addr,
+		c: c, client: cfg.Client, owned: cfg.Owned, addr: cfg.Addr, always: cfg.Always,
 		prefix:  cmpOr(cfg.Prefix, DefaultRedisPrefix) + redisEncoding,
 		timeout: cfg.Timeout,
 		bumps:   map[*generation]struct{}{},
@@ -158,6 +178,10 @@ func newRedisTier(c *Cache, cfg RedisConfig) *redisTier {
 	}
 	if r.timeout <= 0 {
 		r.timeout = DefaultRedisTimeout
+	}
+	r.factor = int64(cfg.WorthFactor)
+	if r.factor <= 0 {
+		r.factor = DefaultWorthFactor
 	}
 	r.workers.Add(2)
 	go r.bumper()
@@ -225,6 +249,8 @@ func (r *redisTier) bumper() {
 	defer r.workers.Done()
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
+	tick := time.NewTicker(rttEvery)
+	defer tick.Stop()
 	r.measure()
 	for {
 		select {
@@ -232,6 +258,11 @@ func (r *redisTier) bumper() {
 			return
 		case <-r.wake:
 		case <-retry.C:
+		case <-tick.C:
+			if r.usable() {
+				r.measure()
+			}
+			continue
 		}
 		if wait := r.brk.wait(time.Now()); wait > 0 {
 			retry.Reset(wait)
@@ -248,6 +279,9 @@ func (r *redisTier) bumper() {
 func (r *redisTier) measure() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*r.timeout)
 	defer cancel()
+	if r.client.Ping(ctx).Err() != nil { // a connection made
+		return
+	}
 	start := time.Now()
 	if r.client.Ping(ctx).Err() == nil {
 		r.observeRTT(time.Since(start))
@@ -280,7 +314,7 @@ func (r *redisTier) flushBumps() bool {
 	pipe := r.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(gens))
 	for i, g := range gens {
-		cmds[i] = bumpScript.Eval(ctx, pipe, []string{r.versionKey(g)}, randomVersion())
+		cmds[i] = bumpScript.Eval(ctx, pipe, []string{r.versionKey(g)}, randomVersion(), versionTTL.Milliseconds())
 	}
 	_, _ = pipe.Exec(ctx)
 	ok, globalOK := true, false
@@ -350,12 +384,15 @@ func (r *redisTier) usable() bool { return !r.resync.Load() && r.brk.closed() }
 // misses cost at least worthFactor round trips. A fingerprint not yet
 // measured is not.
 func (r *redisTier) worthIt(fp string) bool {
+	if r.always {
+		return true
+	}
 	v, ok := r.worth.Load(fp)
 	if !ok {
 		return false
 	}
 	mean, rtt := v.(*worthStat).mean.Load(), r.rtt.Load()
-	return rtt > 0 && mean >= worthFactor*rtt
+	return rtt > 0 && mean >= r.factor*rtt
 }
 
 // observeMiss records what a miss of fp cost.
@@ -375,13 +412,15 @@ func (r *redisTier) observeMiss(fp string, d time.Duration) {
 
 func (r *redisTier) observeRTT(d time.Duration) { movingAverage(&r.rtt, int64(d)) }
 
-// movingAverage moves a toward x by an eighth (to x when a is 0).
+// movingAverage moves a toward x by a quarter (to x when a is 0): a
+// statement's first run on a connection (prepared then) weighs for a few
+// runs only.
 func movingAverage(a *atomic.Int64, x int64) {
 	for {
 		cur := a.Load()
 		next := x
 		if cur > 0 {
-			next = cur + (x-cur)/8
+			next = cur + (x-cur)/4
 		}
 		if a.CompareAndSwap(cur, next) {
 			return
@@ -533,6 +572,20 @@ func (c *Cache) promote(dst *Rows, hash keyHash, sk string, expiry int64, tables
 	return true
 }
 
+// DropLocal drops every entry of the process's own tier (the store and the
+// hot set), not Redis's: as a process started afresh would find it.
+func (c *Cache) DropLocal() {
+	for i := range c.setMu {
+		c.setMu[i].Lock()
+	}
+	c.hot.clear()
+	_ = c.store.Reset() // BigCache's Reset calls no removal callback
+	c.stats.heldBytes.Store(0)
+	for i := range c.setMu {
+		c.setMu[i].Unlock()
+	}
+}
+
 // ---- writes ----
 
 // written queues a fill's entry for Redis: the same bytes as the process's
@@ -610,7 +663,7 @@ func (r *redisTier) send(batch []redisWrite) {
 	for _, w := range batch {
 		if w.value == nil {
 			for _, k := range w.ensure {
-				pipe.SetNX(ctx, k, randomVersion(), 0)
+				pipe.SetNX(ctx, k, randomVersion(), versionTTL)
 			}
 			continue
 		}
@@ -746,7 +799,7 @@ func (r *redisTier) snapshot() *RedisStats {
 		Unknown: r.stats.unknown.Load(), Skipped: r.stats.skipped.Load(), Unavailable: r.stats.unavailable.Load(),
 		Writes: r.stats.writes.Load(), Dropped: r.stats.dropped.Load(), VersionMoves: r.stats.bumps.Load(),
 		Errors: r.stats.errors.Load(), BreakerOpens: r.stats.opens.Load(), Resyncs: r.stats.resyncs.Load(),
-		RoundTripMicros: float64(r.rtt.Load()) / 1e3, WorthFactor: worthFactor,
+		RoundTripMicros: float64(r.rtt.Load()) / 1e3, WorthFactor: int(r.factor),
 	}
 	switch {
 	case !r.brk.closed():

@@ -161,7 +161,8 @@ func (s *Session) Lookup(ctx context.Context, st *sqlclass.Statement, query stri
 	c.stats.misses.Add(1)
 	f = c.newFill(s, hash, sk, tables, gens, key, start.Add(ttl), leader)
 	if c.redis != nil {
-		f.fp, f.started, f.redis = st.Fingerprint, start, rf
+		// Timed from here: what a miss costs past the lookups.
+		f.fp, f.started, f.redis = st.Fingerprint, time.Now(), rf
 	}
 	return Miss, "", f, nil
 }

@@ -20,6 +20,7 @@ import (
 //	PostgresUser()      postgresql-common                          the system user "postgres"
 //	HypoPG(major)       postgresql-<major>-hypopg                  hypopg.control in the server's extension directory
 //	Redis()             redis-server                               redis-server on PATH
+//	RedisCLI()          redis-tools                                redis-cli on PATH
 //	Chromium()          chromium                                   chromium (or chromium-browser, google-chrome) on PATH
 
 // debianServerDirs is where Debian's server packages put each version's
@@ -149,6 +150,17 @@ func Redis() Dep {
 		Purpose: "for the tests that run a Redis server",
 		Package: "redis-server",
 		Find:    func() (string, bool) { return onPath("redis-server") },
+	}
+}
+
+// RedisCLI is redis-cli (the tests create a Redis Cluster with it); Find
+// returns the program.
+func RedisCLI() Dep {
+	return Dep{
+		Name:    "redis-cli",
+		Purpose: "for the tests that create a Redis Cluster",
+		Package: "redis-tools",
+		Find:    func() (string, bool) { return onPath("redis-cli") },
 	}
 }
 
