@@ -74,6 +74,9 @@ const (
 // CacheStats are the result cache's figures in a Snapshot.
 type CacheStats = resultcache.Stats
 
+// RedisStats are the shared Redis tier's figures, in CacheStats.Redis.
+type RedisStats = resultcache.RedisStats
+
 // Snapshot is a consistent copy of the statistics of one connector (one
 // *sql.DB).
 //

@@ -56,7 +56,10 @@ const feedStartWait = 2 * time.Second
 // all dropped, with what the catalog said; then reads are served again.
 func (c *Cache) FeedUp() {
 	c.forgetCatalog()
-	c.invalidateLocal(context.Background(), nil, true)
+	c.invalidateLocalThen(context.Background(), nil, true, c.redis == nil)
+	if c.redis != nil {
+		c.redis.feedUp() // before the reads resume: Redis's entries too
+	}
 	c.feed.resyncs.Add(1)
 	c.feed.up.Store(true)
 	c.feed.settle()
@@ -74,6 +77,9 @@ func (c *Cache) FeedDown() {
 	if c.feed.up.Swap(false) {
 		c.feed.downs.Add(1)
 	}
+	if c.redis != nil {
+		c.redis.feedDown()
+	}
 }
 
 // Received invalidates what another process's change, named by a payload
@@ -82,6 +88,9 @@ func (c *Cache) FeedDown() {
 func (c *Cache) Received(ctx context.Context, payload string) {
 	c.feed.received.Add(1)
 	_, table, all, err := changefeed.ParsePayload(payload)
+	if err == nil && !all && c.redis != nil && c.redis.barrier(table) {
+		return // another process's question, not a change
+	}
 	if all || err != nil {
 		c.forgetCatalog() // DDL elsewhere: a table's security, a function's volatility
 		c.invalidateLocal(ctx, nil, true)

@@ -96,11 +96,17 @@ func (c *Cache) invalidate(ctx context.Context, tables []string, all bool) {
 // when an entry had been stored under a generation it moved (and the global
 // one has not moved since), else as an invalidation of nothing cached.
 func (c *Cache) invalidateLocal(ctx context.Context, tables []string, all bool) {
+	c.invalidateLocalThen(ctx, tables, all, true)
+}
+
+// invalidateLocalThen is invalidateLocal; with shared unset, the versions
+// in Redis are left to the caller (see redisTier.feedUp).
+func (c *Cache) invalidateLocalThen(ctx context.Context, tables []string, all, shared bool) {
 	staled := false
 	if all {
 		old := c.global.n.Add(1) - 1
 		staled = c.global.filled.Swap(0) == old+1
-		if c.redis != nil {
+		if c.redis != nil && shared {
 			c.redis.invalidated(&c.global)
 		}
 	} else {

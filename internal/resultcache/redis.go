@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/auditpg/auditpg/internal/changefeed"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -135,6 +136,18 @@ type redisTier struct {
 	// global version was moved.
 	resync atomic.Bool
 
+	// Coverage (see feedUp): id names this process in acknowledgements;
+	// covering is set while every change this process hears has moved its
+	// version, continuously since a point from which Redis's entries were
+	// known sound; checking while a feed that came up asks whether
+	// another process covered the time before it (the tier is not read).
+	id        string
+	covering  atomic.Bool
+	checking  atomic.Bool
+	feedEpoch atomic.Uint64 // moved at every FeedUp and FeedDown
+	barriers  atomic.Uint64
+	acks      []string // barriers heard, to acknowledge after the versions queued before them moved (bumpMu)
+
 	bumpMu  sync.Mutex
 	bumps   map[*generation]struct{} // versions to move
 	wake    chan struct{}
@@ -151,6 +164,7 @@ type redisTier struct {
 
 type redisCounters struct {
 	hits, misses, stale, skipped, unavailable, unknown atomic.Int64
+	covered                                            atomic.Int64
 	writes, dropped, bumps, errors, opens, resyncs     atomic.Int64
 }
 
@@ -175,6 +189,7 @@ func newRedisTier(c *Cache, cfg RedisConfig) *redisTier {
 		wake:    make(chan struct{}, 1),
 		writes:  make(chan redisWrite, redisQueue),
 		stop:    make(chan struct{}),
+		id:      strconv.FormatUint(rand.Uint64(), 36),
 	}
 	if r.timeout <= 0 {
 		r.timeout = DefaultRedisTimeout
@@ -291,18 +306,21 @@ func (r *redisTier) measure() {
 // flushBumps moves the queued versions in one pipeline and reports whether
 // all moved.
 func (r *redisTier) flushBumps() bool {
+	epoch := r.feedEpoch.Load()
 	r.bumpMu.Lock()
 	gens := make([]*generation, 0, len(r.bumps))
 	for g := range r.bumps {
 		gens = append(gens, g)
 	}
 	clear(r.bumps)
+	acks := r.acks
+	r.acks = nil
 	r.bumpMu.Unlock()
 	resync := r.resync.Load()
 	if resync {
 		gens = append(gens, &r.c.global) // the global one, again if queued: cheap
 	}
-	if len(gens) == 0 {
+	if len(gens) == 0 && len(acks) == 0 {
 		return true
 	}
 	seen := make([]uint64, len(gens)) // the invalidations each move covers
@@ -343,8 +361,27 @@ func (r *redisTier) flushBumps() bool {
 	}
 	r.brk.succeed()
 	if resync && globalOK {
+		// Every entry filled before is a miss: from here this process
+		// covers, if its feed has been up since before the move.
+		if r.feedEpoch.Load() == epoch && r.c.feed.up.Load() {
+			r.covering.Store(true)
+			r.checking.Store(false)
+		}
 		r.resync.Store(false)
 		r.stats.resyncs.Add(1)
+	}
+	if len(acks) > 0 && r.covering.Load() && r.feedEpoch.Load() == epoch {
+		// The versions of every change heard before these barriers moved.
+		ctx, cancel := context.WithTimeout(context.Background(), redisWriteBudget*r.timeout)
+		defer cancel()
+		pipe := r.client.Pipeline()
+		for _, b := range acks {
+			pipe.SAdd(ctx, r.prefix+"ack:"+b, r.id)
+			pipe.PExpire(ctx, r.prefix+"ack:"+b, ackTTL)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			r.stats.errors.Add(1)
+		}
 	}
 	return true
 }
@@ -367,6 +404,7 @@ func randomVersion() uint64 { return 1<<32 + rand.Uint64N(1<<53-1<<32) }
 func (r *redisTier) fail() {
 	if r.brk.fail(time.Now()) {
 		r.stats.opens.Add(1)
+		r.covering.Store(false) // an INCR may have been lost
 		r.resync.Store(true)
 		select {
 		case r.wake <- struct{}{}:
@@ -376,7 +414,114 @@ func (r *redisTier) fail() {
 }
 
 // usable says whether the tier may be called on the query path.
-func (r *redisTier) usable() bool { return !r.resync.Load() && r.brk.closed() }
+func (r *redisTier) usable() bool { return !r.resync.Load() && r.brk.closed() && !r.checking.Load() }
+
+// ---- coverage ----
+
+// When its change feed comes up, a process has missed the changes committed
+// before: Redis may hold entries they made stale, unless another process
+// heard every one of them and moved its version. The process asks: it
+// publishes a barrier on the feed, and a process that is covering (its
+// feed up, and every version it had to move moved, continuously since a
+// point where Redis was sound) acknowledges it in Redis once the versions
+// of every change it heard before it (the feed delivers in commit order)
+// have moved. One acknowledgement by another process and the tier is
+// read; none within coverWait, and the global version is moved instead
+// (every entry is then a miss). The first process of an application, and
+// one whose feed was lost, move it; a second process started while others
+// run does not, and finds their entries.
+
+const (
+	barrierPrefix = "auditpg_barrier_"
+	coverWait     = 2 * time.Second
+	ackTTL        = time.Minute
+)
+
+// feedUp starts the check for a feed that came up, once the process's own
+// generations were all moved (by FeedUp, without a move in Redis).
+func (r *redisTier) feedUp() {
+	epoch := r.feedEpoch.Add(1)
+	r.covering.Store(false)
+	r.checking.Store(true)
+	moved := r.c.global.n.Load()
+	r.workers.Add(1)
+	go func() {
+		defer r.workers.Done()
+		r.checkCoverage(epoch, moved)
+	}()
+}
+
+// feedDown: changes may be missed from now on.
+func (r *redisTier) feedDown() {
+	r.feedEpoch.Add(1)
+	r.covering.Store(false)
+}
+
+// barrier handles a payload of the feed that names a barrier (reporting
+// whether it does): acknowledged when this process is covering.
+func (r *redisTier) barrier(table string) bool {
+	if !strings.HasPrefix(table, barrierPrefix) {
+		return false
+	}
+	if r.covering.Load() && !strings.HasPrefix(table, barrierPrefix+r.id+"_") {
+		r.bumpMu.Lock()
+		r.acks = append(r.acks, table)
+		r.bumpMu.Unlock()
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// checkCoverage asks for an acknowledgement of a barrier; moved is the
+// global generation FeedUp moved to, which a covered start leaves as
+// synced in Redis.
+func (r *redisTier) checkCoverage(epoch, moved uint64) {
+	name := barrierPrefix + r.id + "_" + strconv.FormatUint(r.barriers.Add(1), 10)
+	if r.c.feed.publish != nil && r.brk.closed() && !r.resync.Load() {
+		r.c.feed.publish(changefeed.Payload("", name))
+		key := r.prefix + "ack:" + name
+		poll := time.NewTicker(5 * time.Millisecond)
+		defer poll.Stop()
+		for deadline := time.Now().Add(coverWait); time.Now().Before(deadline); {
+			select {
+			case <-r.stop:
+				return
+			case <-poll.C:
+			}
+			if r.feedEpoch.Load() != epoch {
+				return // the feed went down, or came up again: that check decides
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), redisWriteBudget*r.timeout)
+			members, err := r.client.SMembers(ctx, key).Result()
+			cancel()
+			if err != nil {
+				r.stats.errors.Add(1)
+				r.fail()
+				break
+			}
+			if slices.ContainsFunc(members, func(m string) bool { return m != r.id }) {
+				if r.feedEpoch.Load() == epoch {
+					raise(&r.c.global.rsynced, moved)
+					r.covering.Store(true)
+					r.checking.Store(false)
+					r.stats.covered.Add(1)
+				}
+				return
+			}
+		}
+	}
+	if r.feedEpoch.Load() == epoch {
+		r.resync.Store(true) // the global version moves before the tier is read
+		r.checking.Store(false)
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // ---- worth ----
 
@@ -755,8 +900,10 @@ type RedisStats struct {
 	// keys.
 	Addr   string `json:"addr"`
 	Prefix string `json:"prefix"`
-	// State: up; down (the breaker is open: the tier is not called); or
-	// resync (back, moving the global version before reads resume).
+	// State: up; down (the breaker is open: the tier is not called);
+	// resync (moving the global version before reads resume); or checking
+	// (the change feed came up: asking whether another process covered
+	// the time before it).
 	State string `json:"state"`
 	// Hits, Misses and Stale count the lookups made (Stale: an entry was
 	// there, under versions that moved); Unknown those that found a
@@ -782,6 +929,11 @@ type RedisStats struct {
 	Errors       int64 `json:"errors"`
 	BreakerOpens int64 `json:"breaker_opens"`
 	Resyncs      int64 `json:"resyncs"`
+	// Covering: this process acknowledges the others' barriers (its feed
+	// is up and every version it had to move moved); CoveredStarts counts
+	// its feed's comings up that another process covered (no global move).
+	Covering      bool  `json:"covering"`
+	CoveredStarts int64 `json:"covered_starts"`
 	// RoundTripMicros is the mean round trip of a lookup, in µs;
 	// FingerprintsConsulted and FingerprintsSkipped the decision for the
 	// fingerprints measured: consulted when their misses cost at least
@@ -799,6 +951,7 @@ func (r *redisTier) snapshot() *RedisStats {
 		Unknown: r.stats.unknown.Load(), Skipped: r.stats.skipped.Load(), Unavailable: r.stats.unavailable.Load(),
 		Writes: r.stats.writes.Load(), Dropped: r.stats.dropped.Load(), VersionMoves: r.stats.bumps.Load(),
 		Errors: r.stats.errors.Load(), BreakerOpens: r.stats.opens.Load(), Resyncs: r.stats.resyncs.Load(),
+		Covering: r.covering.Load(), CoveredStarts: r.stats.covered.Load(),
 		RoundTripMicros: float64(r.rtt.Load()) / 1e3, WorthFactor: int(r.factor),
 	}
 	switch {
@@ -806,6 +959,8 @@ func (r *redisTier) snapshot() *RedisStats {
 		s.State = "down"
 	case r.resync.Load():
 		s.State = "resync"
+	case r.checking.Load():
+		s.State = "checking"
 	}
 	r.worth.Range(func(k, _ any) bool {
 		if r.worthIt(k.(string)) {
@@ -821,7 +976,7 @@ func (r *redisTier) snapshot() *RedisStats {
 func (r *redisTier) resetStats() {
 	for _, n := range []*atomic.Int64{&r.stats.hits, &r.stats.misses, &r.stats.stale, &r.stats.skipped,
 		&r.stats.unavailable, &r.stats.unknown, &r.stats.writes, &r.stats.dropped, &r.stats.bumps,
-		&r.stats.errors, &r.stats.opens, &r.stats.resyncs} {
+		&r.stats.errors, &r.stats.opens, &r.stats.resyncs, &r.stats.covered} {
 		n.Store(0)
 	}
 }
