@@ -101,6 +101,11 @@ const (
 var bumpScript = redis.NewScript(`if redis.call('INCR', KEYS[1]) == 1 then redis.call('SET', KEYS[1], ARGV[1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1`)
 
+// ensureScript reads a version, or makes it at a random value (ARGV[1])
+// when it is absent.
+var ensureScript = redis.NewScript(`local v = redis.call('GET', KEYS[1])
+if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) v = ARGV[1] end return v`)
+
 // versionTTL is a version key's life from its last move, past any entry's
 // (MaxTTL): the versions of tables no longer written, or of names that
 // were never tables, do not accumulate. One that expires is unknown, then
@@ -169,10 +174,9 @@ type redisCounters struct {
 }
 
 type redisWrite struct {
-	key    string
-	value  []byte        // nil: ensure the version keys exist
-	ttl    time.Duration // of the entry
-	ensure []string
+	key   string
+	value []byte
+	ttl   time.Duration // of the entry
 }
 
 // worthStat is a fingerprint's measured cost on the server.
@@ -266,6 +270,8 @@ func (r *redisTier) bumper() {
 	defer retry.Stop()
 	tick := time.NewTicker(rttEvery)
 	defer tick.Stop()
+	cover := time.NewTicker(coverEvery)
+	defer cover.Stop()
 	r.measure()
 	for {
 		select {
@@ -277,6 +283,9 @@ func (r *redisTier) bumper() {
 			if r.usable() {
 				r.measure()
 			}
+			continue
+		case <-cover.C:
+			r.sayCovering()
 			continue
 		}
 		if wait := r.brk.wait(time.Now()); wait > 0 {
@@ -366,6 +375,7 @@ func (r *redisTier) flushBumps() bool {
 		if r.feedEpoch.Load() == epoch && r.c.feed.up.Load() {
 			r.covering.Store(true)
 			r.checking.Store(false)
+			defer r.sayCovering()
 		}
 		r.resync.Store(false)
 		r.stats.resyncs.Add(1)
@@ -435,6 +445,13 @@ const (
 	barrierPrefix = "auditpg_barrier_"
 	coverWait     = 2 * time.Second
 	ackTTL        = time.Minute
+	// A covering process says so in P:1:covering, refreshed every
+	// coverEvery to live coverTTL: a newcomer that finds it absent moves
+	// the global version at once instead of waiting coverWait for an
+	// acknowledgement no one would send. It is a hint: only an
+	// acknowledgement makes a start covered.
+	coverEvery = 300 * time.Millisecond
+	coverTTL   = time.Second
 )
 
 // feedUp starts the check for a feed that came up, once the process's own
@@ -475,12 +492,33 @@ func (r *redisTier) barrier(table string) bool {
 	return true
 }
 
+// othersCovering says whether a covering process may answer a barrier.
+func (r *redisTier) othersCovering() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), redisWriteBudget*r.timeout)
+	defer cancel()
+	n, err := r.client.Exists(ctx, r.prefix+"covering").Result()
+	return err != nil || n > 0 // on an error, the acknowledgement decides
+}
+
+// sayCovering refreshes the hint that this process covers.
+func (r *redisTier) sayCovering() {
+	if !r.covering.Load() || !r.usable() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), redisWriteBudget*r.timeout)
+	defer cancel()
+	if err := r.client.Set(ctx, r.prefix+"covering", r.id, coverTTL).Err(); err != nil {
+		r.stats.errors.Add(1)
+		r.fail()
+	}
+}
+
 // checkCoverage asks for an acknowledgement of a barrier; moved is the
 // global generation FeedUp moved to, which a covered start leaves as
 // synced in Redis.
 func (r *redisTier) checkCoverage(epoch, moved uint64) {
 	name := barrierPrefix + r.id + "_" + strconv.FormatUint(r.barriers.Add(1), 10)
-	if r.c.feed.publish != nil && r.brk.closed() && !r.resync.Load() {
+	if r.c.feed.publish != nil && r.brk.closed() && !r.resync.Load() && r.othersCovering() {
 		r.c.feed.publish(changefeed.Payload("", name))
 		key := r.prefix + "ack:" + name
 		poll := time.NewTicker(5 * time.Millisecond)
@@ -508,6 +546,7 @@ func (r *redisTier) checkCoverage(epoch, moved uint64) {
 					r.covering.Store(true)
 					r.checking.Store(false)
 					r.stats.covered.Add(1)
+					r.sayCovering()
 				}
 				return
 			}
@@ -634,20 +673,39 @@ func (r *redisTier) lookup(ctx context.Context, s *Session, fp string, dst *Rows
 	r.observeRTT(time.Since(start))
 
 	versions := make([]uint64, len(vcmds))
-	var absent []string
+	var absent []int
 	for i, cmd := range vcmds {
 		v, err := cmd.Uint64()
 		if err != nil {
-			absent = append(absent, cmd.Args()[1].(string))
+			absent = append(absent, i)
 			continue
 		}
 		versions[i] = v
 	}
 	if absent != nil {
-		// Unknown versions: a miss, and no fill written under them.
+		// Never made, evicted or expired: made now at a random value (or
+		// read, if another process just made it), in a second round trip.
+		// No entry holds it: a miss, whose fill is written under it.
 		r.stats.unknown.Add(1)
-		r.queue(redisWrite{ensure: absent})
-		return false, nil
+		pipe := r.client.Pipeline()
+		made := make([]*redis.Cmd, len(absent))
+		for j, i := range absent {
+			made[j] = ensureScript.Eval(ctx, pipe, []string{vcmds[i].Args()[1].(string)}, randomVersion(), versionTTL.Milliseconds())
+		}
+		_, _ = pipe.Exec(ctx)
+		for j, i := range absent {
+			v, err := made[j].Uint64()
+			if err != nil {
+				if failed(err) {
+					r.stats.errors.Add(1)
+					r.fail()
+				}
+				return false, nil
+			}
+			versions[i] = v
+		}
+		r.stats.misses.Add(1)
+		return false, &redisFill{versions: versions, key: pkey}
 	}
 	rf = &redisFill{versions: versions, key: pkey}
 	e, err := entry.Bytes()
@@ -804,16 +862,9 @@ func (r *redisTier) send(batch []redisWrite) {
 	ctx, cancel := context.WithTimeout(context.Background(), redisWriteBudget*r.timeout)
 	defer cancel()
 	pipe := r.client.Pipeline()
-	entries := 0
+	entries := len(batch)
 	for _, w := range batch {
-		if w.value == nil {
-			for _, k := range w.ensure {
-				pipe.SetNX(ctx, k, randomVersion(), versionTTL)
-			}
-			continue
-		}
 		pipe.Set(ctx, w.key, w.value, w.ttl)
-		entries++
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		r.stats.errors.Add(1)
@@ -907,7 +958,8 @@ type RedisStats struct {
 	State string `json:"state"`
 	// Hits, Misses and Stale count the lookups made (Stale: an entry was
 	// there, under versions that moved); Unknown those that found a
-	// version absent (a miss, the key is then made).
+	// version absent (a miss too: the key is then made, in a second round
+	// trip).
 	Hits    int64 `json:"hits"`
 	Misses  int64 `json:"misses"`
 	Stale   int64 `json:"stale"`
