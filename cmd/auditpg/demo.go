@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,7 @@ type demoOptions struct {
 	workers int
 	slow    time.Duration
 	keep    bool
+	redis   string
 }
 
 func newDemoCmd(g *globals) *cobra.Command {
@@ -52,6 +54,7 @@ in a schema of its own, auditpg_demo, dropped at the end unless --keep.`,
 	cmd.Flags().IntVar(&o.workers, "workers", 4, "concurrent clients")
 	cmd.Flags().DurationVar(&o.slow, "slow", 50*time.Millisecond, "slow-query threshold")
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the auditpg_demo schema")
+	cmd.Flags().StringVar(&o.redis, "redis", "", "the result cache's shared Redis tier, redis://[user:password@]host:port/db (as auditpg_redis in the DSN)")
 	return cmd
 }
 
@@ -82,8 +85,14 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) error {
 	}
 	defer shutdown(context.WithoutCancel(ctx))
 	opts := append([]auditpg.Option{auditpg.WithSlowQueryThreshold(o.slow), auditpg.WithMaxOpenConns(o.workers)}, telemetry...)
+	if o.redis != "" {
+		opts = append(opts, auditpg.WithRedis(o.redis))
+	}
 	db, err := auditpg.Open(dsn, opts...)
 	if err != nil {
+		if o.redis != "" && strings.Contains(err.Error(), "WithRedis") {
+			return fmt.Errorf("--redis: %s", strings.TrimPrefix(err.Error(), "auditpg: WithRedis(<url>): "))
+		}
 		return err
 	}
 	defer db.Close()
