@@ -101,6 +101,8 @@ func FuzzDSN(f *testing.F) {
 	f.Add("auditpg_retry_attempts", "100", "auditpg_retry_delay", "1m", false)
 	f.Add("auditpg_max_open_conns", "10000", "auditpg_conn_max_lifetime", "24h", true)
 	f.Add("auditpg_bogus", "1", "auditpg_cache", "all", false)
+	f.Add("auditpg_redis", "redis://u:pw@127.0.0.1:1/0", "auditpg_redis_timeout", "1s", false)
+	f.Add("auditpg_redis", "redis://u:pw@h:1/x", "auditpg_redis_prefix", "a:b", false)
 
 	f.Fuzz(func(t *testing.T, name1, value1, name2, value2 string, sqlOpen bool) {
 		var query []string
@@ -130,7 +132,14 @@ func FuzzDSN(f *testing.F) {
 		runtime.ReadMemStats(&after)
 		if err != nil {
 			var ce *ConfigError
-			if !errors.As(err, &ce) || !slices.Contains(keys, ce.Param) || ce.Value != params[ce.Param] {
+			if !errors.As(err, &ce) {
+				t.Fatalf("%s: error %#v, want a *ConfigError", dsn, err)
+			}
+			want := params[ce.Param]
+			if dsnParams[ce.Param].secret {
+				want = redactURL(want) // a password is never shown
+			}
+			if !slices.Contains(keys, ce.Param) || ce.Value != want {
 				t.Fatalf("%s: error %#v, want a *ConfigError naming one of %q and its value", dsn, err, keys)
 			}
 			return
@@ -157,6 +166,7 @@ func FuzzDSN(f *testing.F) {
 			{"cache size", int64(cfg.cache.MaxBytes), 1 << 20, resultcache.MaxBytes},
 			{"cache max entry", int64(cfg.cache.MaxEntryBytes), 1, min(int64(cfg.cache.MaxBytes), resultcache.MaxEntryBytes)},
 			{"cache ttl", int64(cfg.cache.TTL), 1, int64(resultcache.MaxTTL)},
+			{"redis timeout", int64(cfg.cache.Redis.Timeout), 0, int64(resultcache.MaxRedisTimeout)},
 		} {
 			if b.v < b.lo || b.v > b.hi {
 				t.Errorf("%s: %s %d, want %d to %d", dsn, b.name, b.v, b.lo, b.hi)

@@ -179,9 +179,11 @@ type redisWrite struct {
 	ttl   time.Duration // of the entry
 }
 
-// worthStat is a fingerprint's measured cost on the server.
+// worthStat is a fingerprint's measured cost on the server, and the
+// decision last taken on it.
 type worthStat struct {
-	mean atomic.Int64 // ns, moving average of its misses
+	mean      atomic.Int64 // ns, moving average of its misses
+	consulted atomic.Bool
 }
 
 func newRedisTier(c *Cache, cfg RedisConfig) *redisTier {
@@ -574,8 +576,10 @@ func (r *redisTier) checkCoverage(epoch, moved uint64) {
 // ---- worth ----
 
 // worthIt says whether the tier is consulted for fingerprint fp: its
-// misses cost at least worthFactor round trips. A fingerprint not yet
-// measured is not.
+// misses cost at least factor round trips. A fingerprint not yet measured
+// is not. The decision holds until the cost crosses a band around the
+// threshold (half of it to stop, twice to start), so that a query whose
+// cost is near it, on a busy machine, does not go back and forth.
 func (r *redisTier) worthIt(fp string) bool {
 	if r.always {
 		return true
@@ -584,8 +588,22 @@ func (r *redisTier) worthIt(fp string) bool {
 	if !ok {
 		return false
 	}
-	mean, rtt := v.(*worthStat).mean.Load(), r.rtt.Load()
-	return rtt > 0 && mean >= r.factor*rtt
+	w := v.(*worthStat)
+	mean, rtt := w.mean.Load(), r.rtt.Load()
+	if rtt <= 0 {
+		return false
+	}
+	thr := r.factor * rtt
+	switch on := w.consulted.Load(); {
+	case !on && mean >= 2*thr:
+		w.consulted.Store(true)
+		return true
+	case on && mean < thr/2:
+		w.consulted.Store(false)
+		return false
+	default:
+		return on
+	}
 }
 
 // observeMiss records what a miss of fp cost.
@@ -997,8 +1015,8 @@ type RedisStats struct {
 	CoveredStarts int64 `json:"covered_starts"`
 	// RoundTripMicros is the mean round trip of a lookup, in µs;
 	// FingerprintsConsulted and FingerprintsSkipped the decision for the
-	// fingerprints measured: consulted when their misses cost at least
-	// WorthFactor round trips.
+	// fingerprints measured: consulted once their misses cost 2 x
+	// WorthFactor round trips, skipped again below WorthFactor / 2.
 	RoundTripMicros       float64 `json:"round_trip_us"`
 	WorthFactor           int     `json:"worth_factor"`
 	FingerprintsConsulted int     `json:"fingerprints_consulted"`
@@ -1023,8 +1041,8 @@ func (r *redisTier) snapshot() *RedisStats {
 	case r.checking.Load():
 		s.State = "checking"
 	}
-	r.worth.Range(func(k, _ any) bool {
-		if r.worthIt(k.(string)) {
+	r.worth.Range(func(_, v any) bool {
+		if v.(*worthStat).consulted.Load() || r.always {
 			s.FingerprintsConsulted++
 		} else {
 			s.FingerprintsSkipped++
