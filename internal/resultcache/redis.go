@@ -180,10 +180,34 @@ type redisWrite struct {
 }
 
 // worthStat is a fingerprint's measured cost on the server, and the
-// decision last taken on it.
+// decision last taken on it. The cost is the median of its last misses:
+// a statement's first run on each connection (prepared then) and a busy
+// moment weigh nothing.
 type worthStat struct {
-	mean      atomic.Int64 // ns, moving average of its misses
+	mu        sync.Mutex
+	last      [worthSamples]int64 // ns, a ring
+	n         int                 // samples taken
+	median    atomic.Int64        // ns; 0 until worthMinSamples were taken
 	consulted atomic.Bool
+}
+
+const (
+	worthSamples    = 8
+	worthMinSamples = 3
+)
+
+func (w *worthStat) add(d int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.last[w.n%worthSamples] = d
+	w.n++
+	k := min(w.n, worthSamples)
+	if k < worthMinSamples {
+		return
+	}
+	s := w.last
+	slices.Sort(s[:k])
+	w.median.Store(s[k/2])
 }
 
 func newRedisTier(c *Cache, cfg RedisConfig) *redisTier {
@@ -589,8 +613,8 @@ func (r *redisTier) worthIt(fp string) bool {
 		return false
 	}
 	w := v.(*worthStat)
-	mean, rtt := w.mean.Load(), r.rtt.Load()
-	if rtt <= 0 {
+	mean, rtt := w.median.Load(), r.rtt.Load()
+	if rtt <= 0 || mean == 0 {
 		return false
 	}
 	thr := r.factor * rtt
@@ -618,14 +642,12 @@ func (r *redisTier) observeMiss(fp string, d time.Duration) {
 			r.nfp.Add(1)
 		}
 	}
-	movingAverage(&v.(*worthStat).mean, int64(d))
+	v.(*worthStat).add(int64(d))
 }
 
 func (r *redisTier) observeRTT(d time.Duration) { movingAverage(&r.rtt, int64(d)) }
 
-// movingAverage moves a toward x by a quarter (to x when a is 0): a
-// statement's first run on a connection (prepared then) weighs for a few
-// runs only.
+// movingAverage moves a toward x by a quarter (to x when a is 0).
 func movingAverage(a *atomic.Int64, x int64) {
 	for {
 		cur := a.Load()
