@@ -160,7 +160,10 @@ type redisTier struct {
 	stop    chan struct{}
 	workers sync.WaitGroup
 
-	rtt   atomic.Int64 // mean round trip, ns (moving average); 0 until measured
+	rtt   atomic.Int64 // round trip, ns: the median of rtts; 0 until measured
+	rttMu sync.Mutex
+	rtts  [16]int64 // the last round trips, a ring
+	nrtt  int
 	worth sync.Map     // fingerprint -> *worthStat
 	nfp   atomic.Int64
 
@@ -645,20 +648,18 @@ func (r *redisTier) observeMiss(fp string, d time.Duration) {
 	v.(*worthStat).add(int64(d))
 }
 
-func (r *redisTier) observeRTT(d time.Duration) { movingAverage(&r.rtt, int64(d)) }
-
-// movingAverage moves a toward x by a quarter (to x when a is 0).
-func movingAverage(a *atomic.Int64, x int64) {
-	for {
-		cur := a.Load()
-		next := x
-		if cur > 0 {
-			next = cur + (x-cur)/4
-		}
-		if a.CompareAndSwap(cur, next) {
-			return
-		}
-	}
+// observeRTT takes a round trip: the figure is the median of the last 16,
+// so that a stall of the process (a pause, a busy machine) does not turn
+// the decisions on its own.
+func (r *redisTier) observeRTT(d time.Duration) {
+	r.rttMu.Lock()
+	defer r.rttMu.Unlock()
+	r.rtts[r.nrtt%len(r.rtts)] = int64(d)
+	r.nrtt++
+	k := min(r.nrtt, len(r.rtts))
+	s := r.rtts
+	slices.Sort(s[:k])
+	r.rtt.Store(s[k/2])
 }
 
 // ---- lookups ----
@@ -1035,7 +1036,8 @@ type RedisStats struct {
 	// its feed's comings up that another process covered (no global move).
 	Covering      bool  `json:"covering"`
 	CoveredStarts int64 `json:"covered_starts"`
-	// RoundTripMicros is the mean round trip of a lookup, in µs;
+	// RoundTripMicros is the round trip of a lookup (the median of the
+	// last 16), in µs;
 	// FingerprintsConsulted and FingerprintsSkipped the decision for the
 	// fingerprints measured: consulted once their misses cost 2 x
 	// WorthFactor round trips, skipped again below WorthFactor / 2.
