@@ -56,9 +56,9 @@ func writeReport(w io.Writer, s auditpg.Snapshot) error {
 			fmt.Fprintf(w, "  bypass %6d  %s\n", c.Bypasses[r], r)
 		}
 		if r := c.Redis; r != nil {
-			fmt.Fprintf(w, "  Redis %s (keys %s:*), %s: hits %d  misses %d  stale %d  unknown versions %d; round trip %.0f µs\n",
-				r.Addr, r.Prefix, r.State, r.Hits, r.Misses, r.Stale, r.Unknown, r.RoundTripMicros)
-			fmt.Fprintf(w, "    not asked: %d not worth the round trip (%d fingerprints skipped, %d consulted), %d Redis unavailable\n",
+			fmt.Fprintf(w, "  Redis %s (keys %s:*), %s; round trip %.0f µs\n", r.Addr, r.Prefix, r.State, r.RoundTripMicros)
+			fmt.Fprintf(w, "    lookups: hits %d  misses %d  stale %d  unknown versions %d\n", r.Hits, r.Misses, r.Stale, r.Unknown)
+			fmt.Fprintf(w, "    not asked: %d not worth the round trip (fingerprints: %d skipped, %d consulted), %d unavailable\n",
 				r.Skipped, r.FingerprintsSkipped, r.FingerprintsConsulted, r.Unavailable)
 			fmt.Fprintf(w, "    writes %d (dropped %d), versions moved %d, errors %d, breaker opened %d, resyncs %d\n",
 				r.Writes, r.Dropped, r.VersionMoves, r.Errors, r.BreakerOpens, r.Resyncs)
