@@ -164,7 +164,7 @@ type redisTier struct {
 	rttMu sync.Mutex
 	rtts  [16]int64 // the last round trips, a ring
 	nrtt  int
-	worth sync.Map     // fingerprint -> *worthStat
+	worth sync.Map // fingerprint -> *worthStat
 	nfp   atomic.Int64
 
 	stats redisCounters
