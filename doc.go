@@ -75,5 +75,6 @@
 //
 // Argument values and passwords never reach logs, errors or statistics
 // unless WithLogArgs is set. The library never prints: it logs only through
-// the *slog.Logger given to WithLogger. Memory is bounded everywhere.
+// the *slog.Logger given to WithLogger (with a Redis tier, go-redis logs its
+// pool's dial failures through its own logger, which redis.SetLogger sets). Memory is bounded everywhere.
 package auditpg

@@ -328,6 +328,7 @@ func TestRedisOutage(t *testing.T) {
 		reads, errors int
 		redisHits     int64
 		slowest       time.Duration
+		times         []time.Duration
 	}
 	var phases []phase
 	// pass drops the process's own entries and reads every row once: the
@@ -353,6 +354,7 @@ func TestRedisOutage(t *testing.T) {
 						p.errors++
 					}
 					p.slowest = max(p.slowest, d)
+					p.times = append(p.times, d)
 					mu.Unlock()
 				}
 			}()
@@ -389,11 +391,20 @@ func TestRedisOutage(t *testing.T) {
 	var errs int
 	var slowestOut time.Duration
 	counts := map[string]int{}
+	times := map[string][]time.Duration{}
 	for _, p := range phases {
 		errs += p.errors
 		counts[p.state]++
+		times[p.state] = append(times[p.state], p.times...)
 		if p.state == "hung" || p.state == "down" {
 			slowestOut = max(slowestOut, p.slowest)
+		}
+	}
+	for _, state := range []string{"up", "hung", "down", "restarted"} {
+		d := times[state]
+		slices.Sort(d)
+		if len(d) > 0 {
+			t.Logf("Redis %s: %d reads, p50 %v, p99 %v, max %v", state, len(d), d[len(d)/2], d[len(d)*99/100], d[len(d)-1])
 		}
 	}
 	s := redisStats(t, db).Redis
@@ -607,5 +618,49 @@ func TestRedisFeedStart(t *testing.T) {
 	}
 	if v := read(c); v != 2 {
 		t.Fatalf("after a change no process heard, read %d from Redis; want 2", v)
+	}
+}
+
+// TestRedisFull: a Redis whose memory is full and evicts nothing refuses
+// the tier's writes: no read fails or reads a wrong value, the failures
+// are counted, and the process's own tier keeps serving.
+func TestRedisFull(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t, "--maxmemory", "1mb", "--maxmemory-policy", "noeviction")
+	c := srv.client()
+	defer c.Close()
+	// Fill it up to its limit with keys of no concern to the tier.
+	for i := 0; ; i++ {
+		if err := c.Set(ctx, fmt.Sprint("ballast:", i), strings.Repeat("x", 10_000), 0).Err(); err != nil {
+			if !strings.Contains(err.Error(), "OOM") {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	admin := testdb.Open(t, "pgx", testDSN)
+	testdb.Exec(t, admin, `DROP TABLE IF EXISTS redis_full`)
+	testdb.Exec(t, admin, `CREATE TABLE redis_full (id int PRIMARY KEY, v text NOT NULL)`)
+	testdb.Exec(t, admin, `INSERT INTO redis_full SELECT g, repeat('v', 5000) || g FROM generate_series(1, 40) g`)
+	t.Cleanup(func() { testdb.Exec(t, admin, `DROP TABLE IF EXISTS redis_full`) })
+	db := ciOpen(t, WithCacheMode(CacheAll), WithRedis(srv.url()), WithRedisPrefix("full"), WithRedisTimeout(50*time.Millisecond), withRedisAlways())
+	for pass := range 5 {
+		for id := 1; id <= 40; id++ {
+			var v string
+			if err := db.QueryRowContext(ctx, `SELECT v FROM redis_full WHERE id = $1`, id).Scan(&v); err != nil {
+				t.Fatalf("pass %d, id %d: %v", pass, id, err)
+			}
+			if want := strings.Repeat("v", 5000) + strconv.Itoa(id); v != want {
+				t.Fatalf("pass %d, id %d: a wrong value", pass, id)
+			}
+		}
+	}
+	s := redisStats(t, db)
+	t.Logf("%+v", *s.Redis)
+	if s.Redis.Errors == 0 || s.Redis.Writes != 0 || s.Redis.BreakerOpens == 0 {
+		t.Errorf("a full Redis: %+v; want errors, the breaker open, no write", *s.Redis)
+	}
+	if s.Hits < 4*40 {
+		t.Errorf("the process's own tier served %d of %d reads; want the 4 passes after the first", s.Hits, 5*40)
 	}
 }

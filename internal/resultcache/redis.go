@@ -719,7 +719,6 @@ func (r *redisTier) lookup(ctx context.Context, s *Session, fp string, dst *Rows
 		r.stats.unavailable.Add(1)
 		return false, nil
 	}
-	r.brk.succeed()
 	r.observeRTT(time.Since(start))
 
 	versions := make([]uint64, len(vcmds))
@@ -754,9 +753,11 @@ func (r *redisTier) lookup(ctx context.Context, s *Session, fp string, dst *Rows
 			}
 			versions[i] = v
 		}
+		r.brk.succeed()
 		r.stats.misses.Add(1)
 		return false, &redisFill{versions: versions, key: pkey}
 	}
+	r.brk.succeed() // counted once the lookup is whole: a lookup that cannot make its versions (a full Redis) fails
 	rf = &redisFill{versions: versions, key: pkey}
 	e, err := entry.Bytes()
 	if err != nil {
