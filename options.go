@@ -194,12 +194,24 @@ func WithRedis(url string) Option {
 // application's own client (a single node, Sentinel's failover client, or
 // a Redis Cluster client: any redis.UniversalClient). The connector uses
 // it with a context deadline of WithRedisTimeout on every call and never
-// closes it; for the budget to hold, make it with ContextTimeoutEnabled
-// and few retries.
+// closes it. For that budget to hold, go-redis must honour the deadline: a
+// *redis.Client (a single node's, or Sentinel's failover client) or a
+// *redis.ClusterClient made without ContextTimeoutEnabled is refused. Few
+// retries (MaxRetries: -1) keep a failing Redis from costing more.
 func WithRedisClient(client redis.UniversalClient) Option {
 	return func(c *config) error {
 		if client == nil {
 			return errors.New("auditpg: WithRedisClient(nil): want a redis.UniversalClient (or use WithRedis with a URL)")
+		}
+		honours := true
+		switch cl := client.(type) {
+		case *redis.Client:
+			honours = cl.Options().ContextTimeoutEnabled
+		case *redis.ClusterClient:
+			honours = cl.Options().ContextTimeoutEnabled
+		}
+		if !honours {
+			return errors.New("auditpg: WithRedisClient: the client was made without ContextTimeoutEnabled, so its calls would outlast the tier's budget (WithRedisTimeout) while Redis hangs; want a client made with ContextTimeoutEnabled: true")
 		}
 		c.redis, c.cache.Redis.Client, c.cache.Redis.Owned, c.cache.Redis.Addr = redisURL{}, client, false, "client"
 		return nil

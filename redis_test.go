@@ -183,14 +183,23 @@ func TestRedisCoherence(t *testing.T) {
 		run = 2 * time.Second
 	}
 	for _, tc := range []struct {
-		name string
-		url  func(t *testing.T) string
+		name  string
+		redis func(t *testing.T) Option
 	}{
-		{"one node", func(t *testing.T) string { return startRedis(t).url() }},
-		{"cluster", func(t *testing.T) string { return startRedisCluster(t) }},
+		{"one node", func(t *testing.T) Option { return WithRedis(startRedis(t).url()) }},
+		{"cluster with the application's client", func(t *testing.T) Option {
+			o, err := redis.ParseClusterURL(startRedisCluster(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.ContextTimeoutEnabled, o.MaxRetries = true, -1
+			client := redis.NewClusterClient(o)
+			t.Cleanup(func() { client.Close() })
+			return WithRedisClient(client)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			insts := runCoherence(t, run, WithRedis(tc.url(t)), WithRedisPrefix("coh-"+strings.ReplaceAll(tc.name, " ", "-")),
+			insts := runCoherence(t, run, tc.redis(t), WithRedisPrefix("coh-"+strings.Fields(tc.name)[0]),
 				WithRedisTimeout(50*time.Millisecond), withRedisAlways())
 			var hits, lookups, errs int64
 			for _, in := range insts {
@@ -511,6 +520,14 @@ func TestRedisConfig(t *testing.T) {
 	}
 	if _, err := NewConnector("host=localhost", WithRedisClient(nil)); err == nil {
 		t.Error("WithRedisClient(nil) accepted")
+	}
+	if u, err := parseRedisURL("redis://u:p@n1:7000?addr=n2:7001&addr=n3:7002"); err != nil || u.cluster == nil || u.addr != "3 nodes: n1:7000,n2:7001,n3:7002" {
+		t.Errorf("a cluster URL: %+v, %v; want a cluster client's options of three nodes", u, err)
+	}
+	deaf := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer deaf.Close()
+	if _, err := NewConnector("host=localhost", WithRedisClient(deaf)); err == nil || !strings.Contains(err.Error(), "ContextTimeoutEnabled") {
+		t.Errorf("a client without ContextTimeoutEnabled: %v; want it refused, naming the setting", err)
 	}
 	srv := startRedis(t)
 	c := srv.client()
