@@ -72,7 +72,7 @@ func HandlerLogger(l *slog.Logger) HandlerOption {
 // statistics. An option given a value out of bounds makes every request
 // answer 500 with the option's error.
 func Handler(db *sql.DB, opts ...HandlerOption) http.Handler {
-	cfg := webui.Config{DB: db}
+	cfg := webui.Config{DB: db, Source: "this application's database"}
 	if _, err := Stats(db); err == nil {
 		cfg.Driver = func() (*webui.Driver, error) {
 			s, err := Stats(db)

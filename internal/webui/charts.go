@@ -13,11 +13,11 @@ import (
 // chart is an SVG chart drawn on the server: the template places its
 // shapes, the stylesheet colours them by class.
 type chart struct {
-	W, H                   float64 // the viewBox
+	W, H                    float64 // the viewBox
 	Left, Top, PlotW, PlotH float64
-	Series                 []series
-	Bars                   []bar
-	YTicks, XTicks         []tick
+	Series                  []series
+	Bars                    []bar
+	YTicks, XTicks          []tick
 	// Empty, when not "", is shown instead of the plot.
 	Empty string
 }
@@ -53,11 +53,21 @@ type point struct {
 	V  float64
 }
 
-// lines places the series of points over the window ending at now, with
+// span is the time a chart of samples covers up to now: since the first
+// sample, at least a minute and at most Window, so that the first minutes
+// of sampling are not squeezed against the right edge.
+func span(ss []sample, now time.Time) time.Duration {
+	if len(ss) == 0 {
+		return Window
+	}
+	return min(max(now.Sub(ss[0].At), time.Minute), Window)
+}
+
+// lines places the series of points over the span ending at now, with
 // y from 0 to the largest value (or to yMax when it is above 0).
-func lines(now time.Time, yMax float64, unit func(float64) string, names, classes []string, data [][]point) *chart {
+func lines(now time.Time, span time.Duration, yMax float64, unit func(float64) string, names, classes []string, data [][]point) *chart {
 	c := newChart()
-	from := now.Add(-Window)
+	from := now.Add(-span)
 	top := yMax
 	if top <= 0 {
 		for _, d := range data {
@@ -73,7 +83,7 @@ func lines(now time.Time, yMax float64, unit func(float64) string, names, classe
 		}
 		var b strings.Builder
 		for _, p := range d {
-			x := c.Left + c.PlotW*float64(p.At.Sub(from))/float64(Window)
+			x := c.Left + c.PlotW*math.Max(0, float64(p.At.Sub(from))/float64(span))
 			y := c.Top + c.PlotH*(1-p.V/top)
 			fmt.Fprintf(&b, "%.1f,%.1f ", x, y)
 		}
@@ -85,8 +95,15 @@ func lines(now time.Time, yMax float64, unit func(float64) string, names, classe
 		c.YTicks = append(c.YTicks, tick{X: c.Left - 6, Y: c.Top + c.PlotH*(1-float64(i)/4), Label: unit(v)})
 	}
 	for i := 0; i <= 4; i++ {
-		c.XTicks = append(c.XTicks, tick{X: c.Left + c.PlotW*float64(i)/4, Y: c.H - 8,
-			Label: fmt.Sprintf("-%dm", int(Window.Minutes())*(4-i)/4)})
+		ago := span * time.Duration(4-i) / 4
+		label := fmt.Sprintf("-%.0fm", ago.Minutes())
+		if span < 4*time.Minute {
+			label = fmt.Sprintf("-%.0fs", ago.Seconds())
+		}
+		if ago == 0 {
+			label = "now"
+		}
+		c.XTicks = append(c.XTicks, tick{X: c.Left + c.PlotW*float64(i)/4, Y: c.H - 8, Label: label})
 	}
 	if len(c.Series) == 0 {
 		c.Empty = "no figures yet: the chart fills as samples are taken"
@@ -148,7 +165,7 @@ func latencyChart(ss []sample, now time.Time) (*chart, string) {
 			}
 		}
 	}
-	return lines(now, 0, ms,
+	return lines(now, span(ss, now), 0, ms,
 		[]string{"server mean", "driver p50", "driver p95", "driver p99"},
 		[]string{"s-mean", "s-p50", "s-p95", "s-p99"},
 		[][]point{mean, p50, p95, p99}), caption
@@ -170,7 +187,7 @@ func hitRatioChart(ss []sample, now time.Time) *chart {
 			}
 		}
 	}
-	return lines(now, 100, percent, []string{"buffer cache", "result cache"}, []string{"s-buf", "s-res"}, [][]point{buf, res})
+	return lines(now, span(ss, now), 100, percent, []string{"buffer cache", "result cache"}, []string{"s-buf", "s-res"}, [][]point{buf, res})
 }
 
 // sizeChart draws one bar a partition, in range order, the default last.

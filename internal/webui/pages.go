@@ -27,6 +27,7 @@ type overviewData struct {
 	HitRatio *chart
 	Samples  int
 	Every    time.Duration
+	Full     bool   // the charts cover the whole Window
 	Caption  string // what the latency chart's driver series are
 }
 
@@ -44,7 +45,7 @@ func (s *server) overview(r *http.Request, c *common) (any, error) {
 	samples := s.sampler.snapshot()
 	lat, caption := latencyChart(samples, time.Now())
 	return &overviewData{Summary: sum, Driver: d, Latency: lat, HitRatio: hitRatioChart(samples, time.Now()),
-		Samples: len(samples), Every: s.cfg.SampleEvery, Caption: caption}, nil
+		Samples: len(samples), Every: s.cfg.SampleEvery, Caption: caption, Full: span(samples, time.Now()) == Window}, nil
 }
 
 type queryRow struct {
@@ -252,6 +253,7 @@ func coverage(l *partition.Listing, now time.Time) (time.Duration, string) {
 
 type maintenanceData struct {
 	Actions []monitor.MaintenanceAction
+	Allowed bool // AllowActions: the page offers to run the plan
 	Token   string
 	// Ran: the POST's results, what was run.
 	Ran     bool
@@ -266,7 +268,7 @@ func (s *server) maintenance(r *http.Request, c *common) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &maintenanceData{Actions: actions, Token: s.token}, nil
+	return &maintenanceData{Actions: actions, Allowed: s.cfg.AllowActions, Token: s.token}, nil
 }
 
 // runMaintenance runs, of the plan as it stands now, the statements the
@@ -291,7 +293,7 @@ func (s *server) runMaintenance(r *http.Request, c *common) (any, error) {
 			run = append(run, a)
 		}
 	}
-	data := &maintenanceData{Ran: true, Token: s.token, Skipped: len(posted) - len(run), Results: []monitor.MaintenanceResult{}}
+	data := &maintenanceData{Ran: true, Allowed: true, Token: s.token, Skipped: len(posted) - len(run), Results: []monitor.MaintenanceResult{}}
 	if len(run) > 0 {
 		// A failure is in its result; the page says which.
 		data.Results, _ = s.mon.RunMaintenance(ctx, run, nil)

@@ -113,10 +113,10 @@ type Driver struct {
 
 // DriverStatement is one fingerprint of the driver's statistics.
 type DriverStatement struct {
-	Fingerprint, Summary, Operation            string
-	Calls, Errors, Rows                        int64
-	CacheHits, CacheMisses, CacheBypasses      int64
-	Total, Mean, P50, P95, P99, Max            time.Duration
+	Fingerprint, Summary, Operation       string
+	Calls, Errors, Rows                   int64
+	CacheHits, CacheMisses, CacheBypasses int64
+	Total, Mean, P50, P95, P99, Max       time.Duration
 }
 
 // DriverHealth gives the monitor's health status the figures it judges,

@@ -1,0 +1,129 @@
+package webui_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditpg/auditpg"
+	"github.com/auditpg/auditpg/internal/testdb"
+	"github.com/auditpg/auditpg/internal/webui"
+)
+
+func newHandler(t *testing.T, cfg webui.Config) http.Handler {
+	t.Helper()
+	if cfg.DB == nil {
+		cfg.DB = testdb.Open(t, "pgx", testDSN)
+	}
+	h, err := webui.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func do(h http.Handler, method, target, host string, form url.Values) *httptest.ResponseRecorder {
+	var r *http.Request
+	if form != nil {
+		r = httptest.NewRequest(method, target, strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	} else {
+		r = httptest.NewRequest(method, target, nil)
+	}
+	if host != "" {
+		r.Host = host
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// TestHeaders: every page forbids inline scripts and styles, framing and
+// caching; the assets may be cached.
+func TestHeaders(t *testing.T) {
+	h := newHandler(t, webui.Config{})
+	for _, path := range []string{"/", "/queries", "/indexes", "/tables", "/maintenance", "/cache"} {
+		w := do(h, http.MethodGet, path, "", nil)
+		if w.Code != http.StatusOK {
+			t.Errorf("%s: %d %s", path, w.Code, w.Body.String())
+		}
+		hd := w.Header()
+		csp := hd.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"} {
+			if !strings.Contains(csp, want) || strings.Contains(csp, "unsafe-inline") {
+				t.Errorf("%s: CSP %q, want %q and no unsafe-inline", path, csp, want)
+			}
+		}
+		if hd.Get("X-Frame-Options") != "DENY" || hd.Get("Cache-Control") != "no-store" || hd.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: headers %v", path, hd)
+		}
+		body := w.Body.String()
+		if strings.Contains(body, "<script>") || strings.Contains(body, " style=") || strings.Contains(body, "<style") {
+			t.Errorf("%s: an inline script or style, which the CSP blocks", path)
+		}
+	}
+	for _, path := range []string{"/static/app.css", "/static/app.js", "/static/favicon.svg"} {
+		w := do(h, http.MethodGet, path, "", nil)
+		if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Cache-Control"), "public") {
+			t.Errorf("%s: %d, Cache-Control %q", path, w.Code, w.Header().Get("Cache-Control"))
+		}
+	}
+}
+
+func TestAllowedHosts(t *testing.T) {
+	h := newHandler(t, webui.Config{AllowedHosts: []string{"localhost", "127.0.0.1"}})
+	if w := do(h, http.MethodGet, "/cache", "127.0.0.1:8080", nil); w.Code != http.StatusOK {
+		t.Errorf("an allowed host: %d", w.Code)
+	}
+	if w := do(h, http.MethodGet, "/cache", "rebound.example:8080", nil); w.Code != http.StatusMisdirectedRequest {
+		t.Errorf("another host: %d, want 421", w.Code)
+	}
+}
+
+// TestActionsGuarded: maintenance runs only with AllowActions and the
+// page's token.
+func TestActionsGuarded(t *testing.T) {
+	ro := newHandler(t, webui.Config{})
+	if w := do(ro, http.MethodPost, "/maintenance", "", url.Values{}); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "--allow-actions") {
+		t.Errorf("POST to a read-only dashboard: %d, want 403 naming --allow-actions", w.Code)
+	}
+	rw := newHandler(t, webui.Config{AllowActions: true})
+	for _, form := range []url.Values{{}, {"token": {"0123"}}, {"token": {strings.Repeat("0", 64)}}} {
+		if w := do(rw, http.MethodPost, "/maintenance", "", form); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "token") {
+			t.Errorf("POST with token %q: %d, want 403 about the token", form.Get("token"), w.Code)
+		}
+	}
+	page := do(rw, http.MethodGet, "/maintenance", "", nil).Body.String()
+	tok := strings.SplitN(strings.SplitN(page+`name="token" value="`, `name="token" value="`, 2)[1], `"`, 2)[0]
+	if w := do(rw, http.MethodPost, "/maintenance", "", url.Values{"token": {tok}}); tok != "" && w.Code != http.StatusOK {
+		t.Errorf("POST with the page's token: %d", w.Code)
+	}
+}
+
+func TestPlanRequests(t *testing.T) {
+	h := newHandler(t, webui.Config{})
+	if w := do(h, http.MethodGet, "/plan?id=abc", "", nil); w.Code != http.StatusBadRequest {
+		t.Errorf("plan?id=abc: %d, want 400", w.Code)
+	}
+	if w := do(h, http.MethodGet, "/plan?id=1", "", nil); w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "Queries page") {
+		t.Errorf("plan of an unknown id: %d, want 404 saying where to pick one", w.Code)
+	}
+}
+
+func TestConfigRefused(t *testing.T) {
+	db := testdb.Open(t, "pgx", testDSN)
+	for _, c := range []webui.Config{{}, {DB: db, SampleEvery: time.Millisecond}, {DB: db, Retention: -time.Hour}} {
+		if _, err := webui.New(c); err == nil {
+			t.Errorf("%+v: accepted", c)
+		}
+	}
+	for _, o := range []auditpg.HandlerOption{auditpg.HandlerSampleEvery(time.Hour), auditpg.HandlerRetention(-1)} {
+		w := do(auditpg.Handler(db, o), http.MethodGet, "/", "", nil)
+		if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), "want") {
+			t.Errorf("a bad option: %d %q, want 500 saying what to give", w.Code, w.Body.String())
+		}
+	}
+}
