@@ -54,13 +54,13 @@ type point struct {
 }
 
 // span is the time a chart of samples covers up to now: since the first
-// sample, at least a minute and at most Window, so that the first minutes
-// of sampling are not squeezed against the right edge.
-func span(ss []sample, now time.Time) time.Duration {
+// sample, at least ten sampling intervals and at most Window, so that the
+// first minutes of sampling are not squeezed against the right edge.
+func span(ss []sample, now time.Time, every time.Duration) time.Duration {
 	if len(ss) == 0 {
 		return Window
 	}
-	return min(max(now.Sub(ss[0].At), time.Minute), Window)
+	return min(max(now.Sub(ss[0].At), 10*every), Window)
 }
 
 // lines places the series of points over the span ending at now, with
@@ -143,7 +143,7 @@ func percent(v float64) string { return fmt.Sprintf("%.0f%%", v) }
 // change of pg_stat_statements' total time over the change of its calls)
 // and, in the application, the driver's p50, p95 and p99 of its busiest
 // fingerprint as the latest sample names it (since the statistics' reset).
-func latencyChart(ss []sample, now time.Time) (*chart, string) {
+func latencyChart(ss []sample, now time.Time, every time.Duration) (*chart, string) {
 	var mean, p50, p95, p99 []point
 	for i := 1; i < len(ss); i++ {
 		a, b := ss[i-1], ss[i]
@@ -165,7 +165,7 @@ func latencyChart(ss []sample, now time.Time) (*chart, string) {
 			}
 		}
 	}
-	return lines(now, span(ss, now), 0, ms,
+	return lines(now, span(ss, now, every), 0, ms,
 		[]string{"server mean", "driver p50", "driver p95", "driver p99"},
 		[]string{"s-mean", "s-p50", "s-p95", "s-p99"},
 		[][]point{mean, p50, p95, p99}), caption
@@ -173,7 +173,7 @@ func latencyChart(ss []sample, now time.Time) (*chart, string) {
 
 // hitRatioChart draws the buffer cache hit ratio per interval and, in the
 // application, the result cache's.
-func hitRatioChart(ss []sample, now time.Time) *chart {
+func hitRatioChart(ss []sample, now time.Time, every time.Duration) *chart {
 	var buf, res []point
 	for i := 1; i < len(ss); i++ {
 		a, b := ss[i-1], ss[i]
@@ -187,7 +187,7 @@ func hitRatioChart(ss []sample, now time.Time) *chart {
 			}
 		}
 	}
-	return lines(now, span(ss, now), 100, percent, []string{"buffer cache", "result cache"}, []string{"s-buf", "s-res"}, [][]point{buf, res})
+	return lines(now, span(ss, now, every), 100, percent, []string{"buffer cache", "result cache"}, []string{"s-buf", "s-res"}, [][]point{buf, res})
 }
 
 // sizeChart draws one bar a partition, in range order, the default last.

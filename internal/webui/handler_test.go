@@ -11,6 +11,7 @@ import (
 	"github.com/auditpg/auditpg"
 	"github.com/auditpg/auditpg/internal/testdb"
 	"github.com/auditpg/auditpg/internal/webui"
+	"github.com/jackc/pgx/v5"
 )
 
 func newHandler(t *testing.T, cfg webui.Config) http.Handler {
@@ -125,5 +126,23 @@ func TestConfigRefused(t *testing.T) {
 		if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), "want") {
 			t.Errorf("a bad option: %d %q, want 500 saying what to give", w.Code, w.Body.String())
 		}
+	}
+}
+
+// TestNoLiteralShown: pg_stat_statements keeps a utility statement as it
+// was sent, literals and all; the pages show statements with $n instead.
+func TestNoLiteralShown(t *testing.T) {
+	db := testdb.Open(t, "pgx", testDSN)
+	schema := testdb.Schema(t, db)
+	const secret = "hunter2-literal"
+	testdb.Exec(t, db, `CREATE TABLE `+pgx.Identifier{schema, "lit"}.Sanitize()+` (x text DEFAULT '`+secret+`')`)
+	var kept bool
+	if err := db.QueryRow(`SELECT EXISTS (SELECT 1 FROM pg_stat_statements WHERE query LIKE '%' || $1 || '%')`, secret).Scan(&kept); err != nil || !kept {
+		t.Fatalf("pg_stat_statements does not keep the utility statement's literal (%v): the test shows nothing", err)
+	}
+	h := newHandler(t, webui.Config{DB: db})
+	w := do(h, http.MethodGet, "/queries", "", nil)
+	if w.Code != http.StatusOK || strings.Contains(w.Body.String(), secret) || !strings.Contains(w.Body.String(), schema) {
+		t.Errorf("/queries: %d, shows the literal %v; want the statement shown with $n", w.Code, strings.Contains(w.Body.String(), secret))
 	}
 }

@@ -43,9 +43,9 @@ func (s *server) overview(r *http.Request, c *common) (any, error) {
 		return nil, err
 	}
 	samples := s.sampler.snapshot()
-	lat, caption := latencyChart(samples, time.Now())
-	return &overviewData{Summary: sum, Driver: d, Latency: lat, HitRatio: hitRatioChart(samples, time.Now()),
-		Samples: len(samples), Every: s.cfg.SampleEvery, Caption: caption, Full: span(samples, time.Now()) == Window}, nil
+	lat, caption := latencyChart(samples, time.Now(), s.cfg.SampleEvery)
+	return &overviewData{Summary: sum, Driver: d, Latency: lat, HitRatio: hitRatioChart(samples, time.Now(), s.cfg.SampleEvery),
+		Samples: len(samples), Every: s.cfg.SampleEvery, Caption: caption, Full: span(samples, time.Now(), s.cfg.SampleEvery) == Window}, nil
 }
 
 type queryRow struct {
@@ -323,7 +323,7 @@ func (s *server) cache(r *http.Request, c *common) (any, error) {
 	if err != nil || d == nil {
 		return &cacheData{}, err
 	}
-	data := &cacheData{Driver: d, HitRatio: hitRatioChart(s.sampler.snapshot(), time.Now())}
+	data := &cacheData{Driver: d, HitRatio: hitRatioChart(s.sampler.snapshot(), time.Now(), s.cfg.SampleEvery)}
 	if d.Cache != nil {
 		for k, v := range d.Cache.Bypasses {
 			data.Reasons = append(data.Reasons, reasonCount{k, v})

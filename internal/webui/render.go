@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/auditpg/auditpg/internal/bytesize"
+	"github.com/auditpg/auditpg/internal/sqlclass"
 	"github.com/auditpg/auditpg/monitor"
 )
 
@@ -65,6 +66,10 @@ var funcs = template.FuncMap{
 		return string(s)
 	},
 	"int64": func(n int) int64 { return int64(n) },
+	// stmt is a statement as the pages show it: the classifier's
+	// fingerprint, literals as $n. pg_stat_statements keeps utility
+	// statements (ALTER ROLE ... PASSWORD '...', say) as they were sent.
+	"stmt": func(s string) string { return sqlclass.Classify(s).Fingerprint },
 }
 
 // num writes n with thousands separators: 1,234,567.
