@@ -33,6 +33,10 @@ type sample struct {
 	CacheHits, CacheMisses int64
 }
 
+// sampleTimeout bounds a sample's reads; the ticker skips the ticks a
+// slow sample overlaps.
+const sampleTimeout = 10 * time.Second
+
 // topFingerprints is how many of the driver's fingerprints a sample keeps.
 const topFingerprints = 5
 
@@ -71,7 +75,7 @@ func (s *sampler) loop() {
 	t := time.NewTicker(s.every)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), s.every)
+		ctx, cancel := context.WithTimeout(context.Background(), max(s.every, sampleTimeout))
 		smp, err := s.take(ctx)
 		cancel()
 		s.mu.Lock()
