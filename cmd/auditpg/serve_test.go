@@ -150,3 +150,14 @@ func TestServe(t *testing.T) {
 		}
 	}
 }
+
+func TestDSNLabel(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"postgres://app:pw-secret@db.internal:6432/audit?sslmode=disable": "app@db.internal:6432/audit",
+		"host=db user=app password=pw-secret dbname=audit":                "app@db:5432/audit",
+	} {
+		if got := dsnLabel(dsn); got != want || strings.Contains(got, "pw-secret") {
+			t.Errorf("dsnLabel(%q) = %q, want %q", dsn, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,38 @@ func TestNoLiteralShown(t *testing.T) {
 	w := do(h, http.MethodGet, "/queries", "", nil)
 	if w.Code != http.StatusOK || strings.Contains(w.Body.String(), secret) || !strings.Contains(w.Body.String(), schema) {
 		t.Errorf("/queries: %d, shows the literal %v; want the statement shown with $n", w.Code, strings.Contains(w.Body.String(), secret))
+	}
+}
+
+// TestPlanOfAWriteRefused: the plan page explains read-only statements
+// only; a write in pg_stat_statements gets the guard's refusal, and runs
+// nothing.
+func TestPlanOfAWriteRefused(t *testing.T) {
+	db := testdb.Open(t, "pgx", testDSN)
+	tbl := pgx.Identifier{testdb.Schema(t, db), "w"}.Sanitize()
+	testdb.Exec(t, db, `CREATE TABLE `+tbl+` (id int, v int)`)
+	testdb.Exec(t, db, `INSERT INTO `+tbl+` VALUES (1, 1)`)
+	testdb.Exec(t, db, `UPDATE `+tbl+` SET v = v + 1 WHERE id = 1`)
+	var id int64
+	if err := db.QueryRow(`SELECT queryid FROM pg_stat_statements WHERE query LIKE 'UPDATE ' || $1 || '%' LIMIT 1`, tbl).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	w := do(newHandler(t, webui.Config{DB: db}), http.MethodGet, "/plan?id="+strconv.FormatInt(id, 10), "", nil)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `id="plan-refused"`) || !strings.Contains(w.Body.String(), "--allow-writes") {
+		t.Errorf("plan of an UPDATE: %d, want the refusal naming --allow-writes", w.Code)
+	}
+	var v int
+	if err := db.QueryRow(`SELECT v FROM ` + tbl).Scan(&v); err != nil || v != 2 {
+		t.Errorf("v = %d (%v) after the plan page, want 2: the UPDATE ran", v, err)
+	}
+}
+
+// TestHandlerOtherDriver: a *sql.DB not opened with auditpg gets the
+// server's pages, and the Cache page says there is no application cache.
+func TestHandlerOtherDriver(t *testing.T) {
+	h := auditpg.Handler(testdb.Open(t, "pgx", testDSN))
+	w := do(h, http.MethodGet, "/cache", "", nil)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `id="no-application"`) {
+		t.Errorf("/cache for a pgx *sql.DB: %d, want the page saying there is no application cache", w.Code)
 	}
 }
