@@ -10,6 +10,10 @@ import (
 	"github.com/auditpg/auditpg/internal/webui"
 )
 
+// dashboardConns bounds the connections of the pool Handler reads the
+// server through, apart from the application's.
+const dashboardConns = 2
+
 // HandlerOption configures Handler.
 type HandlerOption func(*webui.Config) error
 
@@ -68,12 +72,26 @@ func HandlerLogger(l *slog.Logger) HandlerOption {
 //
 //	mux.Handle("/debug/auditpg/", http.StripPrefix("/debug/auditpg", requireAdmin(auditpg.Handler(db))))
 //
-// A db not opened with auditpg gets the server's pages without driver
-// statistics. An option given a value out of bounds makes every request
+// The pages read the server through a pool of their own, on the pgx
+// configuration of db's connector: at most 2 connections, closed after a
+// minute unused, so that the dashboard's statements neither count in the
+// application's statistics nor change the sessions of its pool. A db not
+// opened with auditpg is read as it is, and gets the server's pages
+// without driver statistics. An option given a value out of bounds makes every request
 // answer 500 with the option's error.
 func Handler(db *sql.DB, opts ...HandlerOption) http.Handler {
 	cfg := webui.Config{DB: db, Source: "this application's database"}
-	if _, err := Stats(db); err == nil {
+	if c, err := connectorOf(db); err == nil {
+		// The pages read the server through a small pool of their own on
+		// pgx's connector: their statements then neither count in the
+		// application's statistics nor change the sessions of its pool
+		// (the monitor's SET LOCAL would make those connections bypass
+		// the result cache for good).
+		own := sql.OpenDB(c.inner)
+		own.SetMaxOpenConns(dashboardConns)
+		own.SetMaxIdleConns(dashboardConns)
+		own.SetConnMaxIdleTime(time.Minute)
+		cfg.DB = own
 		cfg.Driver = func() (*webui.Driver, error) {
 			s, err := Stats(db)
 			if err != nil {
