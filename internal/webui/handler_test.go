@@ -180,3 +180,14 @@ func TestHandlerOtherDriver(t *testing.T) {
 		t.Errorf("/cache for a pgx *sql.DB: %d, want the page saying there is no application cache", w.Code)
 	}
 }
+
+// TestMetricsMounted: the caller's metrics handler answers /metrics.
+func TestMetricsMounted(t *testing.T) {
+	m := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("auditpg_up 1\n")) })
+	if w := do(newHandler(t, webui.Config{Metrics: m}), http.MethodGet, "/metrics", "", nil); w.Code != http.StatusOK || w.Body.String() != "auditpg_up 1\n" {
+		t.Errorf("/metrics: %d %q", w.Code, w.Body.String())
+	}
+	if w := do(newHandler(t, webui.Config{}), http.MethodGet, "/metrics", "", nil); w.Code != http.StatusNotFound {
+		t.Errorf("/metrics without a handler: %d, want 404", w.Code)
+	}
+}

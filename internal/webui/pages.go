@@ -2,6 +2,7 @@ package webui
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -282,7 +283,10 @@ func (s *server) runMaintenance(r *http.Request, c *common) (any, error) {
 		return nil, &statusError{http.StatusForbidden, "maintenance: the form's token is missing or not this dashboard's: reload the Maintenance page and submit it from there"}
 	}
 	posted := r.PostForm["sql"]
-	ctx := r.Context()
+	// What the page was asked to run runs to the end, even if the browser
+	// leaves: a REINDEX CONCURRENTLY cancelled half way leaves an index
+	// behind.
+	ctx := context.WithoutCancel(r.Context())
 	plan, err := s.mon.PlanMaintenance(ctx)
 	if err != nil {
 		return nil, err
