@@ -12,7 +12,7 @@ import (
 
 // dashboardConns bounds the connections of the pool Handler reads the
 // server through, apart from the application's.
-const dashboardConns = 2
+const dashboardConns = 4
 
 // HandlerOption configures Handler.
 type HandlerOption func(*webui.Config) error
@@ -73,7 +73,7 @@ func HandlerLogger(l *slog.Logger) HandlerOption {
 //	mux.Handle("/debug/auditpg/", http.StripPrefix("/debug/auditpg", requireAdmin(auditpg.Handler(db))))
 //
 // The pages read the server through a pool of their own, on the pgx
-// configuration of db's connector: at most 2 connections, closed after a
+// configuration of db's connector: at most 4 connections, closed after a
 // minute unused, so that the dashboard's statements neither count in the
 // application's statistics nor change the sessions of its pool. A db not
 // opened with auditpg is read as it is, and gets the server's pages
