@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -100,6 +101,7 @@ type fixture struct {
 	schema string
 	items  partition.Table
 	audit  partition.Table
+	slot   string
 }
 
 func newFixture(t *testing.T, db *sql.DB) fixture {
@@ -113,6 +115,10 @@ func newFixture(t *testing.T, db *sql.DB) fixture {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// A physical slot, reserved at once, keeps the WAL written after it.
+	f.slot = schema
+	testdb.Exec(t, conn, `SELECT pg_create_physical_replication_slot($1, true)`, f.slot)
+	t.Cleanup(func() { db.Exec(`SELECT pg_drop_replication_slot($1)`, f.slot) })
 	testdb.Exec(t, conn, `CREATE TABLE `+items+` (id int PRIMARY KEY, code int, note text)`)
 	testdb.Exec(t, conn, `INSERT INTO `+items+` SELECT g, g % 10, 'n' FROM generate_series(1, 2000) g`)
 	testdb.Exec(t, conn, `DELETE FROM `+items+` WHERE id <= 500`)
@@ -237,7 +243,7 @@ func TestCollectorAgreesWithMonitor(t *testing.T) {
 	}
 	var found bool
 	for _, q := range qs {
-		if !strings.Contains(q.Query, "metrics_probe") || !q.TopLevel {
+		if !strings.Contains(q.Query, "metrics_probe") || !strings.Contains(q.Query, f.schema) || !q.TopLevel {
 			continue
 		}
 		found = true
@@ -310,6 +316,18 @@ func TestCollectorAgreesWithMonitor(t *testing.T) {
 	}
 	if v := value(t, got, "auditpg_pg_cache_hit_ratio", "kind", "table"); math.Abs(v-hit.Table) > 0.05 {
 		t.Errorf("table hit ratio = %v, monitor %v", v, hit.Table)
+	}
+
+	if v := value(t, got, "auditpg_pg_blocks_hit_total", "kind", "table") + value(t, got, "auditpg_pg_blocks_read_total", "kind", "table"); v <= 0 || v > float64(hit.TableBlocks) {
+		t.Errorf("table blocks hit and read = %v, want above 0 and at most the %d monitor counts after", v, hit.TableBlocks)
+	}
+
+	// Replication slots: the WAL the test's slot keeps.
+	if v := value(t, got, "auditpg_pg_replication_slot_retained_wal_bytes", "slot", f.slot, "type", "physical"); v <= 0 {
+		t.Errorf("WAL retained by slot %s = %v, want more than 0 after writes", f.slot, v)
+	}
+	if v := value(t, got, "auditpg_pg_replication_slot_active", "slot", f.slot); v != 0 {
+		t.Errorf("slot %s active = %v, want 0: nothing consumes it", f.slot, v)
 	}
 
 	// Driver: the cache's figures as auditpg.Stats reports them.
@@ -411,7 +429,7 @@ func TestTimeoutUnderLock(t *testing.T) {
 	}
 	t.Logf("scrape under lock: %v", took)
 	tx.Rollback()
-	got = gather(t, newCollector(t, db, metrics.WithTimeout(timeout), metrics.WithMemo(0)))
+	got = gather(t, newCollector(t, db, metrics.WithTimeout(timeout), metrics.WithMemo(0), metrics.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil)))))
 	if v := value(t, got, "auditpg_pg_scrape_error", "section", "tables"); v != 0 {
 		t.Errorf("tables section error = %v once the lock is gone, want 0", v)
 	}

@@ -31,7 +31,8 @@ var (
 	famConnections    = &Family{"auditpg_pg_connections", prometheus.GaugeValue, "Client backends of every database by state (pg_stat_activity).", []string{"state"}}
 	famMaxConnections = &Family{"auditpg_pg_max_connections", prometheus.GaugeValue, "The server's max_connections.", nil}
 	famCacheHitRatio  = &Family{"auditpg_pg_cache_hit_ratio", prometheus.GaugeValue, "Buffer cache hit ratio of this database's user tables (kind=table) and indexes (kind=index) since the statistics were reset.", []string{"kind"}}
-	famBlocksRead     = &Family{"auditpg_pg_cache_blocks_total", prometheus.CounterValue, "Blocks read from the buffer cache or from disk, by kind (table, index).", []string{"kind"}}
+	famBlocksHit      = &Family{"auditpg_pg_blocks_hit_total", prometheus.CounterValue, "Blocks of this database's user tables (kind=table) and indexes (kind=index) found in the buffer cache.", []string{"kind"}}
+	famBlocksRead     = &Family{"auditpg_pg_blocks_read_total", prometheus.CounterValue, "Blocks of this database's user tables (kind=table) and indexes (kind=index) read from disk (or the OS cache).", []string{"kind"}}
 
 	famStatementsReady = &Family{"auditpg_pg_stat_statements_ready", prometheus.GaugeValue, "1 when pg_stat_statements can be read (preloaded, installed, compute_query_id on).", nil}
 	famStmtCalls       = &Family{"auditpg_pg_statement_calls_total", prometheus.CounterValue, "Calls of a statement (pg_stat_statements), for the top statements by total time.", []string{"queryid", "summary"}}
@@ -95,7 +96,7 @@ var (
 // and for tests that check a dashboard or a rule names only these.
 func Families() []Family {
 	all := []*Family{famUp, famScrapeError, famScrapeDuration, famCollections, famCollectedAt,
-		famConnections, famMaxConnections, famCacheHitRatio, famBlocksRead,
+		famConnections, famMaxConnections, famCacheHitRatio, famBlocksHit, famBlocksRead,
 		famStatementsReady, famStmtCalls, famStmtSeconds, famStmtRows,
 		famSlotRetained, famSlotActive,
 		famTableSize, famTableIdxSize, famTableLive, famTableDead, famTableVacuumAt, famTableAnalyzeAt, famTableSeqScans, famTableIdxScans,

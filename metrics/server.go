@@ -36,8 +36,16 @@ func (c *Collector) cacheHit(ctx context.Context, s *sink) error {
 	}
 	s.add(famCacheHitRatio, h.Table, "table")
 	s.add(famCacheHitRatio, h.Index, "index")
-	s.add(famBlocksRead, float64(h.TableBlocks), "table")
-	s.add(famBlocksRead, float64(h.IndexBlocks), "index")
+	// monitor gives the ratio and the blocks: hits are their product.
+	for _, k := range []struct {
+		kind   string
+		ratio  float64
+		blocks int64
+	}{{"table", h.Table, h.TableBlocks}, {"index", h.Index, h.IndexBlocks}} {
+		hits := math.Round(k.ratio * float64(k.blocks))
+		s.add(famBlocksHit, hits, k.kind)
+		s.add(famBlocksRead, float64(k.blocks)-hits, k.kind)
+	}
 	return nil
 }
 
