@@ -104,7 +104,7 @@ type fixture struct {
 	slot   string
 }
 
-func newFixture(t *testing.T, db *sql.DB) fixture {
+func newFixture(t testing.TB, db *sql.DB) fixture {
 	t.Helper()
 	ctx := context.Background()
 	schema := testdb.Schema(t, db)
