@@ -370,7 +370,11 @@ func TestMemo(t *testing.T) {
 	if a, b := value(t, first, "auditpg_pg_collections_total"), value(t, second, "auditpg_pg_collections_total"); a != 1 || b != 1 {
 		t.Errorf("collections after 10 scrapes in the memo window: %v then %v, want 1", a, b)
 	}
-	t.Logf("a collection took %v; nine scrapes from the memo %v", collect, memo)
+	series := 0
+	for _, ss := range first {
+		series += len(ss)
+	}
+	t.Logf("a collection of %d series took %v; nine scrapes from the memo %v", series, collect, memo)
 
 	// Without a memo, concurrent scrapes still share one collection.
 	c = newCollector(t, db, metrics.WithMemo(0))
