@@ -140,7 +140,22 @@ func Dashboard() (dashboard.Dashboard, error) {
 			q(`max by (schema, table) (auditpg_pg_partitioned_table_size_bytes{`+sel+`})`, "{{schema}}.{{table}}"))).
 		WithPanel(series("Unused indexes (largest 10)", "Indexes never scanned since the statistics were reset.", "bytes",
 			q(`topk(10, max by (schema, table, index) (auditpg_pg_index_size_bytes{`+sel+`}) and on (schema, table, index) max by (schema, table, index) (auditpg_pg_index_scans_total{`+sel+`}) == 0)`, "{{schema}}.{{index}}")))
-	return b.Build()
+	d, err := b.Build()
+	if err != nil {
+		return d, err
+	}
+	// Ids unique within the dashboard, in order, so that links to a panel
+	// (viewPanel=N) stay the same from one generation to the next.
+	for i, p := range d.Panels {
+		id := uint32(i + 1)
+		switch {
+		case p.Panel != nil:
+			p.Panel.Id = &id
+		case p.RowPanel != nil:
+			p.RowPanel.Id = id
+		}
+	}
+	return d, nil
 }
 
 // JSON returns the dashboard as Grafana imports it, indented, with a final

@@ -23,3 +23,25 @@ func TestCommittedJSONIsGenerated(t *testing.T) {
 		t.Fatal("deploy/grafana/auditpg.json differs from what the code makes: run `go generate ./deploy/grafana` and commit it")
 	}
 }
+
+// Every panel has an id of its own: links to a panel name it.
+func TestPanelIDsUnique(t *testing.T) {
+	d, err := grafana.Dashboard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint32]bool{}
+	for i, p := range d.Panels {
+		var id uint32
+		switch {
+		case p.Panel != nil && p.Panel.Id != nil:
+			id = *p.Panel.Id
+		case p.RowPanel != nil:
+			id = p.RowPanel.Id
+		}
+		if id == 0 || seen[id] {
+			t.Errorf("panel %d: id %d is missing or taken", i, id)
+		}
+		seen[id] = true
+	}
+}
