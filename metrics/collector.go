@@ -9,8 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/auditpg/auditpg"
 	"github.com/auditpg/auditpg/monitor"
 	"github.com/auditpg/auditpg/partition"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -32,7 +35,7 @@ type config struct {
 	statements int
 	tables     int
 	indexes    int
-	managers   []*partition.Manager
+	retention  map[partition.Table]time.Duration
 	gatherers  []prometheus.Gatherer
 	log        *slog.Logger
 	now        func() time.Time
@@ -85,18 +88,22 @@ func WithMaxIndexes(n int) Option {
 	return bounded("WithMaxIndexes", "indexes", n, 100, func(c *config) { c.indexes = n })
 }
 
-// WithPartitions gives the partition managers of the tables whose
-// retention is known: auditpg_pg_partitions_expired counts the partitions
-// past each one's retention. Other time-range partitioned tables are
-// judged by a Manager with the defaults (no retention).
-func WithPartitions(managers ...*partition.Manager) Option {
+// WithRetention gives the retention of a table partitioned by time range
+// (as given to its partition.Manager): auditpg_pg_partitions_expired
+// counts its partitions past it. A table without one counts none. A table
+// with no schema is in public. d must be 0 (keep everything) or more.
+func WithRetention(table partition.Table, d time.Duration) Option {
+	if table.Name == "" || d < 0 {
+		return failed("metrics: WithRetention(%+v, %v): want a table name and a retention of 0 (keep everything) or more", table, d)
+	}
+	if table.Schema == "" {
+		table.Schema = "public"
+	}
 	return func(c *config) error {
-		for i, m := range managers {
-			if m == nil {
-				return fmt.Errorf("metrics: WithPartitions: manager %d is nil: want the *partition.Manager of a table", i)
-			}
+		if c.retention == nil {
+			c.retention = map[partition.Table]time.Duration{}
 		}
-		c.managers = append(c.managers, managers...)
+		c.retention[table] = d
 		return nil
 	}
 }
@@ -141,9 +148,20 @@ func bounded(name, what string, n, def int, set func(*config)) Option {
 // runs wait for it, and scrapes within the memo window after it reuse it,
 // so a scrape storm costs one collection.
 type Collector struct {
-	db  *sql.DB
-	mon *monitor.Monitor
+	db  *sql.DB // the application's: the driver's statistics
 	cfg config
+
+	// server is what the server's statistics are read through: db itself
+	// for another driver; for auditpg, a small pool of pgx's own with the
+	// configuration of db's connections, opened at the first collection,
+	// so that the reports' set_config (lock_timeout, TimeZone), which the
+	// driver counts as a change of session, never makes the application's
+	// connections bypass the result cache, and the collector's queries
+	// stay out of the application's statistics.
+	serverMu sync.Mutex
+	server   *sql.DB
+	own      bool // server was opened here: Close closes it
+	mon      *monitor.Monitor
 
 	mu          sync.Mutex
 	last        []prometheus.Metric
@@ -170,11 +188,63 @@ func NewCollector(db *sql.DB, opts ...Option) (*Collector, error) {
 			return nil, err
 		}
 	}
-	mon, err := monitor.New(db, monitor.WithLockTimeout(cfg.timeout))
+	return &Collector{db: db, cfg: cfg}, nil
+}
+
+// serverDB returns the *sql.DB the server's statistics are read through
+// (see Collector.server), opening it the first time.
+func (c *Collector) serverDB(ctx context.Context) (*reader, error) {
+	c.serverMu.Lock()
+	defer c.serverMu.Unlock()
+	if c.server != nil {
+		return &reader{db: c.server, mon: c.mon, cfg: &c.cfg}, nil
+	}
+	server, own := c.db, false
+	if _, err := auditpg.Stats(c.db); err == nil {
+		conn, err := c.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var cfg *pgx.ConnConfig
+		err = conn.Raw(func(dc any) error {
+			pc, err := auditpg.PgxConn(dc)
+			if err == nil {
+				cfg = pc.Config() // a copy
+			}
+			return err
+		})
+		conn.Close()
+		if err != nil {
+			return nil, fmt.Errorf("the configuration of the driver's connections: %w", err)
+		}
+		server, own = stdlib.OpenDB(*cfg), true
+		server.SetMaxOpenConns(2)
+		server.SetMaxIdleConns(1)
+		server.SetConnMaxIdleTime(time.Minute)
+	}
+	mon, err := monitor.New(server, monitor.WithLockTimeout(c.cfg.timeout))
 	if err != nil {
+		if own {
+			server.Close()
+		}
 		return nil, err
 	}
-	return &Collector{db: db, mon: mon, cfg: cfg}, nil
+	c.server, c.own, c.mon = server, own, mon
+	return &reader{db: server, mon: mon, cfg: &c.cfg}, nil
+}
+
+// Close closes the pool the Collector opened to read the server's
+// statistics of an auditpg *sql.DB (none for another driver). A
+// collection after Close opens it again.
+func (c *Collector) Close() error {
+	c.serverMu.Lock()
+	defer c.serverMu.Unlock()
+	var err error
+	if c.own {
+		err = c.server.Close()
+	}
+	c.server, c.own, c.mon = nil, false, nil
+	return err
 }
 
 // Describe sends nothing: the Collector is unchecked, since which tables,
@@ -235,15 +305,19 @@ func (c *Collector) collect(n int64) []prometheus.Metric {
 	defer cancel()
 	s := &sink{}
 	up := 1.0
-	if err := c.db.PingContext(ctx); err != nil {
+	r, err := c.serverDB(ctx)
+	if err == nil {
+		err = r.db.PingContext(ctx)
+	}
+	if err != nil {
 		up = 0
 		c.cfg.log.Warn("metrics: the server cannot be reached", "err", err)
 	}
 	sections := []section{{"driver", c.driver}}
 	if up == 1 {
-		sections = append(sections, section{"activity", c.activity}, section{"cache_hit", c.cacheHit},
-			section{"statements", c.statements}, section{"replication_slots", c.slots},
-			section{"tables", c.tables}, section{"indexes", c.indexes}, section{"partitions", c.partitions})
+		sections = append(sections, section{"activity", r.activity}, section{"cache_hit", r.cacheHit},
+			section{"statements", r.statements}, section{"replication_slots", r.slots},
+			section{"tables", r.tables}, section{"indexes", r.indexes}, section{"partitions", r.partitions})
 	}
 	for _, sec := range sections {
 		part := &sink{}

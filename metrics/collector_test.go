@@ -91,6 +91,7 @@ func newCollector(t *testing.T, db *sql.DB, opts ...metrics.Option) *metrics.Col
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 
@@ -173,7 +174,7 @@ func TestCollectorAgreesWithMonitor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newCollector(t, db, metrics.WithMemo(0), metrics.WithPartitions(auditMgr), metrics.WithMaxTables(10000), metrics.WithTopStatements(10000))
+	c := newCollector(t, db, metrics.WithMemo(0), metrics.WithRetention(f.audit, 24*time.Hour), metrics.WithMaxTables(10000), metrics.WithTopStatements(10000))
 	got := gather(t, c)
 
 	mon, err := monitor.New(pgxDB)
@@ -475,7 +476,8 @@ func TestOptionsRefuseBadValues(t *testing.T) {
 	db := testdb.Open(t, "pgx", testDSN)
 	for _, o := range []metrics.Option{metrics.WithTimeout(0), metrics.WithTimeout(time.Hour), metrics.WithMemo(-1),
 		metrics.WithMemo(2 * time.Hour), metrics.WithTopStatements(0), metrics.WithTopStatements(10001),
-		metrics.WithMaxTables(0), metrics.WithMaxIndexes(-1), metrics.WithPartitions(nil), metrics.WithGatherer(nil)} {
+		metrics.WithMaxTables(0), metrics.WithMaxIndexes(-1), metrics.WithRetention(partition.Table{}, time.Hour),
+		metrics.WithRetention(partition.Table{Name: "audit_log"}, -time.Hour), metrics.WithGatherer(nil)} {
 		if _, err := metrics.NewCollector(db, o); err == nil || !strings.Contains(err.Error(), "want") {
 			t.Errorf("option accepted, or error without what to give: %v", err)
 		}

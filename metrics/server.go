@@ -3,6 +3,7 @@ package metrics
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -15,8 +16,15 @@ import (
 	"github.com/auditpg/auditpg/partition"
 )
 
+// reader reads the server's statistics during one collection.
+type reader struct {
+	db  *sql.DB
+	mon *monitor.Monitor
+	cfg *config
+}
+
 // activity: connections by state, and max_connections.
-func (c *Collector) activity(ctx context.Context, s *sink) error {
+func (c *reader) activity(ctx context.Context, s *sink) error {
 	a, err := c.mon.Activity(ctx)
 	if err != nil {
 		return err
@@ -29,7 +37,7 @@ func (c *Collector) activity(ctx context.Context, s *sink) error {
 }
 
 // cacheHit: the database's buffer cache hit ratio.
-func (c *Collector) cacheHit(ctx context.Context, s *sink) error {
+func (c *reader) cacheHit(ctx context.Context, s *sink) error {
 	h, err := c.mon.CacheHitRatio(ctx)
 	if err != nil {
 		return err
@@ -53,7 +61,7 @@ func (c *Collector) cacheHit(ctx context.Context, s *sink) error {
 // label is the classifier's summary of the text ("SELECT audit_log"),
 // which never holds a literal: pg_stat_statements keeps the literals of
 // utility statements (a password in CREATE ROLE) as they were written.
-func (c *Collector) statements(ctx context.Context, s *sink) error {
+func (c *reader) statements(ctx context.Context, s *sink) error {
 	st, err := c.mon.StatementsStatus(ctx)
 	if err != nil {
 		return err
@@ -87,7 +95,7 @@ func (c *Collector) statements(ctx context.Context, s *sink) error {
 
 // slots: replication slots and the WAL each keeps. package monitor has no
 // query for them, so this is the one query of its own.
-func (c *Collector) slots(ctx context.Context, s *sink) error {
+func (c *reader) slots(ctx context.Context, s *sink) error {
 	rows, err := c.db.QueryContext(ctx, `
 SELECT slot_name::text, slot_type, active,
        coalesce(pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END,
@@ -114,7 +122,7 @@ SELECT slot_name::text, slot_type, active,
 
 // tables: sizes, rows, dead rows, maintenance times, scans of the largest
 // tables.
-func (c *Collector) tables(ctx context.Context, s *sink) error {
+func (c *reader) tables(ctx context.Context, s *sink) error {
 	ts, err := c.mon.Tables(ctx) // largest first
 	if err != nil {
 		return err
@@ -138,7 +146,7 @@ func (c *Collector) tables(ctx context.Context, s *sink) error {
 }
 
 // indexes: scans and size of the largest indexes, and the invalid ones.
-func (c *Collector) indexes(ctx context.Context, s *sink) error {
+func (c *reader) indexes(ctx context.Context, s *sink) error {
 	usage, err := c.mon.IndexUsage(ctx)
 	if err != nil {
 		return err
@@ -163,21 +171,13 @@ func (c *Collector) indexes(ctx context.Context, s *sink) error {
 // partitions: every partitioned table's partitions, size and default rows
 // (monitor); for those partitioned by time range, how far ahead they
 // cover, the future ones and those past the retention (partition).
-func (c *Collector) partitions(ctx context.Context, s *sink) error {
+func (c *reader) partitions(ctx context.Context, s *sink) error {
 	pts, err := c.mon.Partitions(ctx)
 	if err != nil {
 		return err
 	}
 	slices.SortStableFunc(pts, func(a, b monitor.PartitionedTable) int { return cmp.Compare(b.Bytes, a.Bytes) })
 	pts = pts[:min(len(pts), c.cfg.tables)]
-	given := map[partition.Table]*partition.Manager{}
-	for _, m := range c.cfg.managers {
-		l, err := m.List(ctx, false)
-		if err != nil {
-			return err
-		}
-		given[l.Table] = m
-	}
 	for _, p := range pts {
 		l := []string{p.Table.Schema, p.Table.Name}
 		s.add(famPartitions, float64(p.Partitions), l...)
@@ -188,11 +188,10 @@ func (c *Collector) partitions(ctx context.Context, s *sink) error {
 		if p.Strategy != "range" {
 			continue
 		}
-		m := given[p.Table]
-		if m == nil {
-			if m, err = partition.New(c.db, partition.WithTable(p.Table), partition.WithLockTimeout(c.cfg.timeout), partition.WithRetries(0)); err != nil {
-				return err
-			}
+		m, err := partition.New(c.db, partition.WithTable(p.Table), partition.WithRetention(c.cfg.retention[p.Table]),
+			partition.WithLockTimeout(c.cfg.timeout), partition.WithRetries(0))
+		if err != nil {
+			return err
 		}
 		if err := c.timeRange(ctx, s, m, l); err != nil {
 			if errors.Is(err, partition.ErrUnsupportedKey) { // not by time: nothing more to say
@@ -206,7 +205,7 @@ func (c *Collector) partitions(ctx context.Context, s *sink) error {
 
 // timeRange reports one time-range partitioned table through its Manager:
 // its analysis (future and expired partitions) and its listing (coverage).
-func (c *Collector) timeRange(ctx context.Context, s *sink, m *partition.Manager, l []string) error {
+func (c *reader) timeRange(ctx context.Context, s *sink, m *partition.Manager, l []string) error {
 	a, err := m.Analyze(ctx)
 	if err != nil {
 		return err
