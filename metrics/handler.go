@@ -17,7 +17,10 @@ import (
 // of every WithGatherer, such as the registry of NewMeterProvider where
 // the driver's OpenTelemetry metrics are. Mount it at /metrics, behind
 // the application's own access control if it has one: table and index
-// names are in the labels.
+// names are in the labels. For an auditpg *sql.DB the collector reads the
+// server through a pool of its own (at most 2 connections, closed after a
+// minute idle), which lives as long as the program; NewCollector and
+// Collector.Close give control over it.
 func Handler(db *sql.DB, opts ...Option) (http.Handler, error) {
 	c, err := NewCollector(db, opts...)
 	if err != nil {
