@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/auditpg/auditpg/internal/webui"
+	"github.com/auditpg/auditpg/metrics"
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 )
@@ -36,6 +38,9 @@ statement's plan (EXPLAIN, read-only, a statement with $n as its generic
 plan), indexes (unused, duplicate, invalid, suggestions checked with HypoPG),
 tables and partitions (sizes, coverage ahead of now, gaps, retention), the
 maintenance plan, and charts of the last hour.
+
+It also serves the server's Prometheus metrics at /metrics (see the metrics
+package; an application mounts metrics.Handler for its driver's too).
 
 It is read-only unless --allow-actions, which lets the Maintenance page run
 its plan (a POST carrying the page's token). It listens on loopback only
@@ -120,6 +125,18 @@ func serve(ctx context.Context, g *globals, o serveOptions) error {
 		return err
 	}
 	defer db.Close()
+	// /metrics: the server's metrics only, through a pool of plain pgx: the
+	// command line's own driver statistics are not the application's.
+	plain, err := sql.Open("pgx", g.dsnOrEnv())
+	if err != nil {
+		return err
+	}
+	defer plain.Close()
+	plain.SetMaxOpenConns(2)
+	mh, err := metrics.Handler(plain)
+	if err != nil {
+		return err
+	}
 	h, err := webui.New(webui.Config{
 		DB:           db,
 		Source:       dsnLabel(g.dsnOrEnv()),
@@ -127,7 +144,7 @@ func serve(ctx context.Context, g *globals, o serveOptions) error {
 		Retention:    time.Duration(o.retentionDays) * 24 * time.Hour,
 		SampleEvery:  o.sampleEvery,
 		AllowedHosts: hosts,
-		// Metrics: the Prometheus metrics handler is mounted here (at /metrics).
+		Metrics:      mh,
 	})
 	if err != nil {
 		return err

@@ -133,6 +133,9 @@ func TestServe(t *testing.T) {
 	if code, body := get("cache", ""); code != http.StatusOK || !strings.Contains(body, `id="no-application"`) {
 		t.Errorf("GET /cache: %d, want the page saying there is no application cache", code)
 	}
+	if code, body := get("metrics", ""); code != http.StatusOK || !strings.Contains(body, "auditpg_pg_") || strings.Contains(body, "auditpg_driver_") || strings.Contains(body, secret) {
+		t.Errorf("GET /metrics: %d; want the server's metrics, none of the command line's own driver, no password:\n%.400s", code, body)
+	}
 	if code, _ := get("", "attacker.example"); code != http.StatusMisdirectedRequest {
 		t.Errorf("GET / for another host (DNS rebinding): %d, want 421", code)
 	}
