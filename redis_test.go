@@ -219,6 +219,17 @@ func TestRedisCoherence(t *testing.T) {
 	}
 }
 
+// TestRedisCoherenceAcrossProcesses: TestCoherenceAcrossProcesses with
+// both processes sharing one Redis: the child never serves the old row
+// from Redis after its feed received a write, and it does read from Redis.
+func TestRedisCoherenceAcrossProcesses(t *testing.T) {
+	hits := coherenceAcrossProcesses(t, startRedis(t).url())
+	t.Logf("the child read %d times from Redis", hits)
+	if hits == 0 {
+		t.Error("the child process read nothing from Redis: the test proved nothing")
+	}
+}
+
 // TestRedisSharedAcrossConnectors: what one connector filled, another
 // reads from Redis; a write through either, or elsewhere, is never served
 // stale from Redis; the key holds the scope (another user reads its own).

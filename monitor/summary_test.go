@@ -2,14 +2,10 @@ package monitor
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/auditpg/auditpg"
 )
 
 func TestConfigAdvice(t *testing.T) {
@@ -76,7 +72,7 @@ func TestUnitsAndMemInfo(t *testing.T) {
 	}
 }
 
-func TestSummaryPartitionsAndDriver(t *testing.T) {
+func TestSummaryPartitions(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
 	f := newFixture(t, db)
@@ -102,7 +98,7 @@ func TestSummaryPartitionsAndDriver(t *testing.T) {
 		t.Errorf("partitions health = %+v, want a warning for the row in the default partition", c)
 	}
 	if s.Driver != nil {
-		t.Error("a pgx *sql.DB got driver statistics")
+		t.Error("a summary without WithDriverStats got driver statistics")
 	}
 	if s.Server.VersionNum < 130000 || s.Server.Database == "" || s.Activity.MaxConnections == 0 || s.Wraparound.Age <= 0 || s.Health.Overall == "" {
 		t.Errorf("summary incomplete: %+v", s.Server)
@@ -114,47 +110,6 @@ func TestSummaryPartitionsAndDriver(t *testing.T) {
 	if c := component(s.Health, "partitions"); !strings.Contains(strings.Join(c.Reasons, "\n"), "public.mon_sum_log: 2 partitions") {
 		t.Errorf("partitions health after emptying the default = %+v, want mon_sum_log healthy", c)
 	}
-
-	// Opened with auditpg and WithDriverStats: the summary carries the
-	// driver's statistics.
-	adb, err := auditpg.Open(testDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adb.Close()
-	s, err = newMonitor(t, adb, WithDriverStats(auditpgStats)).Summary(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d, ok := s.Driver.(*auditpgSnapshot); !ok || d.Totals.Queries == 0 || component(s.Health, "driver").Name == "" {
-		t.Errorf("auditpg summary: driver = %+v, want its statistics and a driver component", s.Driver)
-	}
-	// Without the option, or for another driver, there are none.
-	if s, err = newMonitor(t, adb).Summary(ctx); err != nil || s.Driver != nil || component(s.Health, "driver").Name != "" {
-		t.Errorf("summary without WithDriverStats: driver = %+v, %v; want none", s.Driver, err)
-	}
-	if s, err = newMonitor(t, db, WithDriverStats(auditpgStats)).Summary(ctx); err != nil || s.Driver != nil {
-		t.Errorf("pgx summary with WithDriverStats: driver = %+v, %v; want none", s.Driver, err)
-	}
-}
-
-// auditpgSnapshot is the auditpg driver's statistics as a DriverStats.
-type auditpgSnapshot struct{ auditpg.Snapshot }
-
-func (d *auditpgSnapshot) DriverHealth() DriverHealth {
-	t := d.Totals
-	return DriverHealth{Calls: t.Queries + t.Execs + t.Prepares + t.Begins + t.Commits + t.Rollbacks + t.Pings, Errors: t.Errors, Slow: t.Slow}
-}
-
-func auditpgStats(db *sql.DB) (DriverStats, error) {
-	snap, err := auditpg.Stats(db)
-	if errors.Is(err, auditpg.ErrNotAuditpg) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &auditpgSnapshot{snap}, nil
 }
 
 func TestHealthThresholds(t *testing.T) {
@@ -184,25 +139,16 @@ func TestHealthThresholds(t *testing.T) {
 
 // BenchmarkSummary measures one full summary report (some 25 catalog and
 // statistics queries) on the test database, through pgx's database/sql
-// driver and through auditpg (which adds its own statistics to the report).
+// driver. (monitor/driverstats has it through auditpg, beside it.)
 func BenchmarkSummary(b *testing.B) {
 	ctx := context.Background()
-	adb, err := auditpg.Open(testDSN)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { adb.Close() })
-	for _, bc := range []struct {
-		name string
-		m    *Monitor
-	}{{"driver=pgx", newMonitor(b, openDB(b))}, {"driver=auditpg", newMonitor(b, adb, WithDriverStats(auditpgStats))}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := bc.m.Summary(ctx); err != nil {
-					b.Fatal(err)
-				}
+	m := newMonitor(b, openDB(b))
+	b.Run("driver=pgx", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := m.Summary(ctx); err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
+		}
+	})
 }

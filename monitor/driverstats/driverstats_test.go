@@ -92,6 +92,69 @@ func TestDecodeFixed(t *testing.T) {
 	}
 }
 
+// TestSummaryInProcess: a Monitor on a *sql.DB opened with auditpg, given
+// WithDriverStats(Read), carries the driver's statistics and judges them;
+// without the option, or on another driver's *sql.DB, there are none.
+func TestSummaryInProcess(t *testing.T) {
+	ctx := context.Background()
+	adb := testdb.Open(t, "auditpg", testDSN)
+	testdb.Exec(t, adb, `SELECT 1`)
+	summary := func(db *sql.DB, opts ...monitor.Option) *monitor.Summary {
+		t.Helper()
+		m, err := monitor.New(db, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.Summary(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	hasDriver := func(s *monitor.Summary) bool {
+		for _, c := range s.Health.Components {
+			if c.Name == "driver" {
+				return true
+			}
+		}
+		return false
+	}
+	s := summary(adb, monitor.WithDriverStats(driverstats.Read))
+	if d, ok := s.Driver.(*driverstats.Stats); !ok || d.Totals.Queries+d.Totals.Execs == 0 || !hasDriver(s) {
+		t.Errorf("auditpg summary: driver = %+v, want its statistics and a driver component", s.Driver)
+	}
+	if s := summary(adb); s.Driver != nil || hasDriver(s) {
+		t.Errorf("summary without WithDriverStats: driver = %+v; want none", s.Driver)
+	}
+	if s := summary(testdb.Open(t, "pgx", testDSN), monitor.WithDriverStats(driverstats.Read)); s.Driver != nil {
+		t.Errorf("pgx summary with WithDriverStats: driver = %+v; want none", s.Driver)
+	}
+}
+
+// BenchmarkSummary measures one full summary report through auditpg, with
+// the driver's statistics, beside bare pgx in the same run.
+func BenchmarkSummary(b *testing.B) {
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name   string
+		driver string
+		opts   []monitor.Option
+	}{{"driver=pgx", "pgx", nil}, {"driver=auditpg", "auditpg", []monitor.Option{monitor.WithDriverStats(driverstats.Read)}}} {
+		m, err := monitor.New(testdb.Open(b, bc.driver, testDSN), bc.opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Summary(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // Example gives a Monitor the driver's statistics; db is opened with
 // sql.Open("auditpg", dsn).
 func Example() {
