@@ -491,6 +491,11 @@ func TestRedisWorthItsRoundTrip(t *testing.T) {
 	if s.Skipped < 200 || s.FingerprintsSkipped != 1 || s.FingerprintsConsulted != 0 {
 		t.Errorf("the cheap query was not skipped: %+v", *s)
 	}
+	// The aggregate, on a connector of the default factor's order (2
+	// round trips): consulted, even where the race detector makes every
+	// round trip to Redis cost milliseconds.
+	db = ciOpen(t, WithCacheMode(CacheAll), WithRedis(srv.url()), WithRedisPrefix("worth"), WithRedisTimeout(50*time.Millisecond),
+		func(c *config) error { c.cache.Redis.WorthFactor = 2; return nil })
 	agg := `SELECT action, count(*), sum(n) FROM redis_worth WHERE action = $1 GROUP BY action`
 	for i := range 5 { // measured over three misses, then consulted
 		rows, err := db.QueryContext(ctx, agg, fmt.Sprint("a", i))

@@ -150,6 +150,7 @@ type redisTier struct {
 	covering  atomic.Bool
 	checking  atomic.Bool
 	feedEpoch atomic.Uint64 // moved at every FeedUp and FeedDown
+	feedIsUp  atomic.Bool   // as the last of them said
 	barriers  atomic.Uint64
 	acks      []string // barriers heard, to acknowledge after the versions queued before them moved (bumpMu)
 
@@ -410,7 +411,7 @@ func (r *redisTier) flushBumps() bool {
 	if resync && globalOK {
 		// Every entry filled before is a miss: from here this process
 		// covers, if its feed has been up since before the move.
-		if r.feedEpoch.Load() == epoch && r.c.feed.up.Load() {
+		if r.feedEpoch.Load() == epoch && r.feedIsUp.Load() {
 			r.covering.Store(true)
 			r.checking.Store(false)
 			defer r.sayCovering()
@@ -495,6 +496,7 @@ const (
 // feedUp starts the check for a feed that came up, once the process's own
 // generations were all moved (by FeedUp, without a move in Redis).
 func (r *redisTier) feedUp() {
+	r.feedIsUp.Store(true)
 	epoch := r.feedEpoch.Add(1)
 	r.covering.Store(false)
 	r.checking.Store(true)
@@ -508,6 +510,7 @@ func (r *redisTier) feedUp() {
 
 // feedDown: changes may be missed from now on.
 func (r *redisTier) feedDown() {
+	r.feedIsUp.Store(false)
 	r.feedEpoch.Add(1)
 	r.covering.Store(false)
 }
