@@ -71,12 +71,20 @@ func runCoherenceChild(dsn string, in io.Reader, out io.Writer) error {
 	var mu sync.Mutex
 	var reads []read
 	stop := make(chan struct{})
+	// With Redis, the child's own tier is emptied now and then, so that
+	// its reads go to Redis and not only to its memory.
+	var dropLocal func()
+	if os.Getenv(envCoherenceChildRedis) != "" {
+		if c, err := connectorOf(db); err == nil {
+			dropLocal = c.cache.DropLocal
+		}
+	}
 	var readers sync.WaitGroup
 	for range 2 {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			for {
+			for n := 1; ; n++ {
 				select {
 				case <-stop:
 					return
@@ -88,6 +96,9 @@ func runCoherenceChild(dsn string, in io.Reader, out io.Writer) error {
 					mu.Lock()
 					reads = append(reads, read{started, v})
 					mu.Unlock()
+				}
+				if dropLocal != nil && n%8 == 0 {
+					dropLocal()
 				}
 				time.Sleep(100 * time.Microsecond)
 			}

@@ -141,7 +141,8 @@ func TestRedisSecondInstance(t *testing.T) {
 	redisAuditTable(t)
 	srv := startRedis(t)
 	open := func() *sql.DB {
-		db, err := Open(testDSN, WithCacheMode(CacheAll), WithInvalidation(InvalidateNotify), WithRedis(srv.url()), WithRedisPrefix("second"))
+		db, err := Open(testDSN, WithCacheMode(CacheAll), WithInvalidation(InvalidateNotify), WithRedis(srv.url()), WithRedisPrefix("second"),
+			WithRedisTimeout(50*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
