@@ -23,6 +23,7 @@
 //	hot.go          entries read back, kept decoded
 //	types.go        the registry of column scan types
 //	stats.go        the cache's counters and their snapshot
+//	redis.go        the shared Redis tier: versions, lookups, writes, breaker, coverage, worth
 //
 // What it guarantees: no result is served inside a transaction or cached
 // from one; once a write through the driver returns (or its transaction

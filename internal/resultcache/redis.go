@@ -41,13 +41,16 @@ import (
 //     invalidation of that table it has made or received have succeeded
 //     (generation.rsynced against generation.n), and serves a hit only if
 //     no invalidation reached it while the round trip ran;
-//   - a version key that is absent (never made, evicted, lost) is unknown:
-//     the lookup misses and the fill is not written; the key is then made
-//     with a random value, never one it may have held before, so versions
-//     never repeat (INCR of an absent key would restart at 1);
+//   - a version key that is absent (never made, evicted, expired, lost) is
+//     made at a random value, never one it may have held before, so that
+//     versions never repeat (INCR of an absent key would restart at 1):
+//     the entries under the old one are misses;
 //   - after a failure of Redis (the breaker opened) the process moves the
 //     global version before it reads the tier again: an INCR it sent may
-//     have been lost (a restart, a failover).
+//     have been lost (a restart, a failover);
+//   - a process whose change feed comes up reads the tier only once a
+//     covering process acknowledged its barrier, or after it moved the
+//     global version (see feedUp).
 
 // RedisConfig configures the shared tier.
 type RedisConfig struct {
