@@ -136,6 +136,11 @@ func TestCoherenceAcrossConnectors(t *testing.T) {
 	runCoherence(t, run)
 }
 
+// cohDropLocalEvery, when above 0, has each reader of runCoherence empty
+// its instance's own tier every that many reads, so that reads go to a
+// shared tier (Redis) and not only to the instance's memory.
+var cohDropLocalEvery = 0
+
 // runCoherence writes through every writer, one at a time, for run, while
 // two instances opened with opts read, and fails on a stale read; it
 // returns the instances, still open, for the caller's own checks.
@@ -212,6 +217,11 @@ func runCoherence(t *testing.T, run time.Duration, opts ...Option) [2]*cohInstan
 						continue
 					}
 					local = append(local, cohRead{inst: i, obs: obs, started: started, value: v})
+					if cohDropLocalEvery > 0 && n%cohDropLocalEvery == 0 {
+						if c, err := connectorOf(in.db); err == nil {
+							c.cache.DropLocal() // the next reads go to the shared tier
+						}
+					}
 					time.Sleep(100 * time.Microsecond) // leave the writers some of the machine
 				}
 			}()

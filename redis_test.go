@@ -199,6 +199,8 @@ func TestRedisCoherence(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			cohDropLocalEvery = 8
+			defer func() { cohDropLocalEvery = 0 }()
 			insts := runCoherence(t, run, tc.redis(t), WithRedisPrefix("coh-"+strings.Fields(tc.name)[0]),
 				WithRedisTimeout(50*time.Millisecond), withRedisAlways())
 			var hits, lookups, errs int64
