@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Publication is the publication a leader streams with pgoutput: FOR ALL
@@ -108,10 +110,10 @@ func (l *Leader) stream(ctx context.Context, conn *pgconn.PgConn) error {
 		return fmt.Errorf("changefeed: the slot's consistent point: %w", err)
 	}
 	// Changes committed before the consistent point are in no stream.
+	l.takeovers.Add(1)
 	if err := notifyBatch(ctx, conn, []string{All, Heartbeat}); err != nil {
 		return fmt.Errorf("changefeed: publish the takeover: %w", err)
 	}
-	l.takeovers.Add(1)
 	err = pglogrepl.StartReplication(ctx, rconn, slot, start, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
 		PluginArgs: []string{"proto_version '1'", "publication_names " + quoteLiteral(Publication)},
@@ -123,7 +125,9 @@ func (l *Leader) stream(ctx context.Context, conn *pgconn.PgConn) error {
 		l.Streaming(slot)
 	}
 
-	s := &walSession{l: l, conn: conn, rels: map[uint32]*relation{}, wake: make(chan struct{}, 1)}
+	// conn is used with ctx only: the session's end, cancelled in the
+	// middle of a statement, would close it and release the lock.
+	s := &walSession{l: l, conn: conn, connCtx: ctx, rels: map[uint32]*relation{}, wake: make(chan struct{}, 1)}
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var sender sync.WaitGroup
@@ -151,6 +155,9 @@ func ensurePublication(ctx context.Context, conn *pgconn.PgConn) error {
 		}
 		return nil
 	}
+	if err := checkReplicaIdentity(ctx, conn); err != nil {
+		return err
+	}
 	_, err := conn.Exec(ctx, `CREATE PUBLICATION `+pgx.Identifier{Publication}.Sanitize()+` FOR ALL TABLES`).ReadAll()
 	var pe *pgconn.PgError
 	switch {
@@ -161,6 +168,38 @@ func ensurePublication(ctx context.Context, conn *pgconn.PgConn) error {
 			"as a superuser, run CREATE PUBLICATION %s FOR ALL TABLES: %w", Publication, Publication, err)
 	}
 	return fmt.Errorf("changefeed: create the publication %s: %w", Publication, err)
+}
+
+// checkReplicaIdentity refuses to create the publication while a table
+// has no replica identity: PostgreSQL refuses UPDATE and DELETE on such a
+// table once a publication of every table publishes them, which would
+// break the application's writes.
+func checkReplicaIdentity(ctx context.Context, conn *pgconn.PgConn) error {
+	res := conn.ExecParams(ctx, `SELECT format('%I.%I', n.nspname, c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r' AND c.relpersistence = 'p'
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+   AND (c.relreplident = 'n'
+        OR c.relreplident = 'd' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+        OR c.relreplident = 'i' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))
+ ORDER BY 1 LIMIT 11`, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return fmt.Errorf("changefeed: list the tables without a replica identity: %w", res.Err)
+	}
+	if len(res.Rows) == 0 {
+		return nil
+	}
+	var names []string
+	for i, row := range res.Rows {
+		if i == 10 {
+			names = append(names, "...")
+			break
+		}
+		names = append(names, string(row[0]))
+	}
+	return fmt.Errorf("changefeed: the publication %s FOR ALL TABLES is not created: PostgreSQL would then refuse UPDATE and DELETE on the tables "+
+		"without a replica identity (%s): give each a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL, then the leader creates it",
+		Publication, strings.Join(names, ", "))
 }
 
 // replicationError says what to do about the common refusals of the
@@ -198,14 +237,16 @@ func queryValue(ctx context.Context, conn *pgconn.PgConn, sql string) (string, e
 // walSession is the state of one stream: the relations pgoutput described
 // and the payloads decoded and not yet published.
 type walSession struct {
-	l    *Leader
-	mu   sync.Mutex     // guards conn: the decoding loop's lookups, the sender's batches
-	conn *pgconn.PgConn // the leader's connection
-	rels map[uint32]*relation
+	l       *Leader
+	mu      sync.Mutex     // guards conn: the decoding loop's lookups, the sender's batches
+	conn    *pgconn.PgConn // the leader's connection
+	connCtx context.Context
+	rels    map[uint32]*relation
 
 	pmu        sync.Mutex
 	pending    map[string]struct{}
 	pendingLSN pglogrepl.LSN // the end of the last transaction in pending
+	xids       []int64       // the transactions of pending
 	wake       chan struct{}
 	published  atomic.Uint64 // the end of the last transaction published
 }
@@ -227,6 +268,7 @@ func (s *walSession) decode(ctx context.Context, rconn *pgconn.PgConn) error {
 	var (
 		acked, enqueued, idleUpTo pglogrepl.LSN
 		inTxn, txnAll             bool
+		xid                       uint32
 		txn                       = map[string]struct{}{}
 		nextStatus                = time.Now().Add(standbyEvery)
 	)
@@ -301,7 +343,11 @@ func (s *walSession) decode(ctx context.Context, rconn *pgconn.PgConn) error {
 		}
 		switch pglogrepl.MessageType(w[0]) {
 		case pglogrepl.MessageTypeBegin:
-			inTxn, txnAll = true, false
+			m, err := pglogrepl.Parse(w)
+			if err != nil {
+				return fmt.Errorf("changefeed: a begin message: %w", err)
+			}
+			inTxn, txnAll, xid = true, false, m.(*pglogrepl.BeginMessage).Xid
 			clear(txn)
 		case pglogrepl.MessageTypeInsert, pglogrepl.MessageTypeUpdate, pglogrepl.MessageTypeDelete:
 			// The relation's id follows the type (protocol 1, no
@@ -338,7 +384,7 @@ func (s *walSession) decode(ctx context.Context, rconn *pgconn.PgConn) error {
 			inTxn = false
 			if txnAll || len(txn) > 0 {
 				s.l.commits.Add(1)
-				s.enqueue(txn, txnAll, end)
+				s.enqueue(txn, txnAll, xid, end)
 				enqueued = end
 			}
 		}
@@ -366,7 +412,7 @@ func (s *walSession) add(ctx context.Context, txn map[string]struct{}, id uint32
 // and sets what its changes publish.
 func (s *walSession) resolve(ctx context.Context, id uint32, rel *relation) bool {
 	s.mu.Lock()
-	res := s.conn.ExecParams(ctx, `SELECT n.nspname, c.relname
+	res := s.conn.ExecParams(s.connCtx, `SELECT n.nspname, c.relname
   FROM pg_partition_ancestors($1::oid::regclass) AS a(relid)
   JOIN pg_class c ON c.oid = a.relid
   JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -384,8 +430,9 @@ func (s *walSession) resolve(ctx context.Context, id uint32, rel *relation) bool
 }
 
 // enqueue hands a committed transaction's payloads to the sender.
-func (s *walSession) enqueue(txn map[string]struct{}, all bool, end pglogrepl.LSN) {
+func (s *walSession) enqueue(txn map[string]struct{}, all bool, xid uint32, end pglogrepl.LSN) {
 	s.pmu.Lock()
+	s.xids = append(s.xids, int64(xid))
 	if s.pending == nil {
 		s.pending = map[string]struct{}{}
 	}
@@ -411,14 +458,16 @@ func (s *walSession) enqueue(txn map[string]struct{}, all bool, end pglogrepl.LS
 	}
 }
 
-// take returns the pending payloads, and the end of the last transaction
-// among them, and forgets them.
-func (s *walSession) take() ([]string, pglogrepl.LSN) {
+// take returns the pending payloads, their transactions and the end of
+// the last, and forgets them.
+func (s *walSession) take() ([]string, []int64, pglogrepl.LSN) {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	if len(s.pending) == 0 {
-		return nil, 0
+		return nil, nil, 0
 	}
+	xids := s.xids
+	s.xids = nil
 	batch := make([]string, 0, len(s.pending)+1)
 	if _, all := s.pending[All]; all {
 		batch = append(batch, All)
@@ -428,7 +477,7 @@ func (s *walSession) take() ([]string, pglogrepl.LSN) {
 		}
 	}
 	clear(s.pending)
-	return batch, s.pendingLSN
+	return batch, xids, s.pendingLSN
 }
 
 // send publishes what the decoding loop hands on, in batches (one
@@ -446,22 +495,59 @@ func (s *walSession) send(ctx context.Context, fail context.CancelCauseFunc) {
 		case <-beat.C:
 			due = true
 		}
-		batch, end := s.take()
-		if due {
-			batch = append(batch, Heartbeat)
+		batch, xids, end := s.take()
+		var err error
+		if len(batch) > 0 {
+			err = s.notifyVisible(ctx, batch, xids)
 		}
-		if len(batch) == 0 {
-			continue
+		if err == nil && due {
+			s.mu.Lock()
+			err = notifyBatch(s.connCtx, s.conn, []string{Heartbeat})
+			s.mu.Unlock()
 		}
-		s.mu.Lock()
-		err := notifyBatch(ctx, s.conn, batch)
-		s.mu.Unlock()
 		if err != nil {
 			fail(fmt.Errorf("changefeed: publish the decoded changes: %w", err))
 			return
 		}
 		if end > 0 {
 			s.published.Store(uint64(end))
+		}
+	}
+}
+
+// visiblePoll is the pause between two attempts to publish a batch whose
+// transactions are not yet visible.
+const visiblePoll = 100 * time.Microsecond
+
+// notifyVisible publishes batch once its transactions are visible to new
+// snapshots. A commit is flushed to the WAL, so decoded, before it leaves
+// the server's list of running transactions: a reader told of it sooner
+// could still read, and cache, the rows it replaced. The check and the
+// notifications are one statement: nothing is sent while one of xids
+// (32-bit) is still running in the statement's snapshot.
+func (s *walSession) notifyVisible(ctx context.Context, batch []string, xids []int64) error {
+	arr, err := pgtype.NewMap().Encode(pgtype.TextArrayOID, pgtype.TextFormatCode, batch, nil)
+	if err != nil {
+		return err
+	}
+	ids, err := pgtype.NewMap().Encode(pgtype.Int8ArrayOID, pgtype.TextFormatCode, xids, nil)
+	if err != nil {
+		return err
+	}
+	for {
+		s.mu.Lock()
+		res := s.conn.ExecParams(s.connCtx, `SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p
+ WHERE NOT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()) AS x WHERE x::text::bigint % 4294967296 = ANY ($3::bigint[]))`,
+			[][]byte{[]byte(Channel), arr, ids}, nil, nil, nil).Read()
+		s.mu.Unlock()
+		if res.Err != nil {
+			return res.Err
+		}
+		if len(res.Rows) == 1 && string(res.Rows[0][0]) != "0" {
+			return nil
+		}
+		if !sleep(ctx, visiblePoll) {
+			return ctx.Err()
 		}
 	}
 }

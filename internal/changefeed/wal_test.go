@@ -19,7 +19,11 @@ import (
 func logicalCluster(t *testing.T) string {
 	t.Helper()
 	c, err := pgtemp.Start(t.Context(), pgtemp.WithSetting("wal_level", "logical"),
-		pgtemp.WithSetting("max_replication_slots", "10"), pgtemp.WithSetting("max_wal_senders", "10"))
+		pgtemp.WithSetting("max_replication_slots", "10"), pgtemp.WithSetting("max_wal_senders", "10"),
+		// A walsender sends only flushed WAL: with the package's
+		// asynchronous commits, every change would wait for the WAL
+		// writer (wal_writer_delay, 200ms).
+		pgtemp.WithSetting("synchronous_commit", "on"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +126,7 @@ func TestLeaderDecodes(t *testing.T) {
 		`CREATE TABLE w_parted (at int NOT NULL, v int) PARTITION BY RANGE (at)`,
 		`CREATE TABLE w_mid PARTITION OF w_parted FOR VALUES FROM (0) TO (100) PARTITION BY RANGE (at)`,
 		`CREATE TABLE w_leaf PARTITION OF w_mid FOR VALUES FROM (0) TO (50)`,
+		`ALTER TABLE w_leaf REPLICA IDENTITY FULL`,
 	} {
 		if _, err := admin.Exec(ctx, stmt); err != nil {
 			t.Fatal(err)
@@ -280,5 +285,40 @@ func TestLeaderWALLevel(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if _, ups, _ := r.snapshot(); ups != 0 {
 		t.Errorf("the listener came up %d times without a decoder", ups)
+	}
+}
+
+// TestLeaderReplicaIdentity: the leader does not create a publication of
+// every table while one has no replica identity (PostgreSQL would then
+// refuse its UPDATE and DELETE); it says which, and creates it once fixed.
+func TestLeaderReplicaIdentity(t *testing.T) {
+	dsn := logicalCluster(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `CREATE TABLE "No Key" (v int)`); err != nil {
+		t.Fatal(err)
+	}
+	l, failed, _ := runLeader(t, dsn)
+	select {
+	case err := <-failed:
+		if !strings.Contains(err.Error(), `public."No Key"`) || !strings.Contains(err.Error(), "REPLICA IDENTITY FULL") {
+			t.Fatalf("the leader failed with %v; want the table named and what to do", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leader reported no failure in 10s")
+	}
+	if _, err := admin.Exec(ctx, `DELETE FROM "No Key"`); err != nil {
+		t.Errorf("a DELETE on the table without a key fails: %v", err)
+	}
+	if _, err := admin.Exec(ctx, `ALTER TABLE "No Key" REPLICA IDENTITY FULL`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a slot streams", func() bool { return l.Stats().Slots == 1 })
+	if _, err := admin.Exec(ctx, `DELETE FROM "No Key"`); err != nil {
+		t.Errorf("a DELETE on the table with a full replica identity fails: %v", err)
 	}
 }
