@@ -1,11 +1,13 @@
 package changefeed
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -244,7 +246,8 @@ type walSession struct {
 	rels    map[uint32]*relation
 
 	pmu        sync.Mutex
-	pending    map[string]struct{}
+	pending    map[string]uint64 // payload: the order of the last commit that wrote it
+	seq        uint64
 	pendingLSN pglogrepl.LSN // the end of the last transaction in pending
 	xids       []int64       // the transactions of pending
 	wake       chan struct{}
@@ -434,19 +437,20 @@ func (s *walSession) enqueue(txn map[string]struct{}, all bool, xid uint32, end 
 	s.pmu.Lock()
 	s.xids = append(s.xids, int64(xid))
 	if s.pending == nil {
-		s.pending = map[string]struct{}{}
+		s.pending = map[string]uint64{}
 	}
+	s.seq++
 	if _, was := s.pending[All]; !was {
 		if all {
 			clear(s.pending)
-			s.pending[All] = struct{}{}
+			s.pending[All] = s.seq
 		} else {
 			for p := range txn {
-				s.pending[p] = struct{}{}
+				s.pending[p] = s.seq
 			}
 			if len(s.pending) > maxPending {
 				clear(s.pending)
-				s.pending[All] = struct{}{}
+				s.pending[All] = s.seq
 			}
 		}
 	}
@@ -475,6 +479,9 @@ func (s *walSession) take() ([]string, []int64, pglogrepl.LSN) {
 		for p := range s.pending {
 			batch = append(batch, p)
 		}
+		// In the order of the last commit that wrote each table: a
+		// table's notification follows those of the commits before.
+		slices.SortFunc(batch, func(a, b string) int { return cmp.Compare(s.pending[a], s.pending[b]) })
 	}
 	clear(s.pending)
 	return batch, xids, s.pendingLSN
@@ -524,7 +531,8 @@ const visiblePoll = 100 * time.Microsecond
 // the server's list of running transactions: a reader told of it sooner
 // could still read, and cache, the rows it replaced. The check and the
 // notifications are one statement: nothing is sent while one of xids
-// (32-bit) is still running in the statement's snapshot.
+// (32-bit, given the epoch of the snapshot's xmax) is not visible to the
+// statement's snapshot.
 func (s *walSession) notifyVisible(ctx context.Context, batch []string, xids []int64) error {
 	arr, err := pgtype.NewMap().Encode(pgtype.TextArrayOID, pgtype.TextFormatCode, batch, nil)
 	if err != nil {
@@ -536,8 +544,11 @@ func (s *walSession) notifyVisible(ctx context.Context, batch []string, xids []i
 	}
 	for {
 		s.mu.Lock()
-		res := s.conn.ExecParams(s.connCtx, `SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p
- WHERE NOT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()) AS x WHERE x::text::bigint % 4294967296 = ANY ($3::bigint[]))`,
+		res := s.conn.ExecParams(s.connCtx, `WITH m AS (SELECT s, pg_snapshot_xmax(s)::text::bigint AS xmax FROM pg_current_snapshot() AS s)
+SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p, m
+ WHERE NOT EXISTS (SELECT FROM unnest($3::bigint[]) AS x(xid)
+                    WHERE NOT pg_visible_in_snapshot((((m.xmax >> 32) << 32) + x.xid
+                          - CASE WHEN x.xid > (m.xmax & 4294967295) THEN 4294967296 ELSE 0 END)::text::xid8, m.s))`,
 			[][]byte{[]byte(Channel), arr, ids}, nil, nil, nil).Read()
 		s.mu.Unlock()
 		if res.Err != nil {
