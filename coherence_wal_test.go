@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"log"
 	"log/slog"
 	"strings"
 	"sync"
@@ -249,4 +250,16 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// With auditpg_invalidate=wal, every writer's changes reach the cache of
+// every process from the server's logical decoding, triggers or not: the
+// server needs wal_level = logical, the user REPLICATION.
+func ExampleWithInvalidation() {
+	db, err := Open("postgres://app@localhost:5432/audit",
+		WithCacheMode(CacheAll), WithInvalidation(InvalidateWAL), WithLogger(slog.Default()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
 }

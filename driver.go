@@ -229,11 +229,17 @@ func (c *Connector) useChangeFeed(wal bool) {
 		pub = &changefeed.Publisher{}
 		publish, pending = pub.Publish, pub.Pending
 	} else {
+		// The leader retries every few seconds: the same failure is logged
+		// again once a minute.
+		var last string
+		var logged time.Time
 		c.leader = &changefeed.Leader{
 			Failed: func(err error) {
-				if logger != nil {
-					logger.Error("auditpg: the WAL decoder cannot stream: every process with auditpg_invalidate=wal bypasses the result cache until one can", "error", err)
+				if logger == nil || err.Error() == last && time.Since(logged) < time.Minute {
+					return
 				}
+				last, logged = err.Error(), time.Now()
+				logger.Error("auditpg: the WAL decoder cannot stream: every process with auditpg_invalidate=wal bypasses the result cache until one can", "error", err)
 			},
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -268,6 +269,10 @@ type relation struct {
 // transaction's tables, hands them to the sender at the commit, and
 // acknowledges what was published.
 func (s *walSession) decode(ctx context.Context, rconn *pgconn.PgConn) error {
+	// ctx's end interrupts the read.
+	stop := context.AfterFunc(ctx, func() { rconn.Conn().SetReadDeadline(time.Now()) })
+	defer stop()
+	var readDeadline time.Time
 	var (
 		acked, enqueued, idleUpTo pglogrepl.LSN
 		inTxn, txnAll             bool
@@ -295,14 +300,21 @@ func (s *walSession) decode(ctx context.Context, rconn *pgconn.PgConn) error {
 		if enqueued > acked {
 			deadline = time.Now().Add(ackPoll)
 		}
-		rctx, cancel := context.WithDeadline(ctx, deadline)
-		msg, err := rconn.ReceiveMessage(rctx)
-		cancel()
+		// The read deadline is set on the socket, only when it changes: a
+		// context a message would cost a timer and two deadlines each.
+		if !deadline.Equal(readDeadline) {
+			if err := rconn.Conn().SetReadDeadline(deadline); err != nil {
+				return fmt.Errorf("changefeed: the replication stream: %w", err)
+			}
+			readDeadline = deadline
+		}
+		msg, err := rconn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
-			if pgconn.Timeout(err) && !rconn.IsClosed() {
+			if isTimeout(err) && !rconn.IsClosed() {
+				readDeadline = time.Time{} // an expired deadline is set again
 				continue
 			}
 			return fmt.Errorf("changefeed: the replication stream failed: %w", err)
@@ -561,4 +573,10 @@ SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p, m
 			return ctx.Err()
 		}
 	}
+}
+
+// isTimeout reports whether err is a read deadline's.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return pgconn.Timeout(err) || errors.As(err, &ne) && ne.Timeout()
 }
