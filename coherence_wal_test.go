@@ -263,3 +263,23 @@ func ExampleWithInvalidation() {
 	}
 	defer db.Close()
 }
+
+// TestInvalidateWALParam: the DSN takes auditpg_invalidate=wal, and a
+// value it does not know is refused with the three it does.
+func TestInvalidateWALParam(t *testing.T) {
+	c, err := NewConnector(ciDSN(t, "", map[string]string{"auditpg_invalidate": "WAL", "auditpg_cache": "all"}))
+	if err != nil {
+		t.Fatalf("auditpg_invalidate=WAL: %v", err)
+	}
+	if c.cfg.invalidation != InvalidateWAL || c.leader == nil {
+		t.Errorf("auditpg_invalidate=WAL: invalidation %q, leader %v; want wal and a candidate", c.cfg.invalidation, c.leader)
+	}
+	c.Close()
+	_, err = NewConnector(ciDSN(t, "", map[string]string{"auditpg_invalidate": "logical"}))
+	if err == nil || !strings.Contains(err.Error(), "notify, wal or local") {
+		t.Errorf("auditpg_invalidate=logical: %v; want an error naming notify, wal or local", err)
+	}
+	if _, err := Open(testDSN, WithInvalidation("logical")); err == nil || !strings.Contains(err.Error(), "InvalidateWAL") {
+		t.Errorf("WithInvalidation(logical): %v; want an error naming InvalidateWAL", err)
+	}
+}
