@@ -52,6 +52,9 @@ type Leader struct {
 	// HeartbeatEvery is the time between the leader's heartbeats (default
 	// HeartbeatInterval).
 	HeartbeatEvery time.Duration
+	// MaxLag is how far behind the commits it decodes the leader may fall
+	// before it stops its heartbeats (default 1s; see maxDecodeLag).
+	MaxLag time.Duration
 
 	leading   atomic.Bool
 	changes   atomic.Int64 // rows inserted, updated or deleted, and tables truncated, decoded
@@ -165,6 +168,13 @@ func (l *Leader) heartbeatEvery() time.Duration {
 		return l.HeartbeatEvery
 	}
 	return HeartbeatInterval
+}
+
+func (l *Leader) maxLag() time.Duration {
+	if l.MaxLag > 0 {
+		return l.MaxLag
+	}
+	return maxDecodeLag
 }
 
 // sleep waits d, or until ctx is done: it reports whether ctx is still on.

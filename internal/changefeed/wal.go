@@ -56,6 +56,13 @@ const (
 // the server asks): well within the default wal_sender_timeout of 60s.
 const standbyEvery = 10 * time.Second
 
+// maxDecodeLag, the default of Leader.MaxLag, is how far behind the commits it decodes (the server's
+// time of sending against the transaction's commit time) the leader may
+// fall before it stops its heartbeats: the processes then bypass their
+// caches until it has caught up, rather than serve what a change still in
+// the stream made stale.
+const maxDecodeLag = time.Second
+
 // ackPoll is how often the decoding loop looks, while a batch it handed
 // on is being published, whether it may acknowledge it.
 const ackPoll = 5 * time.Millisecond
@@ -253,6 +260,7 @@ type walSession struct {
 	xids       []int64       // the transactions of pending
 	wake       chan struct{}
 	published  atomic.Uint64 // the end of the last transaction published
+	behind     atomic.Bool   // decoding lags more than maxDecodeLag: no heartbeat
 }
 
 // relation is what a change to a relation publishes: the table and, for a
@@ -277,6 +285,7 @@ func (s *walSession) decode(ctx context.Context, rconn *pgconn.PgConn) error {
 		acked, enqueued, idleUpTo pglogrepl.LSN
 		inTxn, txnAll             bool
 		xid                       uint32
+		committed                 time.Time // the commit time of the transaction being decoded
 		txn                       = map[string]struct{}{}
 		nextStatus                = time.Now().Add(standbyEvery)
 	)
@@ -339,6 +348,7 @@ func (s *walSession) decode(ctx context.Context, rconn *pgconn.PgConn) error {
 			}
 			if !inTxn {
 				idleUpTo = max(idleUpTo, k.ServerWALEnd)
+				s.behind.Store(false) // between transactions, with nothing more to send
 			}
 			if k.ReplyRequested {
 				nextStatus = time.Time{}
@@ -352,6 +362,9 @@ func (s *walSession) decode(ctx context.Context, rconn *pgconn.PgConn) error {
 		if err != nil {
 			return fmt.Errorf("changefeed: WAL data: %w", err)
 		}
+		if inTxn {
+			s.behind.Store(x.ServerTime.Sub(committed) > s.l.maxLag())
+		}
 		w := x.WALData
 		if len(w) == 0 {
 			continue
@@ -362,7 +375,9 @@ func (s *walSession) decode(ctx context.Context, rconn *pgconn.PgConn) error {
 			if err != nil {
 				return fmt.Errorf("changefeed: a begin message: %w", err)
 			}
-			inTxn, txnAll, xid = true, false, m.(*pglogrepl.BeginMessage).Xid
+			begin := m.(*pglogrepl.BeginMessage)
+			inTxn, txnAll, xid, committed = true, false, begin.Xid, begin.CommitTime
+			s.behind.Store(x.ServerTime.Sub(committed) > s.l.maxLag())
 			clear(txn)
 		case pglogrepl.MessageTypeInsert, pglogrepl.MessageTypeUpdate, pglogrepl.MessageTypeDelete:
 			// The relation's id follows the type (protocol 1, no
@@ -519,7 +534,7 @@ func (s *walSession) send(ctx context.Context, fail context.CancelCauseFunc) {
 		if len(batch) > 0 {
 			err = s.notifyVisible(ctx, batch, xids)
 		}
-		if err == nil && due {
+		if err == nil && due && !s.behind.Load() {
 			s.mu.Lock()
 			err = notifyBatch(s.connCtx, s.conn, []string{Heartbeat})
 			s.mu.Unlock()

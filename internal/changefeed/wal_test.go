@@ -322,3 +322,43 @@ func TestLeaderReplicaIdentity(t *testing.T) {
 		t.Errorf("a DELETE on the table with a full replica identity fails: %v", err)
 	}
 }
+
+// TestLeaderLagStopsHeartbeats: while the leader decodes commits older
+// than its MaxLag (a large transaction), it sends no heartbeat, so a
+// listener goes down; it comes up again once the leader caught up.
+func TestLeaderLagStopsHeartbeats(t *testing.T) {
+	dsn := logicalCluster(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `CREATE TABLE w_big (id int PRIMARY KEY, v text)`); err != nil {
+		t.Fatal(err)
+	}
+	r := newRecorder()
+	heartbeatListener(t, dsn, r, 100*time.Millisecond)
+	listening(t, admin, r)
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Leader{Config: cfg, HeartbeatEvery: 10 * time.Millisecond, MaxLag: 20 * time.Millisecond}
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(lctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the listener is up", func() bool { _, ups, _ := r.snapshot(); return ups == 1 })
+	rows := 300_000
+	if _, err := admin.Exec(ctx, `INSERT INTO w_big SELECT g, repeat('x', 20) FROM generate_series(1, $1) AS g`, rows); err != nil {
+		t.Fatal(err)
+	}
+	d := waitFor(t, "every row decoded", func() bool { return l.Stats().Changes >= int64(rows) })
+	_, _, downs := r.snapshot()
+	t.Logf("%d rows decoded %v after their commit; the listener went down %d times", rows, d, downs)
+	if downs != 1 {
+		t.Errorf("the listener went down %d times while the leader decoded a transaction for %v; want 1", downs, d)
+	}
+	waitFor(t, "up again", func() bool { _, u, _ := r.snapshot(); return u == 2 })
+}
