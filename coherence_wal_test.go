@@ -14,6 +14,7 @@ import (
 	"github.com/auditpg/auditpg/internal/changefeed"
 	"github.com/auditpg/auditpg/internal/pgtemp"
 	"github.com/auditpg/auditpg/internal/testdb"
+	"github.com/jackc/pgx/v5"
 )
 
 // Tests of coherence with auditpg_invalidate=wal, on a cluster of their own
@@ -21,7 +22,10 @@ import (
 // alone tells the caches of every writer.
 
 // walCluster starts a cluster with wal_level = logical for the test.
-func walCluster(t *testing.T) string {
+func walCluster(t *testing.T) string { return walClusterOf(t).DSN() }
+
+// walClusterOf is walCluster's cluster.
+func walClusterOf(t *testing.T) *pgtemp.Cluster {
 	t.Helper()
 	c, err := pgtemp.Start(t.Context(), pgtemp.WithSetting("wal_level", "logical"),
 		pgtemp.WithSetting("max_replication_slots", "10"), pgtemp.WithSetting("max_wal_senders", "10"),
@@ -33,14 +37,15 @@ func walCluster(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Stop() })
-	return c.DSN()
+	return c
 }
 
 // leaderOf is the WAL decoder's candidate of db's connector.
 func leaderOf(db *sql.DB) *changefeed.Leader { return db.Driver().(*Driver).c.leader }
 
 func TestCoherenceWAL(t *testing.T) {
-	dsn := walCluster(t)
+	cluster := walClusterOf(t)
+	dsn := cluster.DSN()
 	t.Run("randomized", func(t *testing.T) {
 		run := 10 * time.Second
 		if testing.Short() {
@@ -51,6 +56,51 @@ func TestCoherenceWAL(t *testing.T) {
 	t.Run("truncate", func(t *testing.T) { walTruncate(t, dsn) })
 	t.Run("decoder terminated", func(t *testing.T) { walFailover(t, dsn, false) })
 	t.Run("leader closed", func(t *testing.T) { walFailover(t, dsn, true) })
+	t.Run("server restarted", func(t *testing.T) { walRestart(t, cluster) })
+}
+
+// walRestart: the server restarts under two connectors in wal mode; a
+// write made as soon as it is back, before any slot exists, is not served
+// stale once the feeds are up again.
+func walRestart(t *testing.T, cluster *pgtemp.Cluster) {
+	ctx := context.Background()
+	dsn := cluster.DSN()
+	admin := testdb.Open(t, "pgx", dsn)
+	walTable(t, admin, "coh_wal_restart")
+	insts := []*cohInstance{openCohInstanceOf(t, dsn, InvalidateWAL, "A"), openCohInstanceOf(t, dsn, InvalidateWAL, "B")}
+	for _, in := range insts {
+		walRead(t, in, "coh_wal_restart")
+		walFeedUp(t, in)
+		if walRead(t, in, "coh_wal_restart") != 1 {
+			t.Fatal("want 1")
+		}
+	}
+	if err := cluster.Restart(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE coh_wal_restart SET v = 2 WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range insts {
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(time.Millisecond) {
+			if s := cacheStats(t, in.db); s.Feed == "up" && s.FeedDowns >= 1 {
+				t.Logf("instance %s: the feed is up again %v after the server came back", in.name, time.Since(back))
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("instance %s: the feed is not up again 15s after the restart: %+v", in.name, cacheStats(t, in.db))
+			}
+		}
+		if v := walRead(t, in, "coh_wal_restart"); v != 2 {
+			t.Errorf("instance %s: stale read %d after the restart; want 2", in.name, v)
+		}
+	}
 }
 
 // walTable creates a table (id, v) with one row (1, 1) and drops it when
