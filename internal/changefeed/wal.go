@@ -316,6 +316,9 @@ func (s *walSession) decode(ctx context.Context, rconn *pgconn.PgConn) error {
 				return fmt.Errorf("changefeed: the replication stream: %w", err)
 			}
 			readDeadline = deadline
+			if ctx.Err() != nil { // ended before the deadline replaced the AfterFunc's
+				return context.Cause(ctx)
+			}
 		}
 		msg, err := rconn.ReceiveMessage(context.Background())
 		if err != nil {
