@@ -86,7 +86,8 @@ func (l *Listener) Run(ctx context.Context) error {
 	}
 }
 
-// errWasUp marks a session whose LISTEN was in place before it failed.
+// errWasUp marks a session that reported Up, or Failed for want of a
+// heartbeat, before it failed.
 var errWasUp = errors.New("changefeed: the listening connection failed")
 
 // session connects, LISTENs, reports Up (at once, or at the first
@@ -120,10 +121,10 @@ func (l *Listener) session(ctx context.Context) error {
 	}
 	listened := time.Now()
 	heard := listened // the last notification, or the last check of the connection
-	up, failed := false, false
+	up, failed, settled := false, false, false
 	setUp := func(now bool) {
 		if now != up {
-			up = now
+			up, settled = now, true
 			if up && l.Up != nil {
 				l.Up()
 			} else if !up && l.Down != nil {
@@ -154,7 +155,7 @@ func (l *Listener) session(ctx context.Context) error {
 			alive := !beat.IsZero() && time.Since(beat) < l.Heartbeat
 			setUp(alive)
 			if !alive && !failed && time.Since(listened) >= l.Heartbeat {
-				failed = true
+				failed, settled = true, true
 				if l.Failed != nil {
 					l.Failed(ErrNoHeartbeat)
 				}
@@ -180,6 +181,9 @@ func (l *Listener) session(ctx context.Context) error {
 		default:
 			if up && l.Down != nil {
 				l.Down(err)
+			}
+			if !settled {
+				return err // neither Up nor Failed yet: Run reports it as a failed attempt
 			}
 			return errors.Join(errWasUp, err)
 		}
