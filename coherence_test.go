@@ -56,11 +56,23 @@ func (r *receipts) Invalidated(_ context.Context, tables []string) {
 // await returns when the connector first invalidated table (or everything)
 // at or after since, waiting up to 5s; table "" waits for everything.
 func (r *receipts) await(table string, since time.Time) (time.Time, bool) {
+	return r.awaitEvent(since, func(tables []string) bool {
+		return tables == nil || table != "" && slices.Contains(tables, table)
+	})
+}
+
+// awaitNamed is await for an invalidation that names table: a barrier,
+// which a drop of everything must not stand for.
+func (r *receipts) awaitNamed(table string, since time.Time) (time.Time, bool) {
+	return r.awaitEvent(since, func(tables []string) bool { return slices.Contains(tables, table) })
+}
+
+func (r *receipts) awaitEvent(since time.Time, match func(tables []string) bool) (time.Time, bool) {
 	deadline := time.After(5 * time.Second)
 	for {
 		r.mu.Lock()
 		for _, e := range r.events {
-			if !e.at.Before(since) && (e.tables == nil || table != "" && slices.Contains(e.tables, table)) {
+			if !e.at.Before(since) && match(e.tables) {
 				r.mu.Unlock()
 				return e.at, true
 			}
@@ -327,7 +339,7 @@ func runCoherence(t *testing.T, dsn string, src Invalidation, run time.Duration)
 			t.Fatal(err)
 		}
 		for _, in := range insts {
-			if _, ok := in.rec.await(barrier, sent); !ok {
+			if _, ok := in.rec.awaitNamed(barrier, sent); !ok {
 				t.Fatalf("instance %s never received the barrier", in.name)
 			}
 		}

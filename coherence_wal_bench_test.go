@@ -3,6 +3,8 @@ package auditpg
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -54,7 +56,9 @@ func BenchmarkChangeFeedWindowWAL(b *testing.B) {
 			received[name(w, i)] = make(chan time.Time, 1<<16)
 		}
 	}
-	db := ciOpenDSN(b, dsn, WithCacheMode(CacheAll), WithInvalidation(InvalidateWAL), WithObserver(feedTimes(received)))
+	// The leader's failures, if any, are logged with the benchmark's output.
+	db := ciOpenDSN(b, dsn, WithCacheMode(CacheAll), WithInvalidation(InvalidateWAL), WithObserver(feedTimes(received)),
+		WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	var v int64
 	if err := db.QueryRowContext(ctx, `SELECT v FROM `+name(0, 0)+` WHERE id = 1`).Scan(&v); err != nil { // starts the feed
 		b.Fatal(err)

@@ -75,6 +75,7 @@ func walRestart(t *testing.T, cluster *pgtemp.Cluster) {
 			t.Fatal("want 1")
 		}
 	}
+	admin.SetMaxIdleConns(0) // none kept across the restart, for the clean-up
 	if err := cluster.Restart(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func walFailover(t *testing.T, dsn string, closeLeader bool) {
 	sent := time.Now()
 	testdb.Exec(t, admin, `UPDATE coh_wal_barrier SET v = 2 WHERE id = 1`)
 	for _, in := range survivors {
-		if _, ok := in.rec.await("coh_wal_barrier", sent); !ok {
+		if _, ok := in.rec.awaitNamed("coh_wal_barrier", sent); !ok {
 			t.Fatalf("instance %s: the barrier was not received", in.name)
 		}
 		walFeedUp(t, in)

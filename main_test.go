@@ -12,7 +12,12 @@ import (
 // AUDITPG_TEST_DATABASE_URL).
 var testDSN string
 
-func TestMain(m *testing.M) { os.Exit(testdb.Run(m, &testDSN)) }
+func TestMain(m *testing.M) {
+	if dsn := os.Getenv(envCoherenceChild); dsn != "" {
+		os.Exit(coherenceChild(dsn)) // the second process of TestCoherenceAcrossProcesses
+	}
+	os.Exit(testdb.Run(m, &testDSN))
+}
 
 // openDB opens testDSN with the named driver ("pgx" or "auditpg"), through
 // Open when options are given, and closes it when the test ends.

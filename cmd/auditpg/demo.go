@@ -18,15 +18,17 @@ import (
 // The demo's bounds: a workload of minutes at most, and no more clients
 // than a small server takes.
 const (
-	maxDemoEvents  = 1_000_000
-	maxDemoWorkers = 64
+	maxDemoEvents    = 1_000_000
+	maxDemoWorkers   = 64
+	maxDemoInstances = 8
 )
 
 type demoOptions struct {
-	events  int
-	workers int
-	slow    time.Duration
-	keep    bool
+	events    int
+	workers   int
+	instances int
+	slow      time.Duration
+	keep      bool
 }
 
 func newDemoCmd(g *globals) *cobra.Command {
@@ -42,6 +44,12 @@ report that client report prints for an application). The statistics are
 reset once the schema is made, so they count the workload alone; the pool
 line says how many connections were already open then.
 
+With --instances N, the workers are spread over N instances of the
+application, each a connector with a cache of its own, as N processes would
+be. At the end, one instance changes a cached row again and again, and the
+report says how soon each other instance's cache heard of it (the change
+feed's window) and whether any of them served the old row after that.
+
 Without --dsn or DATABASE_URL it starts a temporary PostgreSQL cluster from
 the local binaries and removes it at the end. On a database of yours it works
 in a schema of its own, auditpg_demo, dropped at the end unless --keep.`,
@@ -50,6 +58,7 @@ in a schema of its own, auditpg_demo, dropped at the end unless --keep.`,
 	}
 	cmd.Flags().IntVar(&o.events, "events", 3000, "audit events to write")
 	cmd.Flags().IntVar(&o.workers, "workers", 4, "concurrent clients")
+	cmd.Flags().IntVar(&o.instances, "instances", 1, "instances of the application, each with a cache of its own (1 to 8)")
 	cmd.Flags().DurationVar(&o.slow, "slow", 50*time.Millisecond, "slow-query threshold")
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the auditpg_demo schema")
 	return cmd
@@ -61,6 +70,8 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) error {
 		return fmt.Errorf("--events %d: want 1 to %d", o.events, maxDemoEvents)
 	case o.workers < 1 || o.workers > maxDemoWorkers:
 		return fmt.Errorf("--workers %d: want 1 to %d", o.workers, maxDemoWorkers)
+	case o.instances < 1 || o.instances > maxDemoInstances:
+		return fmt.Errorf("--instances %d: want 1 to %d", o.instances, maxDemoInstances)
 	case o.slow <= 0:
 		return fmt.Errorf("--slow %v: want a positive duration, e.g. 50ms (the demo's slow reports take twice as long)", o.slow)
 	}
@@ -82,14 +93,19 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) error {
 	}
 	defer shutdown(context.WithoutCancel(ctx))
 	opts := append([]auditpg.Option{auditpg.WithSlowQueryThreshold(o.slow), auditpg.WithMaxOpenConns(o.workers)}, telemetry...)
-	db, err := auditpg.Open(dsn, opts...)
-	if err != nil {
-		return err
+	dbs := make([]*sql.DB, o.instances)
+	for i := range dbs {
+		db, err := auditpg.Open(dsn, opts...)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if err := db.PingContext(ctx); err != nil {
+			return err
+		}
+		dbs[i] = db
 	}
-	defer db.Close()
-	if err := db.PingContext(ctx); err != nil {
-		return err
-	}
+	db := dbs[0]
 	if err := createDemoSchema(ctx, db); err != nil {
 		return err
 	}
@@ -98,21 +114,40 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) error {
 	}
 	// Report the workload, not the set-up: the counts start again, and
 	// the connections open now are reported as open at the start.
-	if err := auditpg.ResetStats(db); err != nil {
-		return err
+	for _, db := range dbs {
+		if err := auditpg.ResetStats(db); err != nil {
+			return err
+		}
 	}
 	start := time.Now()
-	if err := runWorkload(ctx, g, db, o); err != nil {
+	if err := runWorkload(ctx, g, dbs, o); err != nil {
 		return err
+	}
+	elapsed := time.Since(start)
+	var across *acrossInstances
+	if len(dbs) > 1 {
+		if across, err = probeInstances(ctx, dbs); err != nil {
+			return err
+		}
 	}
 	snap, err := auditpg.Stats(db)
 	if err != nil {
 		return err
 	}
 	if g.json {
-		return g.printJSON(snap)
+		if across == nil {
+			return g.printJSON(snap)
+		}
+		return g.printJSON(struct {
+			FirstInstance auditpg.Snapshot `json:"first_instance"`
+			Across        *acrossInstances `json:"across_instances"`
+		}{snap, across})
 	}
-	fmt.Fprintf(g.stdout, "auditpg demo: %d events, %d workers, in %v\n\n", o.events, o.workers, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(g.stdout, "auditpg demo: %d events, %d workers, %d instances, in %v\n\n", o.events, o.workers, o.instances, elapsed.Round(time.Millisecond))
+	if across != nil {
+		writeAcross(g.stdout, across)
+		fmt.Fprintln(g.stdout, "\nThe first instance's report:")
+	}
 	return writeReport(g.stdout, snap)
 }
 
@@ -148,7 +183,7 @@ var (
 
 // runWorkload spreads the events over the workers; each worker mixes
 // writes, reads, transactions and, now and then, a slow report.
-func runWorkload(ctx context.Context, g *globals, db *sql.DB, o demoOptions) error {
+func runWorkload(ctx context.Context, g *globals, dbs []*sql.DB, o demoOptions) error {
 	var (
 		done     atomic.Int64
 		wg       sync.WaitGroup
@@ -173,6 +208,7 @@ func runWorkload(ctx context.Context, g *globals, db *sql.DB, o demoOptions) err
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), 42))
+			db := dbs[w%len(dbs)] // the workers are spread over the instances
 			for i := range next {
 				if err := demoStep(ctx, db, rng, i, o.slow); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })

@@ -65,3 +65,45 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoInstances: with --instances, the demo's instances hear of each
+// other's writes through the change feed, and say how soon.
+func TestDemoInstances(t *testing.T) {
+	out, err := runCLI(t, "demo", "--instances", "2", "--events", "200", "--workers", "2", "--slow", "5ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWidth(t, "demo --instances", out)
+	for _, w := range []string{"2 instances", "Across 2 instances", "the others read the new row", "reads of the old row after that: 0",
+		"instance 2: change feed up", "The first instance's report:"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("demo --instances 2: output lacks %q:\n%s", w, out)
+		}
+	}
+	out, err = runCLI(t, "--json", "demo", "--instances", "2", "--events", "200", "--workers", "2", "--slow", "5ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkJSON(t, "demo-instances", out, "first_instance.cache.bypasses", "across_instances.caches[].bypasses")
+	var d struct {
+		Across struct {
+			Probes      int
+			Stale       int   `json:"stale_after_receipt"`
+			WindowMaxNs int64 `json:"window_max_ns"`
+			Caches      []struct {
+				Feed         string
+				FeedReceived int64 `json:"feed_received"`
+			}
+		} `json:"across_instances"`
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	a := d.Across
+	if a.Probes != demoProbes || a.Stale != 0 || a.WindowMaxNs <= 0 || len(a.Caches) != 2 || a.Caches[1].Feed != "up" || a.Caches[1].FeedReceived < demoProbes {
+		t.Errorf("demo --instances 2 --json: %+v; want every probe received by the second instance", a)
+	}
+	if _, err := runCLI(t, "demo", "--instances", "9"); err == nil || !strings.Contains(err.Error(), "--instances 9: want 1 to 8") {
+		t.Errorf("demo --instances 9: %v; want the bound named", err)
+	}
+}

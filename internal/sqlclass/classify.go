@@ -769,7 +769,7 @@ func (w *walker) call(i, j int) {
 		if w.volatile == "" {
 			w.volatile = last.name + "()"
 		}
-	case f&fSession != 0:
+	case f&fSession != 0 && !w.transactionLocal(j):
 		w.session = true
 	case f&fSideEffect != 0:
 		if w.sideEffect == "" {
@@ -784,6 +784,16 @@ func (w *walker) call(i, j int) {
 			w.unknownFn = name
 		}
 	}
+}
+
+// transactionLocal reports whether the call whose "(" is toks[open] ends
+// with the literal argument true: set_config(name, value, true) changes the
+// setting until the end of the transaction (an implicit one outside a
+// block), never the session's. A bind parameter there may be false.
+func (w *walker) transactionLocal(open int) bool {
+	end := int(w.toks[open].end)
+	return end < len(w.toks) && end-2 > open && w.toks[end].isPunct(")") &&
+		w.toks[end-1].kind == tkWord && w.toks[end-1].name == "true" && w.toks[end-2].isPunct(",")
 }
 
 // alias skips an alias and its column list after a table reference: AS and

@@ -174,6 +174,8 @@ var classifyTests = []struct {
 	{"RESET ALL", want{kind: KindSession, op: "RESET", session: true}},
 	{"DISCARD ALL", want{kind: KindSession, op: "DISCARD", session: true}},
 	{"SELECT set_config('app.user', $1, false)", want{kind: KindSelect, op: "SELECT", session: true, reason: "changes session state (set_config)"}},
+	{"SELECT set_config('app.user', 'x', $1)", want{kind: KindSelect, op: "SELECT", session: true, reason: "changes session state (set_config)"}},
+	{"SELECT pg_catalog.set_config('lock_timeout', $1, true)", want{kind: KindSelect, op: "SELECT", reason: "calls set_config(), which has side effects"}},
 	{"SHOW search_path", want{kind: KindUtility, op: "SHOW", readOnly: true, reason: "utility statement"}},
 	{"EXPLAIN SELECT * FROM t", want{kind: KindUtility, op: "EXPLAIN", reads: l("t"), readOnly: true, reason: "EXPLAIN", summary: "EXPLAIN SELECT t"}},
 	{"EXPLAIN DELETE FROM t", want{kind: KindUtility, op: "EXPLAIN", readOnly: true, reason: "EXPLAIN"}},

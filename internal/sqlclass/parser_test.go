@@ -585,7 +585,16 @@ func (c *collector) call(fc *pg_query.FuncCall) {
 	}
 	name := strings.Join(parts, ".")
 	c.f.funcs = append(c.f.funcs, name)
-	if name == "set_config" || name == "pg_catalog.set_config" {
-		c.f.session = true
+	if (name == "set_config" || name == "pg_catalog.set_config") && !literalTrue(fc.Args) {
+		c.f.session = true // set_config(..., true) lasts until the transaction ends
 	}
+}
+
+// literalTrue reports whether the last of args is the constant true.
+func literalTrue(args []*pg_query.Node) bool {
+	if len(args) == 0 {
+		return false
+	}
+	c := args[len(args)-1].GetAConst()
+	return c != nil && c.GetBoolval() != nil && c.GetBoolval().Boolval
 }
