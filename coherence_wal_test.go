@@ -21,10 +21,7 @@ import (
 // with wal_level = logical: no statement trigger is installed, the WAL
 // alone tells the caches of every writer.
 
-// walCluster starts a cluster with wal_level = logical for the test.
-func walCluster(t *testing.T) string { return walClusterOf(t).DSN() }
-
-// walClusterOf is walCluster's cluster.
+// walClusterOf starts a cluster with wal_level = logical for the test.
 func walClusterOf(t *testing.T) *pgtemp.Cluster {
 	t.Helper()
 	c, err := pgtemp.Start(t.Context(), pgtemp.WithSetting("wal_level", "logical"),
