@@ -383,3 +383,27 @@ func TestLeaderLagStopsHeartbeats(t *testing.T) {
 	}
 	waitFor(t, "up again", func() bool { _, u, dn := r.snapshot(); return u == dn+1 }) // each down followed by an up
 }
+
+// TestListenerIgnoresHeartbeats: a Listener without Heartbeat (notify
+// mode, sharing the channel with a WAL decoder) is up at once and never
+// hands a heartbeat to Changed.
+func TestListenerIgnoresHeartbeats(t *testing.T) {
+	r := newRecorder()
+	r.listener(t)
+	r.await(t, "up", func(r *recorder) bool { return r.ups == 1 })
+	admin, err := pgx.Connect(context.Background(), testDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(context.Background(), `SELECT pg_notify($1, $2), pg_notify($1, 'after')`, Channel, Heartbeat); err != nil {
+		t.Fatal(err)
+	}
+	r.await(t, "the payload after the heartbeat", func(r *recorder) bool { return slices.Contains(r.payloads, "after") })
+	if p, _, _ := r.snapshot(); slices.Contains(p, Heartbeat) {
+		t.Errorf("Changed was handed %q; want no heartbeat", p)
+	}
+	if Heartbeat != Payload("pg_catalog", "auditpg_heartbeat") {
+		t.Errorf("Heartbeat %s is not the payload of pg_catalog.auditpg_heartbeat", Heartbeat)
+	}
+}
