@@ -58,7 +58,7 @@
 //	auditpg_cache_size=100MB        WithCacheSize (a hard limit: 1MB to 64GB)
 //	auditpg_cache_max_entry=1MB     WithCacheMaxEntry (1B to 512MB, at most the cache size)
 //	auditpg_cache_rls_tables=a,b    WithCacheRLSTables
-//	auditpg_invalidate=notify       WithInvalidation (notify: other processes' writes too; local)
+//	auditpg_invalidate=notify       WithInvalidation (notify: other processes' writes too; wal: every writer's, from logical decoding; local)
 //
 // The pool parameters need Open, which applies them to the *sql.DB it
 // returns; sql.Open cannot, and so refuses them rather than ignore them.
