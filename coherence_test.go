@@ -93,9 +93,15 @@ type cohInstance struct {
 	rec  *receipts
 }
 
-func openCohInstance(t *testing.T, name string, opts ...Option) *cohInstance {
+func openCohInstance(t *testing.T, name string) *cohInstance {
+	return openCohInstanceOf(t, testDSN, InvalidateNotify, name)
+}
+
+// openCohInstanceOf is an instance on dsn that hears of the others' writes
+// from src.
+func openCohInstanceOf(t *testing.T, dsn string, src Invalidation, name string, opts ...Option) *cohInstance {
 	rec := newReceipts()
-	db := ciOpenDSN(t, testDSN, append([]Option{WithCacheMode(CacheAll), WithInvalidation(InvalidateNotify), WithObserver(rec)}, opts...)...)
+	db := ciOpenDSN(t, dsn, append([]Option{WithCacheMode(CacheAll), WithInvalidation(src), WithObserver(rec)}, opts...)...)
 	return &cohInstance{name: name, db: db, rec: rec}
 }
 
@@ -107,6 +113,7 @@ type cohObservable struct {
 var (
 	cohVersion = cohObservable{"coh_item", `SELECT v FROM coh_item WHERE id = 1`}
 	cohOldest  = cohObservable{"coh_child", `SELECT coalesce(min(parent), 0) FROM coh_child`}
+	cohParted  = cohObservable{"coh_parted", `SELECT coalesce(max(v), 0) FROM coh_parted`} // a partition's rows
 )
 
 // cohRead is one read an instance made, for the check after the run.
@@ -133,7 +140,7 @@ func TestCoherenceAcrossConnectors(t *testing.T) {
 	if testing.Short() {
 		run = 3 * time.Second
 	}
-	runCoherence(t, run)
+	runCoherence(t, testDSN, InvalidateNotify, run)
 }
 
 // cohDropLocalEvery, when above 0, has each reader of runCoherence empty
@@ -141,16 +148,21 @@ func TestCoherenceAcrossConnectors(t *testing.T) {
 // shared tier (Redis) and not only to the instance's memory.
 var cohDropLocalEvery = 0
 
-// runCoherence writes through every writer, one at a time, for run, while
-// two instances opened with opts read, and fails on a stale read; it
-// returns the instances, still open, for the caller's own checks.
-func runCoherence(t *testing.T, run time.Duration, opts ...Option) [2]*cohInstance {
+// runCoherence runs the randomized reads and writes of two instances on
+// dsn, opened with opts, that hear of each other's and every writer's
+// changes from src (with notify, through the statement triggers it
+// installs) for run, and checks that no read started after its instance
+// received a write missed it; it returns the instances, still open, for
+// the caller's own checks.
+func runCoherence(t *testing.T, dsn string, src Invalidation, run time.Duration, opts ...Option) [2]*cohInstance {
 	ctx := context.Background()
-	admin := testdb.Open(t, "pgx", testDSN)
+	admin := testdb.Open(t, "pgx", dsn)
 	for _, stmt := range []string{
-		`DROP TABLE IF EXISTS coh_item, coh_child, coh_parent, coh_src`,
+		`DROP TABLE IF EXISTS coh_item, coh_child, coh_parent, coh_src, coh_parted, coh_barrier`,
 		`CREATE TABLE coh_item (id int PRIMARY KEY, v bigint NOT NULL)`,
 		`INSERT INTO coh_item VALUES (1, 0)`,
+		`CREATE TABLE coh_barrier (v bigint PRIMARY KEY)`,
+		`INSERT INTO coh_barrier VALUES (0)`,
 		`CREATE TABLE coh_parent (id bigint PRIMARY KEY)`,
 		`CREATE TABLE coh_child (parent bigint NOT NULL REFERENCES coh_parent ON DELETE CASCADE)`,
 		`INSERT INTO coh_parent VALUES (0)`,
@@ -161,18 +173,28 @@ func runCoherence(t *testing.T, run time.Duration, opts ...Option) [2]*cohInstan
 		`CREATE OR REPLACE FUNCTION coh_src_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 		 BEGIN UPDATE coh_item SET v = NEW.v WHERE id = 1; RETURN NULL; END $$`,
 		`CREATE TRIGGER coh_src_apply AFTER INSERT ON coh_src FOR EACH ROW EXECUTE FUNCTION coh_src_apply()`,
-		changefeed.InstallFunctionSQL("public"),
+		// Writes to the parent land in the partition.
+		`CREATE TABLE coh_parted (v bigint NOT NULL) PARTITION BY RANGE (v)`,
+		`CREATE TABLE coh_parted_1 PARTITION OF coh_parted FOR VALUES FROM (0) TO (MAXVALUE)`,
 	} {
 		testdb.Exec(t, admin, stmt)
 	}
-	for _, table := range []string{"coh_item", "coh_child", "coh_parent", "coh_src"} {
-		testdb.Exec(t, admin, changefeed.InstallTriggerSQL(pgx.Identifier{table}, "public"))
+	if src == InvalidateWAL { // tables without a primary key, in a publication of their updates and deletes
+		for _, table := range []string{"coh_child", "coh_src", "coh_parted_1"} {
+			testdb.Exec(t, admin, `ALTER TABLE `+table+` REPLICA IDENTITY FULL`)
+		}
+	}
+	if src == InvalidateNotify {
+		testdb.Exec(t, admin, changefeed.InstallFunctionSQL("public"))
+		for _, table := range []string{"coh_item", "coh_child", "coh_parent", "coh_src", "coh_parted", "coh_parted_1"} {
+			testdb.Exec(t, admin, changefeed.InstallTriggerSQL(pgx.Identifier{table}, "public"))
+		}
 	}
 	t.Cleanup(func() {
-		testdb.Exec(t, admin, `DROP TABLE IF EXISTS coh_item, coh_child, coh_parent, coh_src`)
+		testdb.Exec(t, admin, `DROP TABLE IF EXISTS coh_item, coh_child, coh_parent, coh_src, coh_parted, coh_barrier`)
 		testdb.Exec(t, admin, `DROP FUNCTION IF EXISTS coh_src_apply()`)
 	})
-	bare, err := pgx.Connect(ctx, testDSN)
+	bare, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +204,7 @@ func runCoherence(t *testing.T, run time.Duration, opts ...Option) [2]*cohInstan
 		t.Fatalf("psql, one of the writers, is not installed: %v", err)
 	}
 
-	insts := [2]*cohInstance{openCohInstance(t, "A", opts...), openCohInstance(t, "B", opts...)}
+	insts := [2]*cohInstance{openCohInstanceOf(t, dsn, src, "A", opts...), openCohInstanceOf(t, dsn, src, "B", opts...)}
 
 	// Readers: each instance reads both observables without pause, so that
 	// fills start before, during and after each write and its receipt.
@@ -207,8 +229,11 @@ func runCoherence(t *testing.T, run time.Duration, opts ...Option) [2]*cohInstan
 					default:
 					}
 					obs := cohVersion
-					if n%3 == 2 {
+					switch n % 4 {
+					case 2:
 						obs = cohOldest
+					case 3:
+						obs = cohParted
 					}
 					started := time.Now()
 					var v int64
@@ -228,7 +253,7 @@ func runCoherence(t *testing.T, run time.Duration, opts ...Option) [2]*cohInstan
 		}
 	}
 
-	var version, oldest int64
+	var version, oldest, parted int64
 	writers := []struct {
 		via   string
 		local int
@@ -259,7 +284,7 @@ func runCoherence(t *testing.T, run time.Duration, opts ...Option) [2]*cohInstan
 		}},
 		{"psql", -1, nil, func() (cohObservable, int64, error) {
 			version++
-			out, err := exec.CommandContext(ctx, psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", testDSN,
+			out, err := exec.CommandContext(ctx, psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn,
 				"-c", fmt.Sprintf(`UPDATE coh_item SET v = %d WHERE id = 1`, version)).CombinedOutput()
 			if err != nil {
 				err = fmt.Errorf("%w: %s", err, out)
@@ -275,6 +300,11 @@ func runCoherence(t *testing.T, run time.Duration, opts ...Option) [2]*cohInstan
 			version++
 			_, err := bare.CopyFrom(ctx, pgx.Identifier{"coh_src"}, []string{"v"}, pgx.CopyFromRows([][]any{{version - 1}, {version}}))
 			return cohVersion, version, err
+		}},
+		{"a partition, through its parent", -1, nil, func() (cohObservable, int64, error) {
+			parted++
+			_, err := bare.Exec(ctx, `INSERT INTO coh_parted VALUES ($1)`, parted)
+			return cohParted, parted, err
 		}},
 		{"ON DELETE CASCADE", -1, func() error {
 			// A new parent with a child; then the write: the oldest parent
@@ -293,7 +323,8 @@ func runCoherence(t *testing.T, run time.Duration, opts ...Option) [2]*cohInstan
 
 	// quiesce returns once every notification of the writes so far has
 	// arrived: the instances have sent what they published, and a barrier
-	// notified after that has reached both. The first invalidation of a
+	// notified after that (with wal, a write decoded after them) has
+	// reached both. The first invalidation of a
 	// table after the next write starts is then that write's.
 	barriers := 0
 	quiesce := func() {
@@ -307,7 +338,16 @@ func runCoherence(t *testing.T, run time.Duration, opts ...Option) [2]*cohInstan
 		barriers++
 		barrier := fmt.Sprint("coh_barrier_", barriers)
 		sent := time.Now()
-		if _, err := bare.Exec(ctx, `SELECT pg_notify($1, $2)`, changefeed.Channel, changefeed.Payload("public", barrier)); err != nil {
+		var err error
+		if src == InvalidateWAL {
+			// The decoder publishes in commit order: a write's receipt
+			// follows those of the commits before it.
+			barrier = "coh_barrier"
+			_, err = bare.Exec(ctx, `UPDATE coh_barrier SET v = $1`, barriers)
+		} else {
+			_, err = bare.Exec(ctx, `SELECT pg_notify($1, $2)`, changefeed.Channel, changefeed.Payload("public", barrier))
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 		for _, in := range insts {

@@ -58,7 +58,7 @@
 //	auditpg_cache_size=100MB        WithCacheSize (a hard limit: 1MB to 64GB)
 //	auditpg_cache_max_entry=1MB     WithCacheMaxEntry (1B to 512MB, at most the cache size)
 //	auditpg_cache_rls_tables=a,b    WithCacheRLSTables
-//	auditpg_invalidate=notify       WithInvalidation (notify: other processes' writes too; local)
+//	auditpg_invalidate=notify       WithInvalidation (notify: other processes' writes too; wal: every writer's, from logical decoding; local)
 //	auditpg_redis=redis://h:6379/0  WithRedis (the shared Redis tier; rediss:// for TLS; WithRedisClient for your own client)
 //	auditpg_redis_prefix=auditpg    WithRedisPrefix (1 to 64 letters, digits, - _ .)
 //	auditpg_redis_timeout=5ms       WithRedisTimeout (above 0, at most 1s)

@@ -66,8 +66,9 @@ type Connector struct {
 	inner  driver.Connector // pgx stdlib's connector
 	drv    Driver
 
-	stopFeed func()         // stops the change feed's goroutines, if the cache has one
-	feedDone sync.WaitGroup // the change feed's goroutines
+	stopFeed func()             // stops the change feed's goroutines, if the cache has one
+	feedDone sync.WaitGroup     // the change feed's goroutines
+	leader   *changefeed.Leader // the WAL decoder's candidate, with auditpg_invalidate=wal
 }
 
 // NewConnector returns a Connector for sql.OpenDB. The DSN takes every form
@@ -206,25 +207,46 @@ func wrapConnector(inner driver.Connector, cfg config) *Connector {
 			}
 		}
 		c.cache = resultcache.New(cfg.cache, listeners)
-		if cfg.invalidation == InvalidateNotify {
-			c.useChangeFeed()
+		if cfg.invalidation == InvalidateNotify || cfg.invalidation == InvalidateWAL {
+			c.useChangeFeed(cfg.invalidation == InvalidateWAL)
 		}
 	}
 	return c
 }
 
 // useChangeFeed makes the cache hear of the writes of other processes on
-// the changefeed channel, and publish this process's own there. The
-// listener and the publisher each get a connection of their own, made with
-// the configuration of the first connection that needs them (see
-// resultcache.Cache.UseFeed), and live until Close.
-func (c *Connector) useChangeFeed() {
+// the changefeed channel. With notify, this process publishes its own
+// writes there (a Publisher). With wal, it is a candidate to decode the
+// database's WAL for every process (a Leader), which publishes every
+// writer's changes, its own included, and its listener is up only while
+// the decoder's heartbeats arrive. Each part gets a connection of its own,
+// made with the configuration of the first connection that needs it (see
+// resultcache.Cache.UseFeed), and lives until Close.
+func (c *Connector) useChangeFeed(wal bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stopFeed = cancel
-	pub := &changefeed.Publisher{}
 	logger := c.cfg.stats.logger
+	var pub *changefeed.Publisher
+	publish, pending := (func(...string))(nil), (func() int)(nil)
+	if !wal {
+		pub = &changefeed.Publisher{}
+		publish, pending = pub.Publish, pub.Pending
+	} else {
+		// The leader retries every few seconds: the same failure is logged
+		// again once a minute.
+		var last string
+		var logged time.Time
+		c.leader = &changefeed.Leader{
+			Failed: func(err error) {
+				if logger == nil || err.Error() == last && time.Since(logged) < time.Minute {
+					return
+				}
+				last, logged = err.Error(), time.Now()
+				logger.Error("auditpg: the WAL decoder cannot stream: every process with auditpg_invalidate=wal bypasses the result cache until one can", "error", err)
+			},
+		}
+	}
 	c.cache.UseFeed(func(cfg *pgconn.Config) {
-		pub.Config = cfg
 		l := &changefeed.Listener{
 			Config:  cfg,
 			Changed: func(payload string) { c.cache.Received(ctx, payload) },
@@ -232,15 +254,31 @@ func (c *Connector) useChangeFeed() {
 			Failed:  func(error) { c.cache.FeedFailed() },
 			Down: func(err error) {
 				c.cache.FeedDown()
-				if logger != nil {
+				if logger == nil {
+					return
+				}
+				if errors.Is(err, changefeed.ErrNoHeartbeat) {
+					logger.Warn("auditpg: no heartbeat from the WAL decoder: reads bypass the result cache until it is back", "error", err)
+				} else {
 					logger.Warn("auditpg: the change feed's connection failed: reads bypass the result cache until it is back", "error", err)
 				}
 			},
 		}
-		c.feedDone.Add(2)
-		go func() { defer c.feedDone.Done(); _ = l.Run(ctx) }()
-		go func() { defer c.feedDone.Done(); _ = pub.Run(ctx) }()
-	}, pub.Publish, pub.Pending)
+		runs := []func(context.Context) error{l.Run}
+		if pub != nil {
+			pub.Config = cfg
+			runs = append(runs, pub.Run)
+		}
+		if c.leader != nil {
+			l.Heartbeat = changefeed.HeartbeatTimeout
+			c.leader.Config = cfg
+			runs = append(runs, c.leader.Run)
+		}
+		c.feedDone.Add(len(runs))
+		for _, run := range runs {
+			go func() { defer c.feedDone.Done(); _ = run(ctx) }()
+		}
+	}, publish, pending)
 }
 
 func isOTel(o Observer) bool {

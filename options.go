@@ -313,17 +313,24 @@ const (
 	// own writes to and which the statement triggers of
 	// `auditpg cache install-triggers` publish every writer's changes to.
 	InvalidateNotify Invalidation = "notify"
+	// InvalidateWAL hears of every writer's changes from the server's
+	// logical decoding: one process of the database (elected with an
+	// advisory lock) streams them from a temporary replication slot and
+	// publishes them on the auditpg_invalidate channel, where every process
+	// listens. Needs wal_level = logical and a user with REPLICATION; while
+	// no decoder's heartbeat arrives, reads bypass the cache.
+	InvalidateWAL Invalidation = "wal"
 	// InvalidateLocal hears only of the writes through this connector:
 	// safe with one writer only.
 	InvalidateLocal Invalidation = "local"
 )
 
 // WithInvalidation sets where the result cache hears of the writes other
-// processes commit: InvalidateNotify (the default) or InvalidateLocal.
-// DSN: auditpg_invalidate=notify or local.
+// processes commit: InvalidateNotify (the default), InvalidateWAL or
+// InvalidateLocal. DSN: auditpg_invalidate=notify, wal or local.
 func WithInvalidation(src Invalidation) Option {
-	return validated(src != InvalidateNotify && src != InvalidateLocal, fmt.Sprintf("WithInvalidation(%q)", string(src)),
-		"InvalidateNotify or InvalidateLocal",
+	return validated(src != InvalidateNotify && src != InvalidateWAL && src != InvalidateLocal, fmt.Sprintf("WithInvalidation(%q)", string(src)),
+		"InvalidateNotify, InvalidateWAL or InvalidateLocal",
 		func(c *config) { c.invalidation = src })
 }
 
@@ -506,12 +513,8 @@ var dsnParams = map[string]dsnParam{
 		names, err := splitList(v)
 		return WithCacheTables(names...), err
 	}},
-	"auditpg_invalidate": {form: "notify or local", option: func(v string) (Option, error) {
-		src := Invalidation(strings.ToLower(v))
-		if src == "wal" {
-			return nil, paramDetail("logical decoding is not available yet: use notify, with the triggers of auditpg cache install-triggers for writers other than auditpg")
-		}
-		return WithInvalidation(src), nil
+	"auditpg_invalidate": {form: "notify, wal or local", option: func(v string) (Option, error) {
+		return WithInvalidation(Invalidation(strings.ToLower(v))), nil
 	}},
 	"auditpg_redis": {form: "a Redis URL, redis://[user:password@]host:port/db or rediss://... (with addr=host:port for each other node of a Redis Cluster)",
 		secret: true, option: func(v string) (Option, error) { return WithRedis(v), nil }},

@@ -201,7 +201,7 @@ func TestRedisCoherence(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cohDropLocalEvery = 8
 			defer func() { cohDropLocalEvery = 0 }()
-			insts := runCoherence(t, run, tc.redis(t), WithRedisPrefix("coh-"+strings.Fields(tc.name)[0]),
+			insts := runCoherence(t, testDSN, InvalidateNotify, run, tc.redis(t), WithRedisPrefix("coh-"+strings.Fields(tc.name)[0]),
 				WithRedisTimeout(50*time.Millisecond), withRedisAlways())
 			var hits, lookups, errs int64
 			for _, in := range insts {

@@ -212,6 +212,9 @@ func (m *Monitor) health(s *Summary) Health {
 			}
 		})
 	}
+	if len(s.ReplicationSlots) > 0 {
+		add("replication slots", func(b *componentBuilder) { judgeSlots(b, s.ReplicationSlots) })
+	}
 	if s.Driver != nil {
 		d := s.Driver.DriverHealth()
 		add("driver", func(b *componentBuilder) {

@@ -26,6 +26,8 @@ type Summary struct {
 	Activity    Activity            `json:"activity"`
 	// Partitions lists the partitioned tables.
 	Partitions []PartitionedTable `json:"partitions"`
+	// ReplicationSlots lists the server's replication slots.
+	ReplicationSlots []ReplicationSlot `json:"replication_slots"`
 	// Driver holds the database driver's own statistics, when a
 	// WithDriverStats option read them; it is marshalled as it is.
 	Driver DriverStats `json:"driver,omitempty"`
@@ -143,6 +145,9 @@ SELECT current_setting('server_version'), current_setting('server_version_num'):
 		return nil, err
 	}
 	if s.Partitions, err = m.Partitions(ctx); err != nil {
+		return nil, err
+	}
+	if s.ReplicationSlots, err = m.ReplicationSlots(ctx); err != nil {
 		return nil, err
 	}
 	if m.driverStats != nil {

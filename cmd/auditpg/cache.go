@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/auditpg/auditpg/internal/bytesize"
 	"github.com/auditpg/auditpg/internal/changefeed"
 	"github.com/spf13/cobra"
 )
@@ -59,8 +60,37 @@ the functions). Idempotent; --dry-run prints the SQL and changes nothing.`,
 			return show(g, st, writeFeedStatus)
 		},
 	}
-	return group("cache", "The result cache across processes: the triggers that publish every writer's changes, and their status",
-		install, uninstall, status)
+	dropSlot := &cobra.Command{
+		Use:   "drop-slot NAME",
+		Short: "Drop an inactive replication slot of auditpg_invalidate=wal",
+		Long: `drop-slot drops the replication slot NAME, one of auditpg's (auditpg_...,
+as auditpg cache status lists them), if no connection streams from it: a slot
+nobody reads retains WAL until the disk fills. The slots of the WAL decoder are
+temporary, so one is left only by a crash of the server's connection handling
+or by hand; an active one is refused (it goes with its leader's connection).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, err := g.openDB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if err := changefeed.DropSlot(cmd.Context(), db, args[0]); err != nil {
+				return err
+			}
+			return show(g, droppedSlot{Dropped: args[0]}, func(w io.Writer, d droppedSlot) error {
+				_, err := fmt.Fprintf(w, "replication slot %s dropped\n", d.Dropped)
+				return err
+			})
+		},
+	}
+	return group("cache", "The result cache across processes: the triggers that publish every writer's changes, the WAL decoder's slots, their status",
+		install, uninstall, status, dropSlot)
+}
+
+// droppedSlot is what drop-slot prints with --json.
+type droppedSlot struct {
+	Dropped string `json:"dropped"`
 }
 
 // triggerCmd is install-triggers or uninstall-triggers, which plan with
@@ -140,6 +170,24 @@ func writeFeedStatus(w io.Writer, st *changefeed.Status) error {
 	}
 	fmt.Fprintf(w, "tables publishing their changes: %d of %d\n", on, len(st.Tables))
 	fmt.Fprintf(w, "DDL trigger: %v\nprocesses listening: %d\nnotification queue in use: %.2f%%\n", st.DDLTrigger, st.Listeners, 100*st.QueueUsage)
+	fmt.Fprintf(w, "replication slots of auditpg_invalidate=wal: %d\n", len(st.Slots))
+	if len(st.Slots) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  name\tdatabase\tstate\tkind\tretained WAL")
+		for _, s := range st.Slots {
+			state, kind := "inactive (drop it: auditpg cache drop-slot "+s.Name+")", "permanent"
+			if s.Active {
+				state = fmt.Sprintf("active (pid %d)", s.ActivePID)
+			}
+			if s.Temporary {
+				kind = "temporary"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.Name, s.Database, state, kind, bytesize.Human(s.RetainedBytes))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	if len(st.Tables) > on {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "\nwithout a trigger (their writes reach other processes' caches only through auditpg):")

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/auditpg/auditpg/internal/pgerr"
 	"github.com/auditpg/auditpg/internal/pgident"
 	"github.com/jackc/pgx/v5"
 )
@@ -162,6 +164,83 @@ type Status struct {
 	// use (pg_notification_queue_usage): near 1, a listener that does not
 	// read holds every notifier back.
 	QueueUsage float64 `json:"queue_usage"`
+	// Slots are the replication slots of auditpg_invalidate=wal (named
+	// SlotPrefix...), in every database of the server.
+	Slots []SlotStatus `json:"slots"`
+}
+
+// SlotStatus is one replication slot and the WAL it holds back.
+type SlotStatus struct {
+	Name      string `json:"name"`
+	Database  string `json:"database"`
+	Temporary bool   `json:"temporary"`
+	// Active says whether a connection streams from it now; ActivePID is
+	// its backend (0 when inactive).
+	Active    bool `json:"active"`
+	ActivePID int  `json:"active_pid"`
+	// RetainedBytes is the WAL the server keeps for it:
+	// pg_current_wal_lsn() - restart_lsn.
+	RetainedBytes int64 `json:"retained_bytes"`
+}
+
+// slotsSQL lists the slots whose name begins with $1; the WAL position is
+// the last one received on a standby.
+const slotsSQL = `
+SELECT slot_name::text, coalesce(database::text, ''), temporary, active, coalesce(active_pid, 0),
+       coalesce(pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END,
+                                restart_lsn), 0)::bigint
+  FROM pg_replication_slots
+ WHERE starts_with(slot_name::text, $1)
+ ORDER BY 1`
+
+// ReadSlots lists the replication slots whose name begins with prefix
+// (every slot for "").
+func ReadSlots(ctx context.Context, db *sql.DB, prefix string) ([]SlotStatus, error) {
+	slots := []SlotStatus{}
+	rows, err := db.QueryContext(ctx, slotsSQL, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("changefeed: list the replication slots: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s SlotStatus
+		if err := rows.Scan(&s.Name, &s.Database, &s.Temporary, &s.Active, &s.ActivePID, &s.RetainedBytes); err != nil {
+			return nil, err
+		}
+		slots = append(slots, s)
+	}
+	return slots, rows.Err()
+}
+
+// DropSlot drops the replication slot name, one of auditpg's (named
+// SlotPrefix...), if no connection streams from it.
+func DropSlot(ctx context.Context, db *sql.DB, name string) error {
+	if !strings.HasPrefix(name, SlotPrefix) {
+		return fmt.Errorf("changefeed: %q is not a slot of auditpg's (their names begin with %s); drop another slot with SELECT pg_drop_replication_slot('name') if you mean it", name, SlotPrefix)
+	}
+	var active bool
+	var pid int
+	err := db.QueryRowContext(ctx, `SELECT active, coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = $1`, name).Scan(&active, &pid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("changefeed: there is no replication slot %q (auditpg cache status lists them)", name)
+	}
+	if err != nil {
+		return fmt.Errorf("changefeed: read the slot %q: %w", name, err)
+	}
+	activeErr := func() error {
+		return fmt.Errorf("changefeed: the slot %q is active: backend %d streams from it (a leader's decoder); it is temporary and goes when that "+
+			"connection ends: stop that process, or SELECT pg_terminate_backend(%d), which lets another leader take over", name, pid, pid)
+	}
+	if active {
+		return activeErr()
+	}
+	if _, err := db.ExecContext(ctx, `SELECT pg_drop_replication_slot($1)`, name); err != nil {
+		if pgerr.SQLState(err) == "55006" { // it became active meanwhile
+			return activeErr()
+		}
+		return fmt.Errorf("changefeed: drop the slot %q: %w", name, err)
+	}
+	return nil
 }
 
 // TableStatus is one table and its trigger.
@@ -173,6 +252,10 @@ type TableStatus struct {
 // ReadStatus reads the change feed's status on db's database.
 func ReadStatus(ctx context.Context, db *sql.DB) (*Status, error) {
 	s := &Status{Tables: []TableStatus{}}
+	var err error
+	if s.Slots, err = ReadSlots(ctx, db, SlotPrefix); err != nil {
+		return nil, err
+	}
 	rows, err := db.QueryContext(ctx, `
 SELECT n.nspname, c.relname,
        EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = $1 AND t.tgenabled <> 'D')

@@ -50,6 +50,13 @@ type Listener struct {
 	// checked with an empty query (default 15s): a peer that vanished
 	// without closing the connection is noticed within about that time.
 	Liveness time.Duration
+	// Heartbeat, if set, makes the Listener depend on a WAL decoder's
+	// heartbeats as well as on its connection: Up only once a Heartbeat
+	// payload arrived after the LISTEN, Down when none arrived for
+	// Heartbeat, Up again at the next one, and Failed once when none
+	// arrived within Heartbeat of the LISTEN. Heartbeat payloads are never
+	// handed to Changed.
+	Heartbeat time.Duration
 	// RetryMin and RetryMax bound the delay between connection attempts,
 	// doubled from RetryMin after each failure, ±50% (defaults 50ms, 1s).
 	RetryMin, RetryMax time.Duration
@@ -79,16 +86,23 @@ func (l *Listener) Run(ctx context.Context) error {
 	}
 }
 
-// errWasUp marks a session that reached Up before it failed.
+// errWasUp marks a session that reported Up, or Failed for want of a
+// heartbeat, before it failed.
 var errWasUp = errors.New("changefeed: the listening connection failed")
 
-// session connects, LISTENs, reports Up, and hands on notifications until
-// the connection fails; it reports Down for a failure after Up.
+// session connects, LISTENs, reports Up (at once, or at the first
+// heartbeat), and hands on notifications until the connection fails; it
+// reports Down for a failure while Up.
 func (l *Listener) session(ctx context.Context) error {
 	cfg := named(l.Config, ListenerName)
+	var beat time.Time // the last heartbeat
 	// pgconn calls this from the goroutine that reads the connection: Run's.
 	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
-		if n.Channel == Channel && l.Changed != nil {
+		switch {
+		case n.Channel != Channel:
+		case n.Payload == Heartbeat:
+			beat = time.Now()
+		case l.Changed != nil:
 			l.Changed(n.Payload)
 		}
 	}
@@ -105,34 +119,80 @@ func (l *Listener) session(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel).ReadAll(); err != nil {
 		return err
 	}
-	if l.Up != nil {
-		l.Up()
+	listened := time.Now()
+	heard := listened // the last notification, or the last check of the connection
+	up, failed, settled := false, false, false
+	setUp := func(now bool) {
+		if now != up {
+			up, settled = now, true
+			if up && l.Up != nil {
+				l.Up()
+			} else if !up && l.Down != nil {
+				l.Down(ErrNoHeartbeat)
+			}
+		}
+	}
+	if l.Heartbeat <= 0 {
+		setUp(true)
 	}
 	for {
-		wait, cancel := context.WithTimeout(ctx, l.liveness())
-		err := conn.WaitForNotification(wait)
+		wait := l.liveness() - time.Since(heard)
+		if l.Heartbeat > 0 {
+			switch {
+			case up:
+				wait = min(wait, time.Until(beat.Add(l.Heartbeat)))
+			case !failed:
+				wait = min(wait, time.Until(listened.Add(l.Heartbeat)))
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, max(wait, time.Millisecond))
+		err := conn.WaitForNotification(wctx)
 		cancel()
+		if err == nil {
+			heard = time.Now()
+		}
+		if l.Heartbeat > 0 && (err == nil || pgconn.Timeout(err) && !conn.IsClosed()) {
+			alive := !beat.IsZero() && time.Since(beat) < l.Heartbeat
+			setUp(alive)
+			if !alive && !failed && time.Since(listened) >= l.Heartbeat {
+				failed, settled = true, true
+				if l.Failed != nil {
+					l.Failed(ErrNoHeartbeat)
+				}
+			}
+		}
 		switch {
 		case err == nil:
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case pgconn.Timeout(err) && !conn.IsClosed():
+			if time.Since(heard) < l.liveness() {
+				continue // a heartbeat's deadline, not the liveness one
+			}
 			// Silent for a while: make sure the server is still there.
 			check, cancel := context.WithTimeout(ctx, l.liveness())
 			_, err = conn.Exec(check, "").ReadAll()
 			cancel()
 			if err == nil {
+				heard = time.Now()
 				continue
 			}
 			fallthrough
 		default:
-			if l.Down != nil {
+			if up && l.Down != nil {
 				l.Down(err)
+			}
+			if !settled {
+				return err // neither Up nor Failed yet: Run reports it as a failed attempt
 			}
 			return errors.Join(errWasUp, err)
 		}
 	}
 }
+
+// ErrNoHeartbeat is the cause of a Down, or a Failed, for heartbeats that
+// stopped, or never came.
+var ErrNoHeartbeat = errors.New("changefeed: no heartbeat from the WAL decoder: no process leads it, or its leader cannot stream (see that process's log)")
 
 func (l *Listener) liveness() time.Duration {
 	if l.Liveness > 0 {

@@ -178,13 +178,17 @@ func (p *Publisher) send(ctx context.Context, conn **pgconn.PgConn, batch []stri
 		}
 		*conn = c
 	}
-	// One statement, so one transaction: PostgreSQL delivers the batch at
-	// once, at its commit.
+	return notifyBatch(ctx, *conn, batch)
+}
+
+// notifyBatch sends payloads on Channel in one statement, so one
+// transaction: PostgreSQL delivers the batch at once, at its commit.
+func notifyBatch(ctx context.Context, conn *pgconn.PgConn, batch []string) error {
 	arr, err := pgtype.NewMap().Encode(pgtype.TextArrayOID, pgtype.TextFormatCode, batch, nil)
 	if err != nil {
 		return err
 	}
-	rr := (*conn).ExecParams(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`,
+	rr := conn.ExecParams(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`,
 		[][]byte{[]byte(Channel), arr}, nil, nil, nil)
 	_, err = rr.Close()
 	return err
