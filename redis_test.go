@@ -386,11 +386,15 @@ func TestRedisOutage(t *testing.T) {
 		phases = append(phases, p)
 		return p
 	}
-	for range 5 {
-		pass("up")
+	// Warm up until a pass reads Redis: on a loaded machine (CI, -race) a
+	// round trip past the budget opens the breaker for a while, which is
+	// the point of the budget, not a failure of the tier.
+	var warm phase
+	for deadline := time.Now().Add(20 * time.Second); warm.redisHits < 45 && time.Now().Before(deadline); {
+		warm = pass("up")
 	}
-	if p := pass("up"); p.redisHits < 45 {
-		t.Fatalf("with Redis up and warm, %d of 50 reads hit Redis", p.redisHits)
+	if warm.redisHits < 45 {
+		t.Fatalf("with Redis up and warm, %d of 50 reads hit Redis, for 20 s of passes", warm.redisHits)
 	}
 	srv.signal(syscall.SIGSTOP) // hung: calls time out
 	for end := time.Now().Add(time.Second); time.Now().Before(end); {
@@ -442,8 +446,9 @@ func TestRedisOutage(t *testing.T) {
 	}
 	// A read waits the budget at most a few times (a lookup in flight on
 	// each connection when the breaker opens); the rest of it is the
-	// server's time on a loaded machine.
-	if limit := 200 * time.Millisecond; slowestOut > limit {
+	// server's time on a loaded machine. A read that waited on the hung
+	// Redis itself would take the whole second it was stopped.
+	if limit := 750 * time.Millisecond; slowestOut > limit {
 		t.Errorf("a read took %v while Redis was failing; want under %v (the budget is %v)", slowestOut, limit, budget)
 	}
 }
