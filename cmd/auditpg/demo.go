@@ -152,7 +152,8 @@ func runDemo(ctx context.Context, g *globals, o demoOptions) error {
 			Across        *acrossInstances `json:"across_instances"`
 		}{snap, across})
 	}
-	fmt.Fprintf(g.stdout, "auditpg demo: %d events, %d workers, %d instances, in %v\n\n", o.events, o.workers, o.instances, elapsed.Round(time.Millisecond))
+	fmt.Fprintf(g.stdout, "auditpg demo: %s, %s, %s, in %v\n\n", plural(o.events, "event"), plural(o.workers, "worker"),
+		plural(o.instances, "instance"), elapsed.Round(time.Millisecond))
 	if across != nil {
 		writeAcross(g.stdout, across)
 		fmt.Fprintln(g.stdout, "\nThe first instance's report:")

@@ -19,7 +19,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkWidth(t, "demo", out)
-	for _, w := range []string{"auditpg demo: 300 events, 3 workers", "open now", "open at the start", "Result cache",
+	for _, w := range []string{"auditpg demo: 300 events, 3 workers, 1 instance, in", "open now", "open at the start", "Result cache",
 		"of tables nothing was cached from", "holding", "Statements by total time", "Recent slow queries",
 		"SELECT pg_sleep($1::float8), count(*) FROM"} {
 		if !strings.Contains(out, w) {
