@@ -45,6 +45,16 @@ func BenchmarkChangeFeedWindow(b *testing.B) {
 		b.Fatalf("the change feed is %s", s.Feed)
 	}
 
+	measureWindows(b, testDSN, writers, rate, func(w, _ int) string { return fmt.Sprint("coh_bench_", w) }, received)
+}
+
+// measureWindows runs b.N writes, rate a second in all, from writers
+// connections of their own to dsn: writer w's i-th write updates the table
+// table(w, i), and its receipt is the first time received[table(w, i)]
+// gives that is not before the write was sent. It reports p50, p99 and max
+// of the windows in milliseconds, and the writes a second.
+func measureWindows(b *testing.B, dsn string, writers, rate int, table func(w, i int) string, received map[string]chan time.Time) {
+	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	perWriter := (b.N + writers - 1) / writers
@@ -56,19 +66,18 @@ func BenchmarkChangeFeedWindow(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := pgx.Connect(ctx, testDSN)
+			conn, err := pgx.Connect(ctx, dsn)
 			if err != nil {
 				errs[w] = err
 				return
 			}
 			defer conn.Close(ctx)
-			update := fmt.Sprintf(`UPDATE coh_bench_%d SET v = $1 WHERE id = 1`, w)
-			tick := time.NewTicker(time.Second * writers / rate)
+			tick := time.NewTicker(time.Second * time.Duration(writers) / time.Duration(rate))
 			defer tick.Stop()
 			for i := range perWriter {
 				<-tick.C
 				sent[w] = append(sent[w], time.Now())
-				if _, err := conn.Exec(ctx, update, i); err != nil {
+				if _, err := conn.Exec(ctx, `UPDATE `+table(w, i)+` SET v = $1 WHERE id = 1`, i); err != nil {
 					errs[w] = err
 					return
 				}
@@ -84,11 +93,17 @@ func BenchmarkChangeFeedWindow(b *testing.B) {
 			b.Fatal(errs[w])
 		}
 		for i, at := range sent[w] {
-			select {
-			case got := <-received[fmt.Sprint("coh_bench_", w)]:
-				windows = append(windows, got.Sub(at))
-			case <-timeout:
-				b.Fatalf("writer %d: %d of %d writes received after 10s", w, i, len(sent[w]))
+			ch := received[table(w, i)]
+			for found := false; !found; {
+				select {
+				case r := <-ch:
+					if !r.Before(at) {
+						found = true
+						windows = append(windows, r.Sub(at))
+					}
+				case <-timeout:
+					b.Fatalf("writer %d: %d of %d writes received after 10s", w, i, len(sent[w]))
+				}
 			}
 		}
 	}

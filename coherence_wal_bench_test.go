@@ -74,65 +74,7 @@ func BenchmarkChangeFeedWindowWAL(b *testing.B) {
 		}
 	}
 
-	b.ReportAllocs()
-	b.ResetTimer()
-	perWriter := (b.N + writers - 1) / writers
-	sent := make([][]time.Time, writers)
-	errs := make([]error, writers)
-	var wg sync.WaitGroup
-	begin := time.Now()
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := pgx.Connect(ctx, dsn)
-			if err != nil {
-				errs[w] = err
-				return
-			}
-			defer conn.Close(ctx)
-			tick := time.NewTicker(time.Second * writers / rate)
-			defer tick.Stop()
-			for i := range perWriter {
-				<-tick.C
-				sent[w] = append(sent[w], time.Now())
-				if _, err := conn.Exec(ctx, `UPDATE `+name(w, i%tables)+` SET v = $1 WHERE id = 1`, i); err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(begin)
-	var windows []time.Duration
-	timeout := time.After(10 * time.Second)
-	for w := range writers {
-		if errs[w] != nil {
-			b.Fatal(errs[w])
-		}
-		for i, at := range sent[w] {
-			ch := received[name(w, i%tables)]
-			for found := false; !found; {
-				select {
-				case r := <-ch:
-					if !r.Before(at) {
-						found = true
-						windows = append(windows, r.Sub(at))
-					}
-				case <-timeout:
-					b.Fatalf("writer %d: %d of %d writes received after 10s", w, i, len(sent[w]))
-				}
-			}
-		}
-	}
-	b.StopTimer()
-	slices.Sort(windows)
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(ms(windows[len(windows)/2]), "p50-ms")
-	b.ReportMetric(ms(windows[len(windows)*99/100]), "p99-ms")
-	b.ReportMetric(ms(windows[len(windows)-1]), "max-ms")
-	b.ReportMetric(float64(len(windows))/elapsed.Seconds(), "writes/s")
+	measureWindows(b, dsn, writers, rate, func(w, i int) string { return name(w, i%tables) }, received)
 }
 
 // BenchmarkWALDecoderCost measures what decoding costs at the audit log's
