@@ -12,25 +12,10 @@ import (
 	"time"
 
 	"github.com/auditpg/auditpg/internal/changefeed"
-	"github.com/auditpg/auditpg/internal/pgtemp"
 	"github.com/auditpg/auditpg/internal/testdb"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// walBenchCluster starts a cluster with wal_level = logical, and
-// synchronous_commit on (a walsender sends only flushed WAL), for a
-// benchmark.
-func walBenchCluster(b *testing.B) string {
-	b.Helper()
-	c, err := pgtemp.Start(context.Background(), pgtemp.WithSetting("wal_level", "logical"),
-		pgtemp.WithSetting("synchronous_commit", "on"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Stop() })
-	return c.DSN()
-}
 
 // BenchmarkChangeFeedWindowWAL measures the window between a write by
 // other connections (bare pgx, as other processes; no trigger installed)
@@ -45,7 +30,7 @@ func walBenchCluster(b *testing.B) string {
 func BenchmarkChangeFeedWindowWAL(b *testing.B) {
 	const writers, rate, tables = 2, 1000, 50
 	ctx := context.Background()
-	dsn := walBenchCluster(b)
+	dsn := testdb.LogicalCluster(b).DSN()
 	admin := testdb.Open(b, "pgx", dsn)
 	received := make(map[string]chan time.Time)
 	name := func(w, i int) string { return fmt.Sprintf("coh_wal_bench_%d_%d", w, i) }
@@ -90,7 +75,7 @@ func BenchmarkChangeFeedWindowWAL(b *testing.B) {
 func BenchmarkWALDecoderCost(b *testing.B) {
 	const writers, walCostBatch, walCostRound = 4, 100, 2 * time.Second
 	ctx := context.Background()
-	dsn := walBenchCluster(b)
+	dsn := testdb.LogicalCluster(b).DSN()
 	admin := testdb.Open(b, "pgx", dsn)
 	testdb.Exec(b, admin, `CREATE TABLE coh_audit (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(),
 		actor text NOT NULL, action text NOT NULL, target text NOT NULL, detail jsonb)`)

@@ -21,27 +21,11 @@ import (
 // with wal_level = logical: no statement trigger is installed, the WAL
 // alone tells the caches of every writer.
 
-// walClusterOf starts a cluster with wal_level = logical for the test.
-func walClusterOf(t *testing.T) *pgtemp.Cluster {
-	t.Helper()
-	c, err := pgtemp.Start(t.Context(), pgtemp.WithSetting("wal_level", "logical"),
-		pgtemp.WithSetting("max_replication_slots", "10"), pgtemp.WithSetting("max_wal_senders", "10"),
-		// A walsender sends only flushed WAL: with the package's
-		// asynchronous commits, every change would wait for the WAL
-		// writer (wal_writer_delay, 200ms).
-		pgtemp.WithSetting("synchronous_commit", "on"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop() })
-	return c
-}
-
 // leaderOf is the WAL decoder's candidate of db's connector.
 func leaderOf(db *sql.DB) *changefeed.Leader { return db.Driver().(*Driver).c.leader }
 
 func TestCoherenceWAL(t *testing.T) {
-	cluster := walClusterOf(t)
+	cluster := testdb.LogicalCluster(t)
 	dsn := cluster.DSN()
 	t.Run("randomized", func(t *testing.T) {
 		run := 10 * time.Second

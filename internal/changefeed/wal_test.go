@@ -9,27 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditpg/auditpg/internal/pgtemp"
+	"github.com/auditpg/auditpg/internal/testdb"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// logicalCluster starts a cluster of the test's own with wal_level =
-// logical, stopped when the test ends.
-func logicalCluster(t *testing.T) string {
-	t.Helper()
-	c, err := pgtemp.Start(t.Context(), pgtemp.WithSetting("wal_level", "logical"),
-		pgtemp.WithSetting("max_replication_slots", "10"), pgtemp.WithSetting("max_wal_senders", "10"),
-		// A walsender sends only flushed WAL: with the package's
-		// asynchronous commits, every change would wait for the WAL
-		// writer (wal_writer_delay, 200ms).
-		pgtemp.WithSetting("synchronous_commit", "on"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop() })
-	return c.DSN()
-}
 
 // runLeader runs a Leader on dsn until the test ends or stop is called; the
 // errors it reports go to failed.
@@ -113,7 +96,7 @@ func (r *recorder) snapshot() (payloads []string, ups, downs int) {
 // sees, reaches a listener as its tables, a partition's parent included,
 // once a transaction; the takeover publishes All first.
 func TestLeaderDecodes(t *testing.T) {
-	dsn := logicalCluster(t)
+	dsn := testdb.LogicalCluster(t).DSN()
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -216,7 +199,7 @@ func TestLeaderDecodes(t *testing.T) {
 // All; when it stops, the other takes over, its slot is gone, and a
 // listener that depends on heartbeats goes down and comes back up.
 func TestLeaderFailover(t *testing.T) {
-	dsn := logicalCluster(t)
+	dsn := testdb.LogicalCluster(t).DSN()
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -306,7 +289,7 @@ func TestLeaderWALLevel(t *testing.T) {
 // every table while one has no replica identity (PostgreSQL would then
 // refuse its UPDATE and DELETE); it says which, and creates it once fixed.
 func TestLeaderReplicaIdentity(t *testing.T) {
-	dsn := logicalCluster(t)
+	dsn := testdb.LogicalCluster(t).DSN()
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -341,7 +324,7 @@ func TestLeaderReplicaIdentity(t *testing.T) {
 // than its MaxLag (a large transaction), it sends no heartbeat, so a
 // listener goes down; it comes up again once the leader caught up.
 func TestLeaderLagStopsHeartbeats(t *testing.T) {
-	dsn := logicalCluster(t)
+	dsn := testdb.LogicalCluster(t).DSN()
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {

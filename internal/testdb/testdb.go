@@ -170,3 +170,20 @@ func Schema(tb testing.TB, db Execer) string {
 	})
 	return name
 }
+
+// LogicalCluster starts a cluster of tb's own for the WAL's change stream:
+// wal_level = logical, room for replication slots and WAL senders, and
+// synchronous commits (a walsender sends only flushed WAL: with the
+// temporary clusters' asynchronous commits, every change would wait for
+// the WAL writer, wal_writer_delay). It is stopped when tb ends.
+func LogicalCluster(tb testing.TB) *pgtemp.Cluster {
+	tb.Helper()
+	c, err := pgtemp.Start(context.Background(), pgtemp.WithSetting("wal_level", "logical"),
+		pgtemp.WithSetting("max_replication_slots", "10"), pgtemp.WithSetting("max_wal_senders", "10"),
+		pgtemp.WithSetting("synchronous_commit", "on"))
+	if err != nil {
+		Missing(tb, err) // stops the test
+	}
+	tb.Cleanup(func() { c.Stop() })
+	return c
+}
