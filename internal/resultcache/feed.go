@@ -145,7 +145,7 @@ func (c *Cache) publishInvalidation(tables []string, all bool) {
 	}
 	payloads := make([]string, len(tables))
 	for i, t := range tables {
-		payloads[i] = changefeed.Payload("", baseName(t))
+		payloads[i] = c.gen(t).payload
 	}
 	c.feed.publish(payloads...)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"sync/atomic"
+
+	"github.com/auditpg/auditpg/internal/changefeed"
 )
 
 // baseName is a table name without its schema: generations are kept per
@@ -31,6 +33,8 @@ type generation struct {
 	// (see redisTier.synced).
 	name    string
 	rsynced atomic.Uint64
+	// payload names the table on the change feed, made once.
+	payload string
 }
 
 // markFilled records that an entry filled under the global generation
@@ -58,7 +62,7 @@ func (c *Cache) gen(table string) *generation {
 	c.gensMu.Lock()
 	defer c.gensMu.Unlock()
 	if g = c.gens[name]; g == nil {
-		g = &generation{name: name}
+		g = &generation{name: name, payload: changefeed.Payload("", name)}
 		c.gens[name] = g
 	}
 	return g
