@@ -22,6 +22,13 @@ import (
 // EXCLUSIVE lock on the table, bounded by the lock timeout and retried.
 // Each Removal says which was used.
 func (m *Manager) Cleanup(ctx context.Context, dryRun bool) (*Report, error) {
+	return m.removal(ctx, dryRun, (*Manager).cleanup)
+}
+
+// removal runs remove on the resolved table, under the maintenance lock
+// (on the lock's connection) unless dryRun: a dry run reads only, so it
+// need not wait for the lock.
+func (m *Manager) removal(ctx context.Context, dryRun bool, remove func(*Manager, context.Context, *parent, *Report, bool) error) (*Report, error) {
 	run := func(m *Manager, r *Report) error {
 		r.DryRun = dryRun
 		p, err := m.resolve(ctx, m.q)
@@ -29,9 +36,9 @@ func (m *Manager) Cleanup(ctx context.Context, dryRun bool) (*Report, error) {
 			return err
 		}
 		r.Table = p.table
-		return m.cleanup(ctx, p, r, dryRun)
+		return remove(m, ctx, p, r, dryRun)
 	}
-	if dryRun { // reads only: no need to wait for the maintenance lock
+	if dryRun {
 		r, t0 := m.newReport(), time.Now()
 		err := run(m, r)
 		r.Duration = time.Since(t0)
@@ -171,22 +178,7 @@ var errHasRows = errors.New("partition holds rows")
 // keeps it. With dryRun, CleanupFuture only lists what would go (and warns
 // of the partitions it would keep).
 func (m *Manager) CleanupFuture(ctx context.Context, dryRun bool) (*Report, error) {
-	run := func(m *Manager, r *Report) error {
-		r.DryRun = dryRun
-		p, err := m.resolve(ctx, m.q)
-		if err != nil {
-			return err
-		}
-		r.Table = p.table
-		return m.cleanupFuture(ctx, p, r, dryRun)
-	}
-	if dryRun {
-		r, t0 := m.newReport(), time.Now()
-		err := run(m, r)
-		r.Duration = time.Since(t0)
-		return r, err
-	}
-	return m.locked(ctx, true, run)
+	return m.removal(ctx, dryRun, (*Manager).cleanupFuture)
 }
 
 // beyondPremake returns the partitions that start at or after keep, the
