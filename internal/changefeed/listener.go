@@ -75,12 +75,8 @@ func (l *Listener) Run(ctx context.Context) error {
 		} else if l.Failed != nil {
 			l.Failed(err)
 		}
-		t := time.NewTimer(jitter(delay))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, jitter(delay)) {
 			return ctx.Err()
-		case <-t.C:
 		}
 		delay = min(2*delay, l.retryMax())
 	}

@@ -155,12 +155,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 			conn.Close(context.Background())
 			conn = nil
 		}
-		t := time.NewTimer(jitter(delay))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, jitter(delay)) {
 			return ctx.Err()
-		case <-t.C:
 		}
 		delay = min(2*delay, time.Second)
 	}
