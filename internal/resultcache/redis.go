@@ -779,7 +779,7 @@ func (r *redisTier) lookup(ctx context.Context, s *Session, fp string, dst *Rows
 	// An invalidation received while the round trip ran may have made the
 	// entry stale before its version moved: serve it only if none did.
 	var cur [8]uint64
-	if !equalU64(r.c.generations(cur[:0], tables), gens) {
+	if !slices.Equal(r.c.generations(cur[:0], tables), gens) {
 		r.stats.stale.Add(1)
 		return false, nil
 	}
@@ -793,18 +793,6 @@ func (r *redisTier) lookup(ctx context.Context, s *Session, fp string, dst *Rows
 
 // failed: a call's error other than an absent key's.
 func failed(err error) bool { return err != nil && !errors.Is(err, redis.Nil) }
-
-func equalU64(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // promote stores an entry read from Redis (its expiry and body) in the
 // process's own tier, under the local generations and key, and sets dst
