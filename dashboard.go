@@ -123,7 +123,7 @@ func dashboardDriver(s *Snapshot) *webui.Driver {
 	t, p := s.Totals, s.Pool
 	d := &webui.Driver{
 		Since: s.Since, Taken: s.Taken,
-		Calls:  t.Queries + t.Execs + t.Prepares + t.Begins + t.Commits + t.Rollbacks + t.Pings,
+		Calls:  t.Calls(),
 		Errors: t.Errors, Slow: t.Slow, Queries: t.Queries, Execs: t.Execs,
 		ConnectFailures: p.ConnectFailures, PoolWaits: p.WaitCount, PoolWaitDuration: p.WaitDuration,
 		OpenConnections: p.OpenConnections, InUse: p.InUse, Idle: p.Idle, MaxOpenConnections: p.MaxOpenConnections,

@@ -133,6 +133,12 @@ type Totals struct {
 	Retries int64 `json:"retries"`
 }
 
+// Calls counts the calls of every kind: the figure Errors and Slow are
+// parts of.
+func (t Totals) Calls() int64 {
+	return t.Queries + t.Execs + t.Prepares + t.Begins + t.Commits + t.Rollbacks + t.Pings
+}
+
 // StatementStats are the statistics of the queries and execs that share one
 // fingerprint. Failed calls count in every figure, since they took time too.
 // Percentiles come from a log-linear histogram: they are within 6.25% of the

@@ -26,7 +26,7 @@ type Stats struct{ auditpg.Snapshot }
 func (d *Stats) DriverHealth() monitor.DriverHealth {
 	t, p := d.Totals, d.Pool
 	h := monitor.DriverHealth{
-		Calls:  t.Queries + t.Execs + t.Prepares + t.Begins + t.Commits + t.Rollbacks + t.Pings,
+		Calls:  t.Calls(),
 		Errors: t.Errors, Slow: t.Slow,
 		ConnectFailures: p.ConnectFailures, PoolWaits: p.WaitCount, PoolWaitDuration: p.WaitDuration,
 	}
