@@ -23,6 +23,7 @@
 //	hot.go          entries read back, kept decoded
 //	types.go        the registry of column scan types
 //	stats.go        the cache's counters and their snapshot
+//	feed.go         other processes' changes: received, bypass while the feed is down, drop all when up
 //	redis.go        the shared Redis tier: versions, lookups, writes, breaker, coverage, worth
 //
 // What it guarantees: no result is served inside a transaction or cached
@@ -32,5 +33,8 @@
 // makes a read uncacheable and a write invalidate everything; nothing
 // volatile, temporary, catalog, view or row-level-secured (unless allowed)
 // is cached; the key holds the session's scope (server, database, user,
-// role, search_path and the settings that change how values print).
+// role, search_path and the settings that change how values print). With
+// a feed (UseFeed), no entry filled before a change another process
+// committed is served once the change is received, and while the feed is
+// down no read is served at all.
 package resultcache
