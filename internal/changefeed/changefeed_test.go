@@ -285,6 +285,10 @@ func TestPublisher(t *testing.T) {
 	}
 	var sent atomic.Int64
 	p := &Publisher{Config: cfg, Sent: func(n int) { sent.Add(int64(n)) }}
+	want := []string{Payload("s", `a "b", c`), Payload("", "plain"), Payload("x", `back\slash`)}
+	// Queued before Run takes a batch: the repeat is folded, sent once.
+	p.Publish(want...)
+	p.Publish(want[0])
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- p.Run(ctx) }()
@@ -294,9 +298,6 @@ func TestPublisher(t *testing.T) {
 			t.Errorf("Run returned %v", err)
 		}
 	}()
-	want := []string{Payload("s", `a "b", c`), Payload("", "plain"), Payload("x", `back\slash`)}
-	p.Publish(want...)
-	p.Publish(want[0]) // a repeat before the batch went: sent once
 	r.await(t, "the published payloads", func(r *recorder) bool { return len(r.payloads) >= 3 })
 	time.Sleep(50 * time.Millisecond)
 	got := r.take()
